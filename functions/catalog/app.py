@@ -1,0 +1,21 @@
+"""Catalog function: GET /v1/catalog and GET /v1/openapi.json (and /docs when enabled)."""
+
+from tollbooth.api import catalog_routes
+from tollbooth.api.runtime import build_resolver, lambda_handler_for
+from tollbooth.settings import get_settings
+
+app = build_resolver(catalog_routes.router)
+
+
+def _docs(event: dict, context: object) -> dict:
+    return catalog_routes.full_api().resolve(event, context)
+
+
+_api_handler = lambda_handler_for(app)
+
+
+def lambda_handler(event: dict, context: object) -> dict:
+    # Swagger UI is served by the resolver that knows every route, and only where enabled.
+    if event.get("rawPath") == "/docs" and get_settings().enable_swagger:
+        return _docs(event, context)
+    return _api_handler(event, context)

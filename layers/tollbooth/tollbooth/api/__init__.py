@@ -1,0 +1,1 @@
+"""HTTP adapter: Powertools routers, authorization and the one error map."""

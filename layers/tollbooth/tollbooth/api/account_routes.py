@@ -1,0 +1,29 @@
+"""Reads: GET balance and GET ledger (the account's user, or a service)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from tollbooth.api.runtime import authorize, get_service
+from tollbooth.schemas import BalanceResponse, LedgerPageResponse
+
+router = Router()
+
+
+@router.get("/v1/accounts/<account_id>/balance", summary="Available credits, lots and the next expiry")
+def balance(account_id: str) -> BalanceResponse:
+    authorize(router, account_id)
+    return get_service().balance(account_id)
+
+
+@router.get("/v1/accounts/<account_id>/ledger", summary="Ledger entries, newest first")
+def ledger(
+    account_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 25,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> LedgerPageResponse:
+    authorize(router, account_id)
+    return get_service().ledger(account_id, limit, cursor)

@@ -1,0 +1,71 @@
+"""GET /v1/catalog, GET /v1/openapi.json and, when enabled, Swagger UI at /docs."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from tollbooth.catalog import load_catalog
+from tollbooth.money import format_credits
+
+router = Router()
+
+API_TITLE = "Tollbooth"
+API_VERSION = "1.0.0"
+
+
+@router.get("/v1/catalog", summary="The catalog: features with rates, packages with prices")
+def get_catalog() -> dict:
+    catalog = load_catalog()
+    return {
+        "version": catalog.version,
+        "features": {
+            feature_id: {
+                "description": feature.description,
+                "unit": feature.unit,
+                "credits": format_credits(feature.credits),
+                "per": feature.per,
+                "granularity": format_credits(feature.granularity),
+                "minimum": format_credits(feature.minimum),
+                "max_quantity": feature.max_quantity,
+                "dimensions": {
+                    name: {"default": dim.default, "values": {value: str(mult) for value, mult in dim.values.items()}}
+                    for name, dim in feature.dimensions.items()
+                },
+            }
+            for feature_id, feature in catalog.features.items()
+        },
+        "packages": {
+            package_id: {
+                "name": package.name,
+                "price_minor": package.price_minor,
+                "currency": package.currency,
+                "credits": format_credits(package.credits),
+                "bonus_credits": format_credits(package.bonus_credits),
+                "expiry": str(package.expiry),
+                "bonus_expiry": str(package.bonus_expiry or package.expiry),
+            }
+            for package_id, package in catalog.packages.items()
+        },
+    }
+
+
+@cache
+def full_api() -> APIGatewayHttpResolver:
+    """A resolver holding every route, used only to describe the whole API."""
+    from tollbooth.api import account_routes, consume_routes, grant_routes, purchase_routes
+    from tollbooth.api.runtime import build_resolver
+
+    app = build_resolver(
+        router, purchase_routes.router, grant_routes.router, consume_routes.router, account_routes.router
+    )
+    app.enable_swagger(path="/docs", title=API_TITLE, version=API_VERSION)
+    return app
+
+
+@router.get("/v1/openapi.json", include_in_schema=False)
+def get_openapi():
+    schema = full_api().get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=schema)

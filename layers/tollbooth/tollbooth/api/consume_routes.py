@@ -1,0 +1,45 @@
+"""POST /v1/accounts/{account_id}/consume: price a request and debit it atomically."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from tollbooth.api.runtime import (
+    authorize,
+    error_responses,
+    get_service,
+    idempotency_key,
+    json_response,
+    metrics,
+)
+from tollbooth.operations import Idempotency
+from tollbooth.schemas import ConsumeRequest, ConsumeResponse
+
+router = Router()
+
+
+@router.post(
+    "/v1/accounts/<account_id>/consume",
+    summary="Consume credits for a feature (the account's user, or a service)",
+    responses={
+        200: {"description": "Debited", "content": {"application/json": {"model": ConsumeResponse}}},
+        **error_responses(
+            {
+                400: "Missing Idempotency-Key, malformed JSON or bad account id",
+                401: "No valid credentials",
+                402: "Insufficient credits; nothing was debited",
+                403: "Another account's token",
+                409: "Idempotency-Key reused with another body, or the account stayed busy",
+                422: "Unknown feature or dimension, or invalid quantity",
+            }
+        ),
+    },
+)
+def consume(account_id: str, request: ConsumeRequest):
+    authorize(router, account_id)
+    idem = Idempotency.of(idempotency_key(router), "consume", account_id, request.model_dump(mode="json"))
+    outcome = get_service().consume(account_id, request.feature, request.quantity, request.dimensions, idem)
+    if not outcome.replayed:
+        metrics.add_metric(name="Consumes", unit="Count", value=1)
+    return json_response(outcome)

@@ -1,0 +1,84 @@
+"""The one error map: domain exceptions to HTTP responses ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from tollbooth import errors
+from tollbooth.money import format_credits
+
+logger = Logger(child=True)
+
+STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
+    errors.InvalidRequest: 400,
+    errors.Unauthenticated: 401,
+    errors.InsufficientCredits: 402,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.IdempotencyKeyReused: 409,
+    errors.PaymentReferenceUsed: 409,
+    errors.ConcurrentUpdate: 409,
+    errors.UnknownFeature: 422,
+    errors.UnknownPackage: 422,
+    errors.InvalidDimension: 422,
+    errors.InvalidExpiry: 422,
+    errors.StorageUnavailable: 503,
+}
+
+
+def status_for(error: errors.TollboothError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+    return 500
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
+    body = {"error": {"code": code, "message": message, **extra}}
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+def _validation_message(error: RequestValidationError) -> tuple[int, str, str]:
+    problems = error.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return 400, "malformed_json", "the request body is not valid JSON"
+    parts = []
+    for problem in problems[:5]:
+        location = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
+        parts.append(f"{location or 'body'}: {problem.get('msg', 'invalid')}")
+    return 422, "validation_error", "; ".join(parts) or "the request is invalid"
+
+
+def register_error_handlers(app: APIGatewayHttpResolver) -> None:
+    @app.exception_handler(errors.TollboothError)
+    def _domain_error(error: errors.TollboothError) -> Response:
+        status = status_for(error)
+        extra: dict[str, Any] = {}
+        if isinstance(error, errors.InsufficientCredits):
+            extra = {"required": format_credits(error.required), "balance": format_credits(error.available)}
+        elif "allowed" in error.details:
+            extra = {"allowed": error.details["allowed"]}
+        if status >= 500:
+            logger.exception("storage failure", extra={"code": error.code})
+        return error_response(status, error.code, error.message, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(error: RequestValidationError) -> Response:
+        status, code, message = _validation_message(error)
+        return error_response(status, code, message)
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response:
+        return error_response(404, "not_found", "no such route")
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        # Never leak internals (AWS error text included) to a client.
+        logger.exception("unhandled error")
+        return error_response(500, "internal_error", "an internal error occurred; it has been logged")

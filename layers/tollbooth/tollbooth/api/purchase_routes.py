@@ -1,0 +1,25 @@
+"""POST /v1/accounts/{account_id}/purchases: a package bought becomes lots (service only)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from tollbooth.api.grant_routes import CREATED, CREDIT_ERRORS
+from tollbooth.api.runtime import authorize, get_service, idempotency_key, json_response, metrics
+from tollbooth.operations import Idempotency
+from tollbooth.schemas import PurchaseRequest
+
+router = Router()
+
+
+@router.post(
+    "/v1/accounts/<account_id>/purchases", summary="Record a package purchase", responses={**CREATED, **CREDIT_ERRORS}
+)
+def purchase(account_id: str, request: PurchaseRequest):
+    authorize(router, account_id, service_only=True)
+    idem = Idempotency.of(idempotency_key(router), "purchase", account_id, request.model_dump(mode="json"))
+    outcome = get_service().purchase(account_id, request.package_id, request.payment_reference, idem)
+    if not outcome.replayed:
+        metrics.add_metric(name="PackagesPurchased", unit="Count", value=1)
+    return json_response(outcome)

@@ -1,0 +1,83 @@
+"""Domain errors. Each carries a stable code; api.errors maps them to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TollboothError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(TollboothError):
+    code = "invalid_request"
+
+
+class InvalidCursor(InvalidRequest):
+    code = "invalid_cursor"
+
+
+class IdempotencyKeyMissing(InvalidRequest):
+    code = "idempotency_key_missing"
+
+
+class Unauthenticated(TollboothError):
+    code = "unauthenticated"
+
+
+class Forbidden(TollboothError):
+    code = "forbidden"
+
+
+class NotFound(TollboothError):
+    code = "not_found"
+
+
+class UnknownFeature(TollboothError):
+    code = "unknown_feature"
+
+
+class UnknownPackage(TollboothError):
+    code = "unknown_package"
+
+
+class InvalidDimension(TollboothError):
+    code = "invalid_dimension"
+
+
+class InvalidExpiry(TollboothError):
+    code = "invalid_expiry"
+
+
+class InsufficientCredits(TollboothError):
+    code = "insufficient_credits"
+
+    def __init__(self, message: str, *, required: int, available: int) -> None:
+        super().__init__(message)
+        self.required = required
+        self.available = available
+
+
+class IdempotencyKeyReused(TollboothError):
+    code = "idempotency_key_reused"
+
+
+class PaymentReferenceUsed(TollboothError):
+    code = "payment_reference_used"
+
+
+class ConcurrentUpdate(TollboothError):
+    """Optimistic concurrency lost too many times in a row; nothing was written."""
+
+    code = "concurrent_update"
+
+
+class StorageUnavailable(TollboothError):
+    """DynamoDB failed in a way the caller can retry; the AWS text is logged, not returned."""
+
+    code = "storage_unavailable"

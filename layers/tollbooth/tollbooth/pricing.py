@@ -1,0 +1,64 @@
+"""Pricing: a request (feature, quantity, dimensions) to an exact charge.
+
+All arithmetic is on ``Fraction``; the only rounding is the explicit ceiling to
+the feature's granularity, then the feature's minimum charge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from tollbooth.catalog import Catalog, Feature
+from tollbooth.errors import InvalidDimension, InvalidRequest, UnknownFeature
+
+
+@dataclass(frozen=True)
+class Charge:
+    feature: str
+    quantity: int
+    dimensions: dict[str, str]  # every dimension of the feature, defaults filled in
+    amount: int  # millicredits
+    catalog_version: str
+
+
+def resolve_dimensions(feature_id: str, feature: Feature, requested: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(requested) - set(feature.dimensions))
+    if unknown:
+        allowed = sorted(feature.dimensions) or "none"
+        raise InvalidDimension(
+            f"feature {feature_id!r} has no dimension {unknown[0]!r}; allowed dimensions: {allowed}",
+            allowed=sorted(feature.dimensions),
+        )
+    resolved = {}
+    for name, dimension in feature.dimensions.items():
+        value = requested.get(name, dimension.default)
+        if value not in dimension.values:
+            raise InvalidDimension(
+                f"dimension {name!r} has no value {value!r}; allowed values: {sorted(dimension.values)}",
+                allowed=sorted(dimension.values),
+            )
+        resolved[name] = value
+    return resolved
+
+
+def ceil_to(amount: Fraction, granularity: int) -> int:
+    steps = -(-amount.numerator // (amount.denominator * granularity))
+    return steps * granularity
+
+
+def price(catalog: Catalog, feature_id: str, quantity: int, dimensions: dict[str, str] | None = None) -> Charge:
+    feature = catalog.features.get(feature_id)
+    if feature is None:
+        raise UnknownFeature(
+            f"unknown feature {feature_id!r}; known features: {sorted(catalog.features)}",
+            allowed=sorted(catalog.features),
+        )
+    if not 1 <= quantity <= feature.max_quantity:
+        raise InvalidRequest(f"quantity must be between 1 and {feature.max_quantity} for {feature_id!r}")
+    resolved = resolve_dimensions(feature_id, feature, dimensions or {})
+    exact = Fraction(quantity * feature.credits, feature.per)
+    for name, value in resolved.items():
+        exact *= Fraction(feature.dimensions[name].values[value])
+    amount = max(ceil_to(exact, feature.granularity), feature.minimum)
+    return Charge(feature_id, quantity, resolved, amount, catalog.version)

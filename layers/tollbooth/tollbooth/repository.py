@@ -1,0 +1,379 @@
+"""The data-access module: every DynamoDB read and write in Tollbooth goes through here.
+
+Single-table design, one partition per account:
+
+    pk                  sk                       item
+    ACCOUNT#<id>        ACCOUNT                  version, balance and lifetime totals
+    ACCOUNT#<id>        ACCOUNT#LOT#<lot_id>     one credit lot
+    ACCOUNT#<id>        LEDGER#<seq:012d>        ledger entry number <seq> (append-only)
+    ACCOUNT#<id>        IDEMPOTENCY#<key>        the first response to <key>, kept for good
+    PAYMENT#<ref>       PAYMENT                  which account and entry a payment granted
+
+Reading an account is one consistent Query (``sk`` begins with ``ACCOUNT``: the
+account item and its lots). Writing is one TransactWriteItems whose first item
+puts the account with a condition on its version, so every mutation of an account
+is serialized and entry numbers have no gaps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import (
+    DiscriminatorAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from tollbooth.errors import StorageUnavailable
+from tollbooth.ledger import Account, IdempotencyRecord, LedgerEntry, Lot, Mutation
+
+ENTRY_SEQ_DIGITS = 12
+
+
+class Keys:
+    """The one place that spells keys."""
+
+    @staticmethod
+    def account(account_id: str) -> str:
+        return f"ACCOUNT#{account_id}"
+
+    ACCOUNT_SK = "ACCOUNT"
+    LOT_PREFIX = "ACCOUNT#LOT#"
+    LEDGER_PREFIX = "LEDGER#"
+
+    @staticmethod
+    def lot(lot_id: str) -> str:
+        return f"{Keys.LOT_PREFIX}{lot_id}"
+
+    @staticmethod
+    def entry(seq: int) -> str:
+        return f"{Keys.LEDGER_PREFIX}{seq:0{ENTRY_SEQ_DIGITS}d}"
+
+    @staticmethod
+    def idempotency(key: str) -> str:
+        return f"IDEMPOTENCY#{key}"
+
+    @staticmethod
+    def payment(reference: str) -> str:
+        return f"PAYMENT#{reference}"
+
+    PAYMENT_SK = "PAYMENT"
+
+
+# ---------------------------------------------------------------------------
+# Storage models (PynamoDB). Separate from the domain dataclasses on purpose.
+
+
+class TableItem(Model):
+    class Meta:
+        table_name: str | None = None
+        region = "us-east-1"
+        host: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    item_type = DiscriminatorAttribute(attr_name="type")
+
+
+class AccountItem(TableItem, discriminator="account"):
+    account_id = UnicodeAttribute()
+    version = NumberAttribute()
+    balance = NumberAttribute()
+    granted = NumberAttribute()
+    consumed = NumberAttribute()
+    expired = NumberAttribute()
+    updated_at = NumberAttribute()
+
+
+class LotItem(TableItem, discriminator="lot"):
+    lot_id = UnicodeAttribute()
+    source = UnicodeAttribute()
+    granted = NumberAttribute()
+    remaining = NumberAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute(null=True)
+    priority = NumberAttribute()
+    price_minor = NumberAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    package_id = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+
+
+class LedgerItem(TableItem, discriminator="entry"):
+    entry_id = UnicodeAttribute()
+    seq = NumberAttribute()
+    kind = UnicodeAttribute()
+    amount = NumberAttribute()
+    balance_after = NumberAttribute()
+    created_at = NumberAttribute()
+    idempotency_key = UnicodeAttribute(null=True)
+    details = JSONAttribute(null=True)
+
+
+class IdempotencyItem(TableItem, discriminator="idempotency"):
+    key = UnicodeAttribute()
+    fingerprint = UnicodeAttribute()
+    status_code = NumberAttribute()
+    body = UnicodeAttribute()  # the exact JSON first returned
+    seq = NumberAttribute()
+    created_at = NumberAttribute()
+
+
+class PaymentItem(TableItem, discriminator="payment"):
+    account_id = UnicodeAttribute()
+    entry_id = UnicodeAttribute()
+    seq = NumberAttribute()
+
+
+# ---------------------------------------------------------------------------
+# Outcomes the service reacts to. They are not errors of the caller.
+
+
+class WriteConflict(Exception):
+    """The transaction was cancelled; ``reason`` says which guard stopped it."""
+
+    VERSION = "version"  # another mutation of the account won the race: reload and retry
+    IDEMPOTENCY_KEY = "idempotency_key"  # the key was used before: replay or 409
+    PAYMENT_REFERENCE = "payment_reference"  # the payment was granted before
+    UNKNOWN = "unknown"  # the engine gave no reasons: look the key up, then retry
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    entries: list[LedgerEntry]
+    next_seq: int | None  # pass back as ``before_seq`` for the next (older) page
+
+
+def _entry_from_item(item: LedgerItem) -> LedgerEntry:
+    return LedgerEntry(
+        entry_id=item.entry_id,
+        seq=int(item.seq),
+        kind=item.kind,  # type: ignore[arg-type]
+        amount=int(item.amount),
+        balance_after=int(item.balance_after),
+        created_at=int(item.created_at),
+        idempotency_key=item.idempotency_key,
+        details=item.details or {},
+    )
+
+
+def _lot_from_item(item: LotItem) -> Lot:
+    return Lot(
+        lot_id=item.lot_id,
+        source=item.source,  # type: ignore[arg-type]
+        granted=int(item.granted),
+        remaining=int(item.remaining),
+        created_at=int(item.created_at),
+        expires_at=None if item.expires_at is None else int(item.expires_at),
+        priority=int(item.priority),
+        price_minor=None if item.price_minor is None else int(item.price_minor),
+        currency=item.currency,
+        package_id=item.package_id,
+        reason=item.reason,
+    )
+
+
+def _lot_item(pk: str, lot: Lot) -> LotItem:
+    return LotItem(
+        pk,
+        Keys.lot(lot.lot_id),
+        lot_id=lot.lot_id,
+        source=lot.source,
+        granted=lot.granted,
+        remaining=lot.remaining,
+        created_at=lot.created_at,
+        expires_at=lot.expires_at,
+        priority=lot.priority,
+        price_minor=lot.price_minor,
+        currency=lot.currency,
+        package_id=lot.package_id,
+        reason=lot.reason,
+    )
+
+
+class Repository:
+    """Access patterns over the Tollbooth table, named for what the service needs."""
+
+    def __init__(self, table_name: str, region: str, endpoint_url: str | None = None) -> None:
+        # PynamoDB keeps table settings on the model class: one table per process, as in Lambda.
+        TableItem.Meta.table_name = table_name
+        TableItem.Meta.region = region
+        TableItem.Meta.host = endpoint_url
+        for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem):
+            model._connection = None
+        self._connection = Connection(region=region, host=endpoint_url)
+
+    # -- reads ---------------------------------------------------------------
+
+    def load_account(self, account_id: str) -> Account:
+        """The account and all its lots in one consistent Query; a new account reads as empty."""
+        pk = Keys.account(account_id)
+        account: AccountItem | None = None
+        lots: list[Lot] = []
+        with _storage_errors():
+            for item in TableItem.query(pk, TableItem.sk.startswith(Keys.ACCOUNT_SK), consistent_read=True):
+                if isinstance(item, AccountItem):
+                    account = item
+                elif isinstance(item, LotItem):
+                    lots.append(_lot_from_item(item))
+        if account is None:
+            return Account(account_id=account_id)
+        return Account(
+            account_id=account_id,
+            version=int(account.version),
+            balance=int(account.balance),
+            granted=int(account.granted),
+            consumed=int(account.consumed),
+            expired=int(account.expired),
+            lots=tuple(lots),
+        )
+
+    def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
+        with _storage_errors():
+            try:
+                item = IdempotencyItem.get(Keys.account(account_id), Keys.idempotency(key), consistent_read=True)
+            except IdempotencyItem.DoesNotExist:
+                return None
+        return IdempotencyRecord(
+            key=item.key,
+            fingerprint=item.fingerprint,
+            status_code=int(item.status_code),
+            body=json.loads(item.body),
+            seq=int(item.seq),
+        )
+
+    def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
+        """Ledger entries newest first; ``before_seq`` continues from an earlier page."""
+        if before_seq is not None and before_seq <= 1:
+            return LedgerPage([], None)
+        condition = (
+            TableItem.sk.startswith(Keys.LEDGER_PREFIX)
+            if before_seq is None
+            else TableItem.sk.between(Keys.entry(1), Keys.entry(before_seq - 1))
+        )
+        with _storage_errors():
+            results = LedgerItem.query(
+                Keys.account(account_id), condition, scan_index_forward=False, limit=limit, page_size=limit
+            )
+            entries = [_entry_from_item(item) for item in results if isinstance(item, LedgerItem)]
+        more = len(entries) == limit and entries[-1].seq > 1
+        return LedgerPage(entries, entries[-1].seq if more else None)
+
+    # -- the one write -------------------------------------------------------
+
+    def apply(self, mutation: Mutation, now: int) -> None:
+        """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
+        pk = Keys.account(mutation.account.account_id)
+        after = mutation.account_after
+        entry = mutation.entry
+        puts: list[tuple[Model, Any]] = [
+            (
+                AccountItem(
+                    pk,
+                    Keys.ACCOUNT_SK,
+                    account_id=after.account_id,
+                    version=after.version,
+                    balance=after.balance,
+                    granted=after.granted,
+                    consumed=after.consumed,
+                    expired=after.expired,
+                    updated_at=now,
+                ),
+                AccountItem.pk.does_not_exist()
+                if mutation.account.version == 0
+                else AccountItem.version == mutation.account.version,
+            ),
+            (
+                IdempotencyItem(
+                    pk,
+                    Keys.idempotency(mutation.idempotency.key),
+                    key=mutation.idempotency.key,
+                    fingerprint=mutation.idempotency.fingerprint,
+                    status_code=mutation.idempotency.status_code,
+                    body=json.dumps(mutation.idempotency.body, separators=(",", ":")),
+                    seq=entry.seq,
+                    created_at=now,
+                ),
+                IdempotencyItem.pk.does_not_exist(),
+            ),
+            (
+                LedgerItem(
+                    pk,
+                    Keys.entry(entry.seq),
+                    entry_id=entry.entry_id,
+                    seq=entry.seq,
+                    kind=entry.kind,
+                    amount=entry.amount,
+                    balance_after=entry.balance_after,
+                    created_at=entry.created_at,
+                    idempotency_key=entry.idempotency_key,
+                    details=entry.details,
+                ),
+                LedgerItem.pk.does_not_exist(),
+            ),
+        ]
+        puts += [(_lot_item(pk, lot), LotItem.pk.does_not_exist()) for lot in mutation.new_lots]
+        if mutation.payment_reference is not None:
+            payment = PaymentItem(
+                Keys.payment(mutation.payment_reference),
+                Keys.PAYMENT_SK,
+                account_id=after.account_id,
+                entry_id=entry.entry_id,
+                seq=entry.seq,
+            )
+            puts.append((payment, PaymentItem.pk.does_not_exist()))
+
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                for item, condition in puts:
+                    transaction.save(item, condition=condition)
+                for draw in mutation.draws:
+                    transaction.update(
+                        LotItem(pk, Keys.lot(draw.lot_id)),
+                        actions=[LotItem.remaining.add(-draw.amount)],
+                        condition=(LotItem.remaining >= draw.amount)
+                        & (LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)),
+                    )
+        except TransactWriteError as error:
+            raise _conflict(error, payment_index=len(puts) - 1 if mutation.payment_reference else None) from error
+        except PynamoDBException as error:
+            raise StorageUnavailable("the ledger store failed; retry the request") from error
+
+
+def _conflict(error: TransactWriteError, payment_index: int | None) -> Exception:
+    if error.cause_response_code != "TransactionCanceledException":
+        return StorageUnavailable("the ledger store failed; retry the request")
+    reasons = list(error.cancellation_reasons or [])
+    failed = {i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"}
+    if not reasons:
+        return WriteConflict(WriteConflict.UNKNOWN)
+    if 1 in failed:
+        return WriteConflict(WriteConflict.IDEMPOTENCY_KEY)
+    if payment_index is not None and payment_index in failed:
+        return WriteConflict(WriteConflict.PAYMENT_REFERENCE)
+    # Version guard, a lot guard, or DynamoDB's own TransactionConflict: all mean "reload".
+    return WriteConflict(WriteConflict.VERSION)
+
+
+class _storage_errors:
+    """Turn any PynamoDB/botocore failure on a read into a domain error with no AWS text."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is not None and isinstance(exc, PynamoDBException):
+            raise StorageUnavailable("the ledger store failed; retry the request") from exc
+        return False

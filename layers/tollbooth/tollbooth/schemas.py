@@ -1,0 +1,134 @@
+"""HTTP request and response models (version 1 of the contract).
+
+Separate from the domain dataclasses (``ledger``) and the storage models
+(``repository``). Amounts leave as decimal strings; they arrive as decimal
+strings or integers, never as floats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+
+from tollbooth.money import parse_credits
+
+CreditsIn = Annotated[
+    int,
+    BeforeValidator(parse_credits),
+    Field(description='Credits as a decimal string ("12.5") or an integer; at most 3 decimal places.'),
+]
+CreditsOut = Annotated[str, Field(description="Credits as a decimal string with 3 places, e.g. \"12.500\".")]
+Timestamp = Annotated[str, Field(description="ISO-8601 UTC with milliseconds, e.g. 2027-01-31T00:00:00.000Z")]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PurchaseRequest(_Request):
+    package_id: Name
+    payment_reference: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+
+
+class GrantRequest(_Request):
+    credits: CreditsIn
+    source: Literal["bonus", "promotional", "adjustment"]
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+    expires_at: datetime | None = None
+    priority: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+
+
+class ConsumeRequest(_Request):
+    feature: Name
+    quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
+    dimensions: dict[Name, Name] = Field(default_factory=dict, max_length=16)
+
+
+class LotView(BaseModel):
+    lot_id: str
+    source: str
+    granted: CreditsOut
+    remaining: CreditsOut
+    expires_at: Timestamp | None
+    priority: int
+    created_at: Timestamp
+    package_id: str | None = None
+    price_minor: int | None = None
+    currency: str | None = None
+    reason: str | None = None
+
+
+class NextExpiry(BaseModel):
+    expires_at: Timestamp
+    amount: CreditsOut
+
+
+class Totals(BaseModel):
+    granted: CreditsOut
+    consumed: CreditsOut
+    expired: CreditsOut
+
+
+class BalanceResponse(BaseModel):
+    account_id: str
+    available: CreditsOut = Field(description="Spendable now: unexpired lots only.")
+    balance: CreditsOut = Field(description="Ledger balance: granted - consumed - expired.")
+    totals: Totals
+    lots: list[LotView]
+    next_expiry: NextExpiry | None
+    as_of: Timestamp
+
+
+class GrantResponse(BaseModel):
+    entry_id: str
+    lots: list[LotView]
+    balance: CreditsOut
+
+
+class ConsumeResponse(BaseModel):
+    entry_id: str
+    charged: CreditsOut
+    balance: CreditsOut
+    catalog_version: str
+
+
+class DrawView(BaseModel):
+    lot_id: str
+    amount: CreditsOut
+
+
+class LedgerEntryView(BaseModel):
+    entry_id: str
+    seq: int
+    kind: str
+    amount: CreditsOut
+    balance_after: CreditsOut
+    created_at: Timestamp
+    idempotency_key: str | None = None
+    feature: str | None = None
+    quantity: int | None = None
+    dimensions: dict[str, str] | None = None
+    draws: list[DrawView] | None = None
+    catalog_version: str | None = None
+    lot_ids: list[str] | None = None
+    package_id: str | None = None
+    payment_reference: str | None = None
+    source: str | None = None
+    reason: str | None = None
+
+
+class LedgerPageResponse(BaseModel):
+    entries: list[LedgerEntryView]
+    next_cursor: str | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,43 @@
+"""Runtime settings: read once from the environment and validated."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(min_length=3)
+    region: str = "us-east-1"
+    # The JWT claim that names the caller's account (Cognito's "sub" by default).
+    account_claim: str = "sub"
+    # Optimistic-concurrency attempts per mutation before answering 409 concurrent_update.
+    max_write_attempts: int = Field(default=10, ge=1, le=50)
+    ledger_page_max: int = Field(default=100, ge=1, le=1000)
+    # Swagger UI at /docs; on for the local stack, off by default when deployed.
+    enable_swagger: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            "table_name": env.get("TABLE_NAME", ""),
+            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        }
+        optional = {
+            "account_claim": "ACCOUNT_CLAIM",
+            "max_write_attempts": "MAX_WRITE_ATTEMPTS",
+            "ledger_page_max": "LEDGER_PAGE_MAX",
+            "enable_swagger": "ENABLE_SWAGGER",
+        }
+        values.update({field: env[name] for field, name in optional.items() if env.get(name)})
+        return cls.model_validate(values)
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.from_env()

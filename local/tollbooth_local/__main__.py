@@ -1,0 +1,67 @@
+"""``python -m tollbooth_local run|token``: the local stack and its dev tokens."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from tollbooth_local import tokens
+from tollbooth_local.template import REPO_ROOT
+
+DEFAULT_STATE_DIR = REPO_ROOT / ".local"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tollbooth_local.dynamodb_local import DynamoDBLocal
+    from tollbooth_local.stack import LocalStack
+
+    dynamodb = None
+    dynamodb_url = os.environ.get("DYNAMODB_ENDPOINT") or None
+    if args.engine == "dynamodb-local" and not dynamodb_url:
+        dynamodb = DynamoDBLocal(args.state_dir / "cache").start()
+        dynamodb_url = dynamodb.url
+    stack = LocalStack(args.state_dir, host=args.host, port=args.port, dynamodb_url=dynamodb_url).start()
+    print(f"Tollbooth local stack ready at {stack.endpoints['api_url']} "
+          f"(engine: {args.engine}; endpoints in {args.state_dir / 'endpoints.json'})", flush=True)
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    stopped.wait()
+    stack.stop()
+    if dynamodb is not None:
+        dynamodb.stop()
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    try:
+        print(tokens.mint(args.state_dir, account=args.account or None, role=args.role or None))
+    except ValueError as error:
+        print(f"token: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tollbooth_local")
+    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("TOLLBOOTH_STATE_DIR", DEFAULT_STATE_DIR)))
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="start the local stack")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    run.add_argument("--engine", choices=["moto", "dynamodb-local"], default=os.environ.get("ENGINE", "moto"))
+    run.set_defaults(func=_run)
+    token = commands.add_parser("token", help="print a dev bearer token")
+    token.add_argument("--account")
+    token.add_argument("--role")
+    token.set_defaults(func=_token)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""A local stand-in for API Gateway (HTTP API, payload format 2.0).
+
+Routes and their authorization come from template.yaml. The deployed stack has
+two APIs on the same paths, PublicApi (JWT) and ServiceApi (AWS_IAM); locally one
+port serves both: a service token is routed as an IAM caller to ServiceApi's
+routes, anything else to PublicApi's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import jwt
+
+from tollbooth_local import tokens
+from tollbooth_local.template import Route
+
+Handler = Callable[[dict[str, Any], Any], Any]
+SERVICE_ARN = "arn:aws:iam::123456789012:role/tollbooth-local-service"
+
+
+@dataclass
+class LambdaContext:
+    """What Lambda passes as ``context``, with the function's real timeout."""
+
+    function_name: str
+    timeout_seconds: int
+    memory_limit_in_mb: int = 512
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        self.function_version = "$LATEST"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class Caller:
+    kind: str  # "none", "jwt" or "iam"
+    claims: dict[str, Any]
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return status, {"content-type": "application/json"}, body
+
+
+class Gateway:
+    def __init__(
+        self, routes: list[Route], handlers: dict[str, Handler], timeouts: dict[str, int], state_dir: Path
+    ) -> None:
+        self.routes = routes
+        self.handlers = handlers
+        self.timeouts = timeouts
+        self.state_dir = state_dir
+
+    def caller(self, authorization: str | None) -> Caller | None:
+        """None means the token was presented and is not valid."""
+        if not authorization:
+            return Caller("none", {})
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            claims = tokens.verify(self.state_dir, token.strip())
+        except jwt.InvalidTokenError:
+            return None
+        return Caller("iam" if claims.get("role") == "service" else "jwt", claims)
+
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        url = urlsplit(target)
+        path = url.path
+        candidates = [(route, params) for route in self.routes if (params := route.match(method, path)) is not None]
+        if not candidates:
+            return _error(404, "not_found", "no such route")
+        caller = self.caller(headers.get("authorization"))
+        if caller is None:
+            return _error(401, "unauthenticated", "the bearer token is not valid")
+        wanted = {"iam": ("iam", "none"), "jwt": ("jwt", "none"), "none": ("none", "jwt", "iam")}[caller.kind]
+        chosen = next(((r, p) for kind in wanted for r, p in candidates if r.auth == kind), None)
+        if chosen is None:
+            return _error(403, "forbidden", "this route is not open to this kind of caller")
+        route, params = chosen
+        if route.auth != "none" and caller.kind == "none":
+            return _error(401, "unauthenticated", "send a bearer token")
+        event = self._event(route, params, method, url.path, url.query, headers, body, caller, source_ip)
+        context = LambdaContext(route.function_id, self.timeouts.get(route.function_id, 10))
+        try:
+            result = self.handlers[route.function_id](event, context)
+        except Exception:  # what API Gateway answers when the integration fails
+            import traceback
+
+            traceback.print_exc()
+            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+        return self._response(result)
+
+    @staticmethod
+    def _event(
+        route: Route,
+        params: dict[str, str],
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        caller: Caller,
+        source_ip: str,
+    ) -> dict[str, Any]:
+        query_params: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            query_params[key] = f"{query_params[key]},{value}" if key in query_params else value
+        authorizer: dict[str, Any] | None = None
+        if route.auth == "jwt":
+            authorizer = {"jwt": {"claims": {k: str(v) for k, v in caller.claims.items()}, "scopes": None}}
+        elif route.auth == "iam":
+            authorizer = {"iam": {"accountId": "123456789012", "userArn": SERVICE_ARN, "userId": "AROALOCAL"}}
+        now = time.time_ns() // 1_000_000
+        try:
+            text, encoded = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": route.route_key,
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": route.api_id,
+                "domainName": headers.get("host", "127.0.0.1"),
+                "domainPrefix": route.api_id,
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": source_ip,
+                    "userAgent": headers.get("user-agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "routeKey": route.route_key,
+                "stage": "$default",
+                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now // 1000)),
+                "timeEpoch": now,
+            },
+            "isBase64Encoded": encoded,
+        }
+        if authorizer is not None:
+            event["requestContext"]["authorizer"] = authorizer
+        if query_params:
+            event["queryStringParameters"] = query_params
+        if params:
+            event["pathParameters"] = params
+        if body:
+            event["body"] = text
+        return event
+
+    @staticmethod
+    def _response(result: Any) -> tuple[int, dict[str, str], bytes]:
+        if not isinstance(result, dict) or "statusCode" not in result:
+            return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+        headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            headers[key.lower()] = ",".join(str(v) for v in values)
+        raw = result.get("body") or ""
+        body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
+        return int(result["statusCode"]), headers, body
+
+
+def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _dispatch(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            status, out_headers, payload = gateway.handle(
+                self.command, self.path, headers, body, self.client_address[0]
+            )
+            self.send_response(status)
+            for key, value in out_headers.items():
+                if key not in ("content-length", "connection"):
+                    self.send_header(key, value)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+        def log_message(self, format: str, *args: Any) -> None:  # one quiet line per request
+            return
+
+    server = ThreadingHTTPServer((host, port), RequestHandler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,100 @@
+"""The whole local stack: embedded AWS, resources and functions from template.yaml, and the gateway."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tollbooth_local.aws import MotoServer, create_stateful_resources, resolve
+from tollbooth_local.gateway import Gateway, Handler, serve
+from tollbooth_local.template import FunctionSpec, Template
+
+STACK_NAME = "tollbooth-local"
+# Local differences from a deployment, all of them about the host, none about behaviour.
+LOCAL_PARAMETERS = {"EnableSwagger": "true"}
+LOCAL_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+def load_function(spec: FunctionSpec) -> Handler:
+    """Import a function's handler from its file, as the Lambda runtime would."""
+    module_name = f"tollbooth_function_{spec.logical_id}"
+    module_spec = importlib.util.spec_from_file_location(module_name, spec.module_path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot load {spec.module_path}")
+    module: ModuleType = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return getattr(module, spec.handler_name)
+
+
+def function_environment(
+    template: Template, parameters: dict[str, str], resources: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """The union of every function's resolved environment (one process hosts them all)."""
+    merged: dict[str, str] = {}
+    for spec in template.functions().values():
+        for key, raw in spec.environment.items():
+            value = resolve(raw, parameters, resources)
+            if merged.get(key, value) != value:
+                raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class LocalStack:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 3000
+    dynamodb_url: str | None = None
+    template: Template = field(default_factory=Template)
+    endpoints: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> LocalStack:
+        self.moto = MotoServer(self.host).start()
+        os.environ.update(LOCAL_ENV)
+        os.environ["AWS_ENDPOINT_URL"] = self.moto.url
+        if self.dynamodb_url:
+            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_url
+        parameters = {**self.template.parameter_defaults(), **LOCAL_PARAMETERS}
+        resources = create_stateful_resources(
+            self.template, STACK_NAME, self.moto.url, self.dynamodb_url, LOCAL_PARAMETERS
+        )
+        os.environ.update(function_environment(self.template, parameters, resources))
+        specs = self.template.functions()
+        handlers = {name: load_function(spec) for name, spec in specs.items()}
+        gateway = Gateway(
+            self.template.routes(), handlers, {n: s.timeout for n, s in specs.items()}, self.state_dir
+        )
+        self.server = serve(gateway, self.host, self.port)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+        self._thread.start()
+        self.endpoints = {
+            "api_url": f"http://{self.host}:{self.port}",
+            "aws_endpoint_url": self.moto.url,
+            "dynamodb_endpoint_url": self.dynamodb_url or self.moto.url,
+            "region": LOCAL_ENV["AWS_REGION"],
+            "tables": {name: r["Ref"] for name, r in resources.items() if "QueueUrl" not in r},
+            "queues": {name: {"name": r["QueueName"], "url": r["QueueUrl"]} for name, r in resources.items() if "QueueUrl" in r},
+        }
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2) + "\n")
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.moto.stop()
