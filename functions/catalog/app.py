@@ -1,5 +1,7 @@
 """Catalog function: GET /v1/catalog and GET /v1/openapi.json (and /docs when enabled)."""
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from tollbooth.api import catalog_routes
 from tollbooth.api.runtime import build_resolver, lambda_handler_for
 from tollbooth.settings import get_settings
@@ -7,14 +9,14 @@ from tollbooth.settings import get_settings
 app = build_resolver(catalog_routes.router)
 
 
-def _docs(event: dict, context: object) -> dict:
+def _docs(event: dict, context: LambdaContext) -> dict:
     return catalog_routes.full_api().resolve(event, context)
 
 
 _api_handler = lambda_handler_for(app)
 
 
-def lambda_handler(event: dict, context: object) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # Swagger UI is served by the resolver that knows every route, and only where enabled.
     if event.get("rawPath") == "/docs" and get_settings().enable_swagger:
         return _docs(event, context)

@@ -25,8 +25,11 @@ def _run(args: argparse.Namespace) -> int:
         dynamodb = DynamoDBLocal(args.state_dir / "cache").start()
         dynamodb_url = dynamodb.url
     stack = LocalStack(args.state_dir, host=args.host, port=args.port, dynamodb_url=dynamodb_url).start()
-    print(f"Tollbooth local stack ready at {stack.endpoints['api_url']} "
-          f"(engine: {args.engine}; endpoints in {args.state_dir / 'endpoints.json'})", flush=True)
+    print(
+        f"Tollbooth local stack ready at {stack.endpoints['api_url']} "
+        f"(engine: {args.engine}; endpoints in {args.state_dir / 'endpoints.json'})",
+        flush=True,
+    )
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
@@ -48,7 +51,9 @@ def _token(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tollbooth_local")
-    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("TOLLBOOTH_STATE_DIR", DEFAULT_STATE_DIR)))
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(os.environ.get("TOLLBOOTH_STATE_DIR", DEFAULT_STATE_DIR))
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start the local stack")
     run.add_argument("--host", default="127.0.0.1")

@@ -45,8 +45,7 @@ class MotoServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._server.host}:{self._server.port}"
 
     def start(self) -> MotoServer:
         self._thread.start()
@@ -58,7 +57,7 @@ class MotoServer:
 
 
 def client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
@@ -89,7 +88,7 @@ def create_stateful_resources(
         created.update(_create_stack(template, stack_name, aws_url, in_moto, values))
     if dynamodb_url is not None:
         for name, spec in tables.items():
-            created[name] = _create_table(dynamodb_url, f"{stack_name}-{name}", spec["Properties"])
+            created[name] = create_table(dynamodb_url, f"{stack_name}-{name}", spec["Properties"])
     return created
 
 
@@ -126,7 +125,7 @@ def _create_stack(
     return created
 
 
-def _create_table(dynamodb_url: str, table_name: str, props: dict[str, Any]) -> dict[str, str]:
+def create_table(dynamodb_url: str, table_name: str, props: dict[str, Any]) -> dict[str, str]:
     request: dict[str, Any] = {
         "TableName": table_name,
         "AttributeDefinitions": props["AttributeDefinitions"],
@@ -150,7 +149,7 @@ def resolve(value: Any, parameters: dict[str, str], resources: dict[str, dict[st
     if isinstance(value, str | int | bool):
         return str(value).lower() if isinstance(value, bool) else str(value)
     if isinstance(value, dict) and len(value) == 1:
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Ref":
             if argument in parameters:
                 return parameters[argument]

@@ -58,6 +58,7 @@ class DynamoDBLocal:
                 "-jar",
                 str(self.jar_dir / "DynamoDBLocal.jar"),
                 "-inMemory",
+                "-sharedDb",  # one database whatever access key or region a client signs with
                 "-port",
                 str(self.port),
             ],

@@ -76,9 +76,7 @@ class LocalStack:
         os.environ.update(function_environment(self.template, parameters, resources))
         specs = self.template.functions()
         handlers = {name: load_function(spec) for name, spec in specs.items()}
-        gateway = Gateway(
-            self.template.routes(), handlers, {n: s.timeout for n, s in specs.items()}, self.state_dir
-        )
+        gateway = Gateway(self.template.routes(), handlers, {n: s.timeout for n, s in specs.items()}, self.state_dir)
         self.server = serve(gateway, self.host, self.port)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
@@ -89,7 +87,9 @@ class LocalStack:
             "dynamodb_endpoint_url": self.dynamodb_url or self.moto.url,
             "region": LOCAL_ENV["AWS_REGION"],
             "tables": {name: r["Ref"] for name, r in resources.items() if "QueueUrl" not in r},
-            "queues": {name: {"name": r["QueueName"], "url": r["QueueUrl"]} for name, r in resources.items() if "QueueUrl" in r},
+            "queues": {
+                name: {"name": r["QueueName"], "url": r["QueueUrl"]} for name, r in resources.items() if "QueueUrl" in r
+            },
         }
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2) + "\n")

@@ -34,7 +34,7 @@ def parse_credits(value: object) -> int:
     if isinstance(value, Decimal):
         value = format(value, "f")
     if not isinstance(value, str):
-        raise ValueError("credits must be a decimal string such as \"12.5\" or an integer")
+        raise ValueError('credits must be a decimal string such as "12.5" or an integer')
     if not _DECIMAL_RE.match(value):
         raise ValueError("credits must be a non-negative decimal with at most 3 decimal places")
     milli = Fraction(Decimal(value)) * MILLICREDITS_PER_CREDIT

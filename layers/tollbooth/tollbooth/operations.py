@@ -119,7 +119,9 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
         balance_after=format_credits(entry.balance_after),
         created_at=clock.to_iso(entry.created_at),
         idempotency_key=entry.idempotency_key,
-        draws=None if draws is None else [DrawView(lot_id=d["lot_id"], amount=format_credits(d["amount"])) for d in draws],
+        draws=None
+        if draws is None
+        else [DrawView(lot_id=d["lot_id"], amount=format_credits(d["amount"])) for d in draws],
         **details,
     )
 

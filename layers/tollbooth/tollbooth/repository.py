@@ -18,6 +18,8 @@ is serialized and entry numbers have no gaps.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -367,13 +369,10 @@ def _conflict(error: TransactWriteError, payment_index: int | None) -> Exception
     return WriteConflict(WriteConflict.VERSION)
 
 
-class _storage_errors:
+@contextmanager
+def _storage_errors() -> Iterator[None]:
     """Turn any PynamoDB/botocore failure on a read into a domain error with no AWS text."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is not None and isinstance(exc, PynamoDBException):
-            raise StorageUnavailable("the ledger store failed; retry the request") from exc
-        return False
+    try:
+        yield
+    except PynamoDBException as error:
+        raise StorageUnavailable("the ledger store failed; retry the request") from error

@@ -19,7 +19,7 @@ CreditsIn = Annotated[
     BeforeValidator(parse_credits),
     Field(description='Credits as a decimal string ("12.5") or an integer; at most 3 decimal places.'),
 ]
-CreditsOut = Annotated[str, Field(description="Credits as a decimal string with 3 places, e.g. \"12.500\".")]
+CreditsOut = Annotated[str, Field(description='Credits as a decimal string with 3 places, e.g. "12.500".')]
 Timestamp = Annotated[str, Field(description="ISO-8601 UTC with milliseconds, e.g. 2027-01-31T00:00:00.000Z")]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 

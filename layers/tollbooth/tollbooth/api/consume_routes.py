@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from tollbooth.api.runtime import (
     authorize,
@@ -17,13 +17,16 @@ from tollbooth.operations import Idempotency
 from tollbooth.schemas import ConsumeRequest, ConsumeResponse
 
 router = Router()
+DEBITED: dict[int, OpenAPIResponse] = {
+    200: {"description": "Debited", "content": {"application/json": {"model": ConsumeResponse}}}
+}
 
 
 @router.post(
     "/v1/accounts/<account_id>/consume",
     summary="Consume credits for a feature (the account's user, or a service)",
     responses={
-        200: {"description": "Debited", "content": {"application/json": {"model": ConsumeResponse}}},
+        **DEBITED,
         **error_responses(
             {
                 400: "Missing Idempotency-Key, malformed JSON or bad account id",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from tollbooth.api.runtime import authorize, error_responses, get_service, idempotency_key, json_response
 from tollbooth.operations import Idempotency
@@ -20,7 +20,9 @@ CREDIT_ERRORS = error_responses(
         422: "Invalid body",
     }
 )
-CREATED = {201: {"description": "Lots created", "content": {"application/json": {"model": GrantResponse}}}}
+CREATED: dict[int, OpenAPIResponse] = {
+    201: {"description": "Lots created", "content": {"application/json": {"model": GrantResponse}}}
+}
 
 
 @router.post("/v1/accounts/<account_id>/grants", summary="Grant credits", responses={**CREATED, **CREDIT_ERRORS})

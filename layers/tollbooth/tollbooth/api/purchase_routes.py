@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from tollbooth.api.grant_routes import CREATED, CREDIT_ERRORS

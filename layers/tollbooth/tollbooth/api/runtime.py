@@ -6,15 +6,16 @@ connection) is built on first use and kept for the life of the Lambda container.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -58,7 +59,7 @@ def authorize(router: Router, account_id: str, *, service_only: bool = False) ->
     return principal
 
 
-def error_responses(descriptions: dict[int, str]) -> dict[int, dict[str, Any]]:
+def error_responses(descriptions: dict[int, str]) -> dict[int, OpenAPIResponse]:
     """OpenAPI ``responses`` entries for error statuses, all in the one error shape."""
     return {
         status: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
@@ -99,7 +100,11 @@ def lambda_handler_for(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any],
         if event.get("body") and content_type and not content_type.startswith("application/json"):
             # Powertools would read a form body as a form; this API speaks JSON only.
             error = {"code": "unsupported_content_type", "message": "send the body as JSON (application/json)"}
-            return {"statusCode": 400, "headers": {"Content-Type": "application/json"}, "body": json.dumps({"error": error})}
+            return {
+                "statusCode": 400,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"error": error}),
+            }
         return app.resolve(event, context)
 
     return handler

@@ -1,0 +1,81 @@
+"""Shared fixtures: the two DynamoDB engines every DynamoDB-facing test runs on.
+
+``moto`` is moto's server on loopback (requests serialized, see tollbooth_local.aws);
+``dynamodb-local`` is AWS's own engine, fetched by ``make install`` into .local/cache.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tollbooth_local.aws import MotoServer, create_table
+from tollbooth_local.dynamodb_local import DynamoDBLocal
+from tollbooth_local.template import REPO_ROOT, Template
+
+EVENTS_DIR = REPO_ROOT / "events"
+CACHE_DIR = REPO_ROOT / ".local" / "cache"
+ENGINES = ["moto", "dynamodb-local"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fake_aws_environment() -> None:
+    # Never reach a real AWS account from tests, whatever the developer's shell holds.
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_METRICS_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+    )
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    dynamodb_url: str
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    engine = DynamoDBLocal(CACHE_DIR).start()
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    if request.param == "moto":
+        return Engine("moto", request.getfixturevalue("moto_server").url)
+    return Engine("dynamodb-local", request.getfixturevalue("dynamodb_local").url)
+
+
+@pytest.fixture
+def table_name(engine: Engine) -> str:
+    """A fresh ledger table, created from template.yaml's own definition."""
+    name = f"ledger-{uuid.uuid4().hex[:12]}"
+    spec = Template().resources["LedgerTable"]["Properties"]
+    create_table(engine.dynamodb_url, name, spec)
+    return name
+
+
+def event(name: str) -> dict:
+    import json
+
+    return json.loads(Path(EVENTS_DIR / name).read_text())

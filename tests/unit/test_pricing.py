@@ -1,0 +1,108 @@
+"""Pricing: worked examples from the catalog, and properties that must hold for any request."""
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tollbooth.catalog import load_catalog
+from tollbooth.errors import InvalidDimension, InvalidRequest, UnknownFeature
+from tollbooth.money import format_credits
+from tollbooth.pricing import ceil_to, price
+
+CATALOG = load_catalog()
+
+
+@pytest.mark.parametrize(
+    ("feature", "quantity", "dimensions", "charged"),
+    [
+        ("text_generation", 1200, {}, "2.400"),  # 1 credit per 500 words
+        ("text_generation", 1201, {}, "2.410"),  # 2.402 rounds UP to the 0.01 granularity
+        ("text_generation", 1, {}, "0.010"),  # 0.002 rounds up to one granule
+        ("text_generation", 500, {"tier": "premium"}, "1.500"),  # feature multiplier x1.5
+        ("image_generation", 1, {}, "1.000"),
+        ("image_generation", 2, {"resolution": "hd"}, "4.000"),  # dimension multiplier x2
+        ("image_generation", 1, {"resolution": "4k", "licence": "commercial"}, "8.000"),  # x4 x2
+        ("video_generation", 10, {}, "2.000"),  # 0.2 credits per second
+        ("video_generation", 3, {}, "1.000"),  # 0.6 raised to the 1-credit minimum charge
+    ],
+)
+def test_worked_examples(feature: str, quantity: int, dimensions: dict[str, str], charged: str) -> None:
+    charge = price(CATALOG, feature, quantity, dimensions)
+    assert format_credits(charge.amount) == charged
+    assert charge.catalog_version == CATALOG.version
+
+
+def test_defaults_fill_every_dimension() -> None:
+    charge = price(CATALOG, "image_generation", 1, {"resolution": "hd"})
+    assert charge.dimensions == {"resolution": "hd", "licence": "personal"}
+
+
+def test_unknown_feature_lists_known_features() -> None:
+    with pytest.raises(UnknownFeature) as failure:
+        price(CATALOG, "telepathy", 1)
+    assert failure.value.details["allowed"] == sorted(CATALOG.features)
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "allowed"),
+    [({"colour": "red"}, ["licence", "resolution"]), ({"resolution": "8k"}, ["4k", "hd", "standard"])],
+)
+def test_unknown_dimension_or_value_lists_what_is_allowed(dimensions: dict[str, str], allowed: list[str]) -> None:
+    with pytest.raises(InvalidDimension) as failure:
+        price(CATALOG, "image_generation", 1, dimensions)
+    assert failure.value.details["allowed"] == allowed
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 101])
+def test_quantity_outside_the_features_range_is_refused(quantity: int) -> None:
+    with pytest.raises(InvalidRequest):
+        price(CATALOG, "image_generation", quantity)
+
+
+@pytest.mark.parametrize(
+    ("amount", "granularity", "rounded"),
+    [(Fraction(0), 10, 0), (Fraction(1, 3), 1, 1), (Fraction(20), 10, 20), (Fraction(21), 10, 30)],
+)
+def test_ceil_to_rounds_up_only_when_needed(amount: Fraction, granularity: int, rounded: int) -> None:
+    assert ceil_to(amount, granularity) == rounded
+
+
+features = st.sampled_from(sorted(CATALOG.features))
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[str, int, dict[str, str]]:
+    feature_id = draw(features)
+    feature = CATALOG.features[feature_id]
+    quantity = draw(st.integers(min_value=1, max_value=feature.max_quantity))
+    dims = {
+        name: draw(st.sampled_from(sorted(d.values))) for name, d in feature.dimensions.items() if draw(st.booleans())
+    }
+    return feature_id, quantity, dims
+
+
+@given(requests())
+def test_a_price_is_a_positive_integer_of_millicredits(request: tuple[str, int, dict[str, str]]) -> None:
+    charge = price(CATALOG, *request)
+    assert type(charge.amount) is int
+    assert charge.amount > 0
+    assert (
+        charge.amount % CATALOG.features[request[0]].granularity == 0
+        or charge.amount == CATALOG.features[request[0]].minimum
+    )
+
+
+@given(requests(), st.integers(min_value=1, max_value=1000))
+def test_a_price_is_monotone_in_quantity(request: tuple[str, int, dict[str, str]], extra: int) -> None:
+    feature_id, quantity, dims = request
+    more = min(quantity + extra, CATALOG.features[feature_id].max_quantity)
+    assert price(CATALOG, feature_id, more, dims).amount >= price(CATALOG, feature_id, quantity, dims).amount
+
+
+@given(requests())
+def test_the_order_of_dimensions_does_not_matter(request: tuple[str, int, dict[str, str]]) -> None:
+    feature_id, quantity, dims = request
+    reversed_dims = dict(reversed(list(dims.items())))
+    assert price(CATALOG, feature_id, quantity, dims) == price(CATALOG, feature_id, quantity, reversed_dims)

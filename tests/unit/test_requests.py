@@ -1,0 +1,80 @@
+"""Request plumbing with no AWS: idempotency fingerprints, cursors, callers, the error map."""
+
+import pytest
+
+from tollbooth import errors
+from tollbooth.api.auth import Principal, principal_from
+from tollbooth.api.errors import STATUS_BY_ERROR, status_for
+from tollbooth.operations import Idempotency, decode_cursor, encode_cursor
+
+
+def test_the_fingerprint_ignores_key_order_but_not_values() -> None:
+    first = Idempotency.of("k", "consume", "a", {"feature": "x", "quantity": 1})
+    same = Idempotency.of("k", "consume", "a", {"quantity": 1, "feature": "x"})
+    other_value = Idempotency.of("k", "consume", "a", {"feature": "x", "quantity": 2})
+    other_account = Idempotency.of("k", "consume", "b", {"feature": "x", "quantity": 1})
+    other_operation = Idempotency.of("k", "grant", "a", {"feature": "x", "quantity": 1})
+    assert first.fingerprint == same.fingerprint
+    assert (
+        len({first.fingerprint, other_value.fingerprint, other_account.fingerprint, other_operation.fingerprint}) == 4
+    )
+
+
+@pytest.mark.parametrize("key", [None, "", "k" * 256])
+def test_the_key_must_be_1_to_255_characters(key: str | None) -> None:
+    with pytest.raises(errors.IdempotencyKeyMissing):
+        Idempotency.of(key, "consume", "a", {})
+    assert Idempotency.of("k" * 255, "consume", "a", {}).key == "k" * 255
+
+
+def test_cursors_round_trip_and_garbage_is_refused() -> None:
+    assert decode_cursor(encode_cursor(42)) == 42
+    for garbage in ["", "zzz", "e30", encode_cursor(42)[:-3], "eyJ2IjogMSwgImJlZm9yZSI6ICIxIn0", "✓"]:
+        with pytest.raises(errors.InvalidCursor):
+            decode_cursor(garbage)
+
+
+def event_with(authorizer: dict | None) -> dict:
+    return {"requestContext": {"authorizer": authorizer} if authorizer is not None else {}}
+
+
+def test_callers_come_from_the_authorizer_context() -> None:
+    service = principal_from(event_with({"iam": {"userArn": "arn:aws:iam::1:role/backend"}}), "sub")
+    assert service == Principal("service", "arn:aws:iam::1:role/backend")
+    user = principal_from(event_with({"jwt": {"claims": {"sub": "alice"}}}), "sub")
+    assert (user.kind, user.account_id) == ("user", "alice")
+    custom = principal_from(
+        event_with({"jwt": {"claims": {"sub": "u-1", "custom:account": "team-9"}}}), "custom:account"
+    )
+    assert custom.account_id == "team-9"
+    for anonymous in (None, {}, {"jwt": {"claims": {}}}):
+        with pytest.raises(errors.Unauthenticated):
+            principal_from(event_with(anonymous), "sub")
+
+
+def test_a_user_acts_only_on_its_own_account_and_never_as_a_service() -> None:
+    user = Principal("user", "alice", "alice")
+    user.require_account("alice")
+    with pytest.raises(errors.Forbidden):
+        user.require_account("bob")
+    with pytest.raises(errors.Forbidden):
+        user.require_service()
+    Principal("service", "backend").require_account("bob")
+
+
+def all_subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in [direct, *all_subclasses(direct)]]
+
+
+def test_every_domain_error_has_a_non_500_status() -> None:
+    for error_class in all_subclasses(errors.TollboothError):
+        assert (
+            status_for(
+                error_class("x")
+                if error_class is not errors.InsufficientCredits
+                else error_class("x", required=1, available=0)
+            )
+            < 500
+            or error_class is errors.StorageUnavailable
+        ), error_class
+    assert set(STATUS_BY_ERROR.values()) <= {400, 401, 402, 403, 404, 409, 422, 503}
