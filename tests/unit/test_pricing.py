@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tollbooth.catalog import load_catalog
-from tollbooth.errors import InvalidDimension, InvalidRequest, UnknownFeature
+from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 from tollbooth.money import format_credits
 from tollbooth.pricing import ceil_to, price
 
@@ -57,7 +57,7 @@ def test_unknown_dimension_or_value_lists_what_is_allowed(dimensions: dict[str, 
 
 @pytest.mark.parametrize("quantity", [0, -1, 101])
 def test_quantity_outside_the_features_range_is_refused(quantity: int) -> None:
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidQuantity):
         price(CATALOG, "image_generation", quantity)
 
 

@@ -50,6 +50,10 @@ class InvalidDimension(TollboothError):
     code = "invalid_dimension"
 
 
+class InvalidQuantity(TollboothError):
+    code = "invalid_quantity"
+
+
 class InvalidExpiry(TollboothError):
     code = "invalid_expiry"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from tollbooth.catalog import Catalog, Feature
-from tollbooth.errors import InvalidDimension, InvalidRequest, UnknownFeature
+from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def price(catalog: Catalog, feature_id: str, quantity: int, dimensions: dict[str
             allowed=sorted(catalog.features),
         )
     if not 1 <= quantity <= feature.max_quantity:
-        raise InvalidRequest(f"quantity must be between 1 and {feature.max_quantity} for {feature_id!r}")
+        raise InvalidQuantity(f"quantity must be between 1 and {feature.max_quantity} for {feature_id!r}")
     resolved = resolve_dimensions(feature_id, feature, dimensions or {})
     exact = Fraction(quantity * feature.credits, feature.per)
     for name, value in resolved.items():

@@ -7,10 +7,9 @@ strings or integers, never as floats.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from tollbooth.money import parse_credits
 
@@ -19,6 +18,15 @@ CreditsIn = Annotated[
     BeforeValidator(parse_credits),
     Field(description='Credits as a decimal string ("12.5") or an integer; at most 3 decimal places.'),
 ]
+
+
+def _positive(millicredits: int) -> int:
+    if millicredits <= 0:
+        raise ValueError("credits must be greater than 0")
+    return millicredits
+
+
+PositiveCreditsIn = Annotated[CreditsIn, AfterValidator(_positive)]
 CreditsOut = Annotated[str, Field(description='Credits as a decimal string with 3 places, e.g. "12.500".')]
 Timestamp = Annotated[str, Field(description="ISO-8601 UTC with milliseconds, e.g. 2027-01-31T00:00:00.000Z")]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -34,10 +42,10 @@ class PurchaseRequest(_Request):
 
 
 class GrantRequest(_Request):
-    credits: CreditsIn
+    credits: PositiveCreditsIn
     source: Literal["bonus", "promotional", "adjustment"]
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
     priority: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
 
 

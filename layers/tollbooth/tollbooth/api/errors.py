@@ -28,6 +28,7 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.UnknownPackage: 422,
     errors.InvalidDimension: 422,
     errors.InvalidExpiry: 422,
+    errors.InvalidQuantity: 422,
     errors.StorageUnavailable: 503,
 }
 
