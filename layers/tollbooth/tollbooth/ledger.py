@@ -102,9 +102,16 @@ class Mutation:
 
     @property
     def account_after(self) -> Account:
+        """The exact state once written: the version guard rules out any change in between."""
         amount = self.entry.amount
+        drawn = {draw.lot_id: draw.amount for draw in self.draws}
+        lots = tuple(
+            replace(lot, remaining=lot.remaining - drawn[lot.lot_id]) if lot.lot_id in drawn else lot
+            for lot in self.account.lots
+        )
         return replace(
             self.account,
+            lots=lots + self.new_lots,
             version=self.entry.seq,
             balance=self.account.balance + amount,
             granted=self.account.granted + (amount if amount > 0 else 0),

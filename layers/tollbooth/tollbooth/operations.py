@@ -12,7 +12,9 @@ import binascii
 import hashlib
 import json
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,6 +144,34 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidCursor("the cursor is not one this API returned") from error
 
 
+class KnownAccounts:
+    """A small LRU of account states this process wrote last. A hint only: never trusted
+    for a refusal or a read, always checked by the version guard on write."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._accounts: OrderedDict[str, Account] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, account_id: str) -> Account | None:
+        with self._lock:
+            account = self._accounts.get(account_id)
+            if account is not None:
+                self._accounts.move_to_end(account_id)
+            return account
+
+    def put(self, account_id: str, account: Account) -> None:
+        with self._lock:
+            self._accounts[account_id] = account
+            self._accounts.move_to_end(account_id)
+            while len(self._accounts) > self._capacity:
+                self._accounts.popitem(last=False)
+
+    def pop(self, account_id: str, default: None = None) -> None:
+        with self._lock:
+            self._accounts.pop(account_id, default)
+
+
 class LedgerService:
     def __init__(
         self,
@@ -159,6 +189,7 @@ class LedgerService:
         self.ledger_page_max = ledger_page_max
         self._now = now
         self._sleep = sleep
+        self._known = KnownAccounts()
 
     # -- mutations -------------------------------------------------------------
 
@@ -311,12 +342,21 @@ class LedgerService:
         )
 
     def _mutate(self, account_id: str, idem: Idempotency, build: Callable[[Account, int], Mutation]) -> Outcome:
+        # Start from this container's last known state of the account, if any: when it is
+        # current, the debit costs one request. The version guard makes a stale copy safe; it
+        # only costs a failed write and a fresh read.
+        account = self._known.get(account_id)
         for attempt in range(self.max_write_attempts):
-            account = self.repository.load_account(account_id)
+            fresh = account is None
+            if account is None:
+                account = self.repository.load_account(account_id)
             now = self._now()
             try:
                 mutation = build(account, now)
             except InsufficientCredits:
+                if not fresh:  # never refuse on a remembered balance
+                    account = None
+                    continue
                 # A replay of a request that once succeeded must still get its first answer.
                 replay = self._replay(account_id, idem)
                 if replay is not None:
@@ -325,6 +365,8 @@ class LedgerService:
             try:
                 self.repository.apply(mutation, now)
             except WriteConflict as conflict:
+                self._known.pop(account_id, None)
+                account = None
                 if conflict.reason in (WriteConflict.IDEMPOTENCY_KEY, WriteConflict.UNKNOWN):
                     replay = self._replay(account_id, idem)
                     if replay is not None:
@@ -333,8 +375,10 @@ class LedgerService:
                     raise PaymentReferenceUsed(
                         "this payment_reference has already been granted; credits are granted once per payment"
                     ) from None
-                self._backoff(attempt)
+                if fresh:
+                    self._backoff(attempt)
                 continue
+            self._known.put(account_id, mutation.account_after)
             return Outcome(mutation.idempotency.status_code, mutation.idempotency.body)
         raise ConcurrentUpdate("the account is busy; retry the request with the same Idempotency-Key")
 

@@ -7,11 +7,11 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from tollbooth.api.runtime import (
     authorize,
+    count,
     error_responses,
     get_service,
     idempotency_key,
     json_response,
-    metrics,
 )
 from tollbooth.operations import Idempotency
 from tollbooth.schemas import ConsumeRequest, ConsumeResponse
@@ -44,5 +44,5 @@ def consume(account_id: str, request: ConsumeRequest):
     idem = Idempotency.of(idempotency_key(router), "consume", account_id, request.model_dump(mode="json"))
     outcome = get_service().consume(account_id, request.feature, request.quantity, request.dimensions, idem)
     if not outcome.replayed:
-        metrics.add_metric(name="Consumes", unit="Count", value=1)
+        count("Consumes")
     return json_response(outcome)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from tollbooth.api.grant_routes import CREATED, CREDIT_ERRORS
-from tollbooth.api.runtime import authorize, get_service, idempotency_key, json_response, metrics
+from tollbooth.api.runtime import authorize, count, get_service, idempotency_key, json_response
 from tollbooth.operations import Idempotency
 from tollbooth.schemas import PurchaseRequest
 
@@ -20,5 +20,5 @@ def purchase(account_id: str, request: PurchaseRequest):
     idem = Idempotency.of(idempotency_key(router), "purchase", account_id, request.model_dump(mode="json"))
     outcome = get_service().purchase(account_id, request.package_id, request.payment_reference, idem)
     if not outcome.replayed:
-        metrics.add_metric(name="PackagesPurchased", unit="Count", value=1)
+        count("PackagesPurchased")
     return json_response(outcome)

@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollbooth.api.auth import Principal, principal_from
@@ -29,7 +30,7 @@ from tollbooth.settings import get_settings
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace="Tollbooth")
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
@@ -69,6 +70,14 @@ def error_responses(descriptions: dict[int, str]) -> dict[int, OpenAPIResponse]:
 
 def idempotency_key(router: Router) -> str | None:
     return router.current_event.headers.get(IDEMPOTENCY_HEADER)
+
+
+def count(metric: str) -> None:
+    """Add 1 to a business metric. Observability must never fail a request that already committed."""
+    try:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    except Exception:
+        logger.exception("metric not recorded", extra={"metric": metric})
 
 
 def json_response(outcome: Outcome) -> Response:

@@ -1,0 +1,337 @@
+"""Consume benchmark: our handler against the bare DynamoDB operation, on the same engine, in one run.
+
+For each engine (DynamoDB Local, AWS's own engine; and moto) it measures:
+* median latency and ops/s of consume through the Lambda handler (API Gateway event in,
+  HTTP response out), against a bare conditional UpdateItem on the same table;
+* DynamoDB requests and write capacity units per consume, counted from botocore events;
+and, once, the handler module's import time against ``import boto3`` in a Lambda-like
+site (only the layer's requirements plus boto3, as the python3.13 runtime ships it).
+
+Results are printed and prepended to BENCHMARKS.md with the date and machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+STATE = REPO / ".local"
+RESULTS = REPO / "BENCHMARKS.md"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "300"))
+IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "9"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "300"))
+
+
+class DynamoDBCounter:
+    """Counts DynamoDB operations and consumed write units through botocore's event system."""
+
+    def __init__(self) -> None:
+        self.operations: Counter[str] = Counter()
+        self.write_units = 0.0
+        self.enabled = False  # off while timing: asking for capacity has a cost of its own
+
+    def attach(self, events: Any) -> None:
+        events.register("provide-client-params.dynamodb.*", self._ask_for_capacity)
+        events.register("after-call.dynamodb.*", self._count)
+
+    def _ask_for_capacity(self, params: dict[str, Any], **_: Any) -> None:
+        if self.enabled:
+            params.setdefault("ReturnConsumedCapacity", "TOTAL")
+
+    def _count(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        self.operations[model.name] += 1
+        capacity = parsed.get("ConsumedCapacity")
+        for item in capacity if isinstance(capacity, list) else [capacity] if capacity else []:
+            self.write_units += item.get("WriteCapacityUnits", 0) or 0
+
+    def reset(self) -> None:
+        self.operations.clear()
+        self.write_units = 0.0
+
+
+COUNTER = DynamoDBCounter()
+
+
+def _instrument_pynamodb() -> None:
+    """PynamoDB makes its own botocore sessions; count their calls too."""
+    import pynamodb.connection.base as base
+
+    original = base.get_session
+
+    def instrumented() -> Any:
+        session = original()
+        COUNTER.attach(session)
+        return session
+
+    base.get_session = instrumented  # type: ignore[assignment]
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    ops_per_second: float
+
+
+def timed(operation: Any, rounds: int) -> Timing:
+    latencies = []
+    started = time.perf_counter()
+    for n in range(rounds):
+        begin = time.perf_counter()
+        operation(n)
+        latencies.append(time.perf_counter() - begin)
+    total = time.perf_counter() - started
+    return Timing(statistics.median(latencies) * 1000, rounds / total)
+
+
+def consume_event(account: str, key: str) -> dict[str, Any]:
+    event = json.loads((REPO / "events" / "consume.json").read_text())
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/accounts/{account}/consume"
+    event["pathParameters"] = {"account_id": account}
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = account
+    event["headers"]["idempotency-key"] = key
+    event["body"] = json.dumps({"feature": "image_generation", "quantity": 1})
+    return event
+
+
+def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict[str, Any]:
+    import boto3
+
+    from tollbooth.api.runtime import get_service
+    from tollbooth.settings import get_settings
+    from tollbooth_local.aws import create_table
+    from tollbooth_local.gateway import LambdaContext
+    from tollbooth_local.stack import load_function
+    from tollbooth_local.template import Template
+
+    template = Template()
+    table = f"bench-{uuid.uuid4().hex[:8]}"
+    create_table(dynamodb_url, table, template.resources["LedgerTable"]["Properties"])
+    os.environ.update(TABLE_NAME=table, AWS_ENDPOINT_URL=dynamodb_url)
+    get_settings.cache_clear()
+    get_service.cache_clear()
+    handler = load_function(template.functions()["ConsumeFunction"])
+    account = f"bench-{uuid.uuid4().hex[:6]}"
+    service = get_service()
+    from tollbooth.operations import Idempotency
+
+    service.grant(account, 10**12, "promotional", "bench", None, None, Idempotency.of("fund", "grant", account, {}))
+    context = LambdaContext("ConsumeFunction", 10)
+    run_id = uuid.uuid4().hex[:6]
+
+    def through_handler(n: int) -> None:
+        response = handler(consume_event(account, f"{run_id}-{n}"), context)
+        assert response["statusCode"] == 200, response
+
+    client = boto3.client("dynamodb", endpoint_url=dynamodb_url, region_name="us-east-1")
+    COUNTER.attach(client.meta.events)
+    client.put_item(TableName=table, Item={"pk": {"S": "bare"}, "sk": {"S": "lot"}, "remaining": {"N": str(10**15)}})
+
+    def bare_update(_: int) -> None:
+        client.update_item(
+            TableName=table,
+            Key={"pk": {"S": "bare"}, "sk": {"S": "lot"}},
+            UpdateExpression="SET remaining = remaining - :c",
+            ConditionExpression="remaining >= :c",
+            ExpressionAttributeValues={":c": {"N": "1000"}},
+        )
+
+    # Warm both paths (the engine's JIT and caches too), then interleave them in halves so
+    # drift on a noisy machine hits both alike.
+    for n in range(warmup):
+        through_handler(-1 - n)
+        bare_update(n)
+    half = rounds // 2
+    ours_a, bare_a = timed(through_handler, half), timed(bare_update, half)
+    bare_b, ours_b = timed(bare_update, half), timed(through_handler, half)
+    ours = Timing(
+        statistics.mean([ours_a.median_ms, ours_b.median_ms]),
+        statistics.mean([ours_a.ops_per_second, ours_b.ops_per_second]),
+    )
+    bare = Timing(
+        statistics.mean([bare_a.median_ms, bare_b.median_ms]),
+        statistics.mean([bare_a.ops_per_second, bare_b.ops_per_second]),
+    )
+
+    COUNTER.reset()
+    COUNTER.enabled = True
+    measured = 50
+    for n in range(measured):
+        through_handler(10**6 + n)
+    COUNTER.enabled = False
+    requests = sum(COUNTER.operations.values()) / measured
+    return {
+        "engine": name,
+        "rounds": rounds,
+        "warmup": warmup,
+        "ours": ours,
+        "bare": bare,
+        "throughput_ratio": ours.ops_per_second / bare.ops_per_second,
+        "requests_per_consume": requests,
+        "operations": {op: count / measured for op, count in COUNTER.operations.items()},
+        "write_units_per_consume": COUNTER.write_units / measured,
+    }
+
+
+def lambda_like_site() -> Path:
+    """The layer's requirements plus boto3, installed for this machine (the runtime's boto3 stands in)."""
+    site = STATE / "bench-site"
+    stamp = site / ".stamp"
+    wanted = (REPO / "layers/dependencies/requirements.txt").read_text()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return site
+    import boto3
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-warn-conflicts",
+            "--upgrade",
+            "--target",
+            str(site),
+            "-r",
+            str(REPO / "layers/dependencies/requirements.txt"),
+            f"boto3=={boto3.__version__}",
+        ],
+        check=True,
+    )
+    stamp.write_text(wanted)
+    return site
+
+
+def import_seconds(code: str, site: Path, env: dict[str, str]) -> float:
+    paths = [str(site), str(REPO / "layers" / "tollbooth")]
+    program = (
+        f"import sys; sys.path[:0] = {paths!r}; import time; t = time.perf_counter(); {code}; "
+        "print(time.perf_counter() - t)"
+    )
+    samples = []
+    for _ in range(IMPORT_RUNS):
+        out = subprocess.run(
+            [sys.executable, "-S", "-c", program], env=env, cwd=REPO, capture_output=True, text=True, check=True
+        )
+        samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def bench_imports() -> dict[str, float]:
+    site = lambda_like_site()
+    env = {
+        "PATH": os.environ["PATH"],
+        "TABLE_NAME": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "tollbooth",
+        "POWERTOOLS_METRICS_NAMESPACE": "Tollbooth",
+    }
+    handler = (
+        "import importlib.util as u; s = u.spec_from_file_location('app', 'functions/consume/app.py'); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m)"
+    )
+    boto3_s = import_seconds("import boto3", site, env)
+    handler_s = import_seconds(handler, site, env)
+    return {"boto3_ms": boto3_s * 1000, "handler_ms": handler_s * 1000, "ratio": handler_s / boto3_s}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    )
+
+
+def render(results: list[dict[str, Any]], imports: dict[str, float]) -> str:
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"## {date}",
+        "",
+        f"Machine: {machine()}. Sequential calls per path after warm-up calls, interleaved in halves; medians. "
+        "A consume is a full Lambda invocation of ConsumeFunction (API Gateway event in, response out).",
+        "",
+        "| engine (calls, warm-up) | consume via handler: median ms | ops/s "
+        "| bare conditional UpdateItem: median ms | ops/s | throughput ratio (target >= 0.5) | DynamoDB requests per consume (target <= 2) | write units per consume |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ops = ", ".join(f"{name} {count:g}" for name, count in sorted(r["operations"].items()))
+        lines.append(
+            f"| {r['engine']} ({r['rounds']}, {r['warmup']}) | {r['ours'].median_ms:.2f} | {r['ours'].ops_per_second:.0f} "
+            f"| {r['bare'].median_ms:.2f} "
+            f"| {r['bare'].ops_per_second:.0f} | {r['throughput_ratio']:.2f} | {r['requests_per_consume']:g} ({ops}) "
+            f"| {r['write_units_per_consume'] or 'not reported'} |"
+        )
+    lines += [
+        "",
+        f"Import (Lambda-like site, median of {IMPORT_RUNS} fresh interpreters): consume handler module "
+        f"{imports['handler_ms']:.0f} ms, `import boto3` {imports['boto3_ms']:.0f} ms, "
+        f"ratio {imports['ratio']:.2f} (target <= 1.5).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def record(section: str) -> None:
+    header = "# Benchmarks\n\nProduced by `make bench`; newest first. Ratios are measured side by side in one run.\n\n"
+    previous = RESULTS.read_text().removeprefix(header) if RESULTS.exists() else ""
+    RESULTS.write_text(header + section + "\n" + previous)
+
+
+def main() -> int:
+    from tollbooth_local.aws import MotoServer
+    from tollbooth_local.dynamodb_local import DynamoDBLocal
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_METRICS_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="ERROR",
+    )
+    _instrument_pynamodb()
+    results = []
+    dynamodb_local = DynamoDBLocal(STATE / "cache").start()
+    try:
+        results.append(bench_engine("DynamoDB Local", dynamodb_local.url, ROUNDS, WARMUP))
+    finally:
+        dynamodb_local.stop()
+    moto = MotoServer().start()
+    try:
+        # moto deep-copies the whole table on every transaction, so its cost grows with the
+        # table: a short run keeps it comparable to its own bare UpdateItem.
+        results.append(bench_engine("moto", moto.url, min(ROUNDS, 100), min(WARMUP, 20)))
+    finally:
+        moto.stop()
+    imports = bench_imports()
+    section = render(results, imports)
+    print(section)
+    record(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

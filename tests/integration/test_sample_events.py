@@ -1,0 +1,76 @@
+"""Every function runs its sample event from events/ (the same files `sam local invoke -e` takes)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import EVENTS_DIR, Engine, event
+from tollbooth.api.runtime import get_service
+from tollbooth.settings import get_settings
+from tollbooth_local.gateway import LambdaContext
+from tollbooth_local.stack import load_function
+from tollbooth_local.template import Template
+
+TEMPLATE = Template()
+FUNCTIONS = TEMPLATE.functions()
+EVENT_FOR_FUNCTION = {
+    "CatalogFunction": ["catalog.json"],
+    "PurchaseFunction": ["purchase.json"],
+    "GrantFunction": ["grant.json"],
+    "ConsumeFunction": ["consume.json"],
+    "AccountFunction": ["balance.json", "ledger.json"],
+}
+
+
+@pytest.fixture
+def deployed_like(engine: Engine, table_name: str) -> Iterator[None]:
+    """The environment template.yaml gives the functions, pointed at this engine's table."""
+    saved = dict(os.environ)
+    os.environ.update(TABLE_NAME=table_name, AWS_ENDPOINT_URL=engine.dynamodb_url, POWERTOOLS_SERVICE_NAME="tollbooth")
+    get_settings.cache_clear()
+    get_service.cache_clear()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
+    get_service.cache_clear()
+
+
+def invoke(function_id: str, event_file: str) -> dict:
+    handler = load_function(FUNCTIONS[function_id])
+    response = handler(event(event_file), LambdaContext(function_id, FUNCTIONS[function_id].timeout))
+    return {**response, "json": json.loads(response["body"]) if response["body"].startswith("{") else None}
+
+
+def test_every_function_has_a_sample_event_that_matches_one_of_its_routes() -> None:
+    assert set(EVENT_FOR_FUNCTION) == set(FUNCTIONS)
+    route_keys = {route.function_id: set() for route in TEMPLATE.routes()}
+    for route in TEMPLATE.routes():
+        route_keys[route.function_id].add(route.route_key)
+    for function_id, files in EVENT_FOR_FUNCTION.items():
+        for file in files:
+            assert event(file)["routeKey"] in route_keys[function_id], file
+    every_file = {file for files in EVENT_FOR_FUNCTION.values() for file in files}
+    assert {path.name for path in EVENTS_DIR.glob("*.json")} == every_file
+
+
+@pytest.mark.usefixtures("deployed_like")
+def test_the_sample_events_tell_a_purchase_consume_read_story() -> None:
+    # Given a purchase recorded by a service
+    bought = invoke("PurchaseFunction", "purchase.json")
+    assert bought["statusCode"] == 201, bought["json"]
+    # When the account's user consumes, and a service grants promotional credits
+    used = invoke("ConsumeFunction", "consume.json")
+    assert used["statusCode"] == 200 and used["json"]["charged"] == "4.000"
+    assert invoke("GrantFunction", "grant.json")["statusCode"] == 201
+    # Then balance and ledger show all three, and replaying the purchase changes nothing
+    balance = invoke("AccountFunction", "balance.json")["json"]
+    assert balance["available"] == "5546.000"
+    entries = invoke("AccountFunction", "ledger.json")["json"]["entries"]
+    assert [entry["kind"] for entry in entries] == ["grant", "consume", "purchase"]
+    assert invoke("PurchaseFunction", "purchase.json")["json"] == bought["json"]
+    assert invoke("CatalogFunction", "catalog.json")["statusCode"] == 200

@@ -1,0 +1,145 @@
+"""template.yaml is the single source of truth: check it is valid, least-privilege and buildable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tollbooth_local.template import REPO_ROOT, Template
+
+TEMPLATE = Template()
+BIN = Path(sys.executable).parent
+SAM_ENV = {
+    **os.environ,
+    "SAM_CLI_TELEMETRY": "0",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "PATH": f"{BIN}:{os.environ['PATH']}",
+}
+READ = {"dynamodb:Query", "dynamodb:GetItem"}
+WRITE = READ | {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+EXPECTED_ACTIONS = {
+    "CatalogFunction": set(),
+    "AccountFunction": READ,
+    "PurchaseFunction": WRITE,
+    "GrantFunction": WRITE,
+    "ConsumeFunction": WRITE,
+}
+CONTRACT = {
+    ("GET", "/v1/catalog", "PublicApi", "none"),
+    ("GET", "/v1/openapi.json", "PublicApi", "none"),
+    ("GET", "/docs", "PublicApi", "none"),
+    ("POST", "/v1/accounts/{account_id}/purchases", "ServiceApi", "iam"),
+    ("POST", "/v1/accounts/{account_id}/grants", "ServiceApi", "iam"),
+    ("POST", "/v1/accounts/{account_id}/consume", "PublicApi", "jwt"),
+    ("POST", "/v1/accounts/{account_id}/consume", "ServiceApi", "iam"),
+    ("GET", "/v1/accounts/{account_id}/balance", "PublicApi", "jwt"),
+    ("GET", "/v1/accounts/{account_id}/balance", "ServiceApi", "iam"),
+    ("GET", "/v1/accounts/{account_id}/ledger", "PublicApi", "jwt"),
+    ("GET", "/v1/accounts/{account_id}/ledger", "ServiceApi", "iam"),
+}
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=REPO_ROOT, env=SAM_ENV, capture_output=True, text=True, timeout=600)
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = run(str(BIN / "sam"), "validate", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_passes() -> None:
+    result = run(str(BIN / "cfn-lint"), "template.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_routes_and_their_authorization_are_the_contract() -> None:
+    routes = {(r.method, r.path, r.api_id, r.auth) for r in TEMPLATE.routes()}
+    assert routes == CONTRACT
+
+
+def statements(function_id: str) -> list[dict]:
+    policies = TEMPLATE.resources[function_id]["Properties"].get("Policies", [])
+    found = []
+    for policy in policies:
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, f"{function_id}: only inline statements"
+        found += policy["Statement"]
+    return found
+
+
+@pytest.mark.parametrize("function_id", sorted(EXPECTED_ACTIONS))
+def test_each_function_has_least_privilege_on_the_table_arn(function_id: str) -> None:
+    actions: set[str] = set()
+    for statement in statements(function_id):
+        assert statement["Effect"] == "Allow"
+        assert statement["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}, statement
+        listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any("*" in action for action in listed), listed
+        actions |= set(listed)
+    assert actions == EXPECTED_ACTIONS[function_id]
+
+
+@pytest.mark.parametrize("function_id", sorted(EXPECTED_ACTIONS))
+def test_each_function_builds_with_make_and_logs_with_retention(function_id: str) -> None:
+    resource = TEMPLATE.resources[function_id]
+    assert resource["Metadata"]["BuildMethod"] == "makefile"
+    code_uri = REPO_ROOT / resource["Properties"]["CodeUri"]
+    assert f"build-{function_id}:" in (code_uri / "Makefile").read_text()
+    log_groups = [
+        spec["Properties"]
+        for spec in TEMPLATE.resources_of("AWS::Logs::LogGroup").values()
+        if spec["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function_id}}}"}
+    ]
+    assert len(log_groups) == 1 and log_groups[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_runtime_architecture_and_powertools_are_global() -> None:
+    function_globals = TEMPLATE.document["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    env = function_globals["Environment"]["Variables"]
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "TABLE_NAME"} <= set(env)
+
+
+def test_the_table_has_point_in_time_recovery_and_prod_deletion_protection() -> None:
+    table = TEMPLATE.resources["LedgerTable"]
+    props = table["Properties"]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
+    assert table["DeletionPolicy"] == "Retain"
+
+
+def test_samconfig_has_dev_and_prod() -> None:
+    config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())
+    assert "Stage=prod" in config["prod"]["deploy"]["parameters"]["parameter_overrides"]
+    assert "Stage=dev" in config["dev"]["deploy"]["parameters"]["parameter_overrides"]
+
+
+def elf_machine(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", path
+    return int.from_bytes(header[18:20], "little")
+
+
+@pytest.mark.slow
+def test_sam_build_makes_arm64_layers_without_docker(tmp_path: Path) -> None:
+    # Given an x86 (or any) machine, When sam build runs the layers' Makefiles
+    build_dir = tmp_path / "build"
+    result = run(str(BIN / "sam"), "build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Then every compiled module in the dependencies layer is aarch64 (EM_AARCH64 = 183)
+    compiled = list((build_dir / "DependenciesLayer" / "python").rglob("*.so"))
+    assert compiled, "expected compiled modules (pydantic-core) in the layer"
+    assert {elf_machine(path) for path in compiled} == {183}
+    assert any("cpython-313-aarch64" in path.name for path in compiled)
+    # And the library layer and every function are in place
+    assert (build_dir / "TollboothLayer" / "python" / "tollbooth" / "catalog" / "catalog.toml").exists()
+    for function_id in EXPECTED_ACTIONS:
+        assert (build_dir / function_id / "app.py").exists()
+    shutil.rmtree(build_dir)
