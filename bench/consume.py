@@ -282,7 +282,8 @@ def render(results: list[dict[str, Any]], imports: dict[str, float]) -> str:
         lines.append(
             f"| {r['engine']} ({r['rounds']}, {r['warmup']}) "
             f"| {r['ours'].median_ms:.2f} | {r['ours'].ops_per_second:.0f} "
-            f"| {r['bare'].median_ms:.2f} | {r['bare'].ops_per_second:.0f} | {r['throughput_ratio']:.2f} | {r['requests_per_consume']:g} ({ops}) "
+            f"| {r['bare'].median_ms:.2f} | {r['bare'].ops_per_second:.0f} | {r['throughput_ratio']:.2f} "
+            f"| {r['requests_per_consume']:g} ({ops}) "
             f"| {r['write_units_per_consume'] or 'not reported'} |"
         )
     lines += [
