@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from tollbooth import clock as clocks
+from tollbooth.catalog import load_catalog
 from tollbooth.errors import IdempotencyKeyReused, InsufficientCredits, PaymentReferenceUsed
 from tollbooth.ledger import Draw, IdempotencyRecord, LedgerEntry, Mutation
 from tollbooth.operations import Idempotency, LedgerService
@@ -209,3 +211,56 @@ def test_concurrent_replays_of_one_key_charge_once(service: LedgerService, repos
     assert len(bodies) == 8 and all(body == bodies[0] for body in bodies)
     assert repository.load_account(ACCOUNT).consumed == 2000
     assert_conserved(repository)
+
+
+def second_container(repository: Repository) -> LedgerService:
+    """Another Lambda container: same table, its own remembered account states."""
+    return LedgerService(repository, load_catalog())
+
+
+def test_a_stale_remembered_state_costs_a_retry_never_a_wrong_balance(
+    service: LedgerService, repository: Repository
+) -> None:
+    other = second_container(repository)
+    grant(service, 10, "fund")
+    consume(service, 1, "a1")  # this container remembers version 2
+    consume_with(other, 2, "b1")  # the other container moves the account on
+    consume(service, 3, "a2")  # stale memory: the version guard refuses, a fresh read retries
+    assert repository.load_account(ACCOUNT).consumed == 6000
+    assert_conserved(repository)
+
+
+def test_a_refusal_is_never_based_on_a_remembered_balance(service: LedgerService, repository: Repository) -> None:
+    other = second_container(repository)
+    grant(service, 1, "fund")
+    consume(service, 1, "spend-all")  # this container remembers a zero balance
+    other.grant(ACCOUNT, 5000, "promotional", "top-up", None, None, key("top-up", "grant"))
+    assert consume(service, 4, "after-top-up")["balance"] == "1.000"
+
+
+def test_a_warm_debit_is_one_request_and_a_cold_one_two(
+    service: LedgerService, repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.endpoint
+
+    grant(service, 10, "fund")
+    calls: list[str] = []
+    send = botocore.endpoint.Endpoint.make_request
+
+    def counting(self: botocore.endpoint.Endpoint, operation_model: Any, request_dict: Any) -> Any:
+        calls.append(operation_model.name)
+        return send(self, operation_model, request_dict)
+
+    monkeypatch.setattr(botocore.endpoint.Endpoint, "make_request", counting)
+    consume_with(second_container(repository), 1, "cold")
+    assert calls == ["Query", "TransactWriteItems"]
+    calls.clear()
+    consume(service, 1, "warm-1")  # stale after the other container's write: 1 failed write + read + write
+    calls.clear()
+    consume(service, 1, "warm-2")
+    assert calls == ["TransactWriteItems"]
+
+
+def consume_with(service: LedgerService, quantity: int, name: str) -> dict:
+    body = {"feature": "image_generation", "quantity": quantity}
+    return service.consume(ACCOUNT, "image_generation", quantity, {}, key(name, "consume", body)).body
