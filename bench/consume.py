@@ -303,17 +303,11 @@ def record(section: str) -> None:
 
 
 def main() -> int:
-    from tollbooth_local.aws import MotoServer
+    from tollbooth_local.aws import MotoServer, use_offline_environment
     from tollbooth_local.dynamodb_local import DynamoDBLocal
 
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        POWERTOOLS_TRACE_DISABLED="true",
-        POWERTOOLS_METRICS_DISABLED="true",
-        POWERTOOLS_LOG_LEVEL="ERROR",
-    )
+    use_offline_environment()
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
     _instrument_pynamodb()
     results = []
     dynamodb_local = DynamoDBLocal(STATE / "cache").start()

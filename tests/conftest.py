@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tollbooth_local.aws import MotoServer, create_table
+from tollbooth_local.aws import MotoServer, create_table, use_offline_environment
 from tollbooth_local.dynamodb_local import DynamoDBLocal
 from tollbooth_local.template import REPO_ROOT, Template
 
@@ -26,17 +25,7 @@ ENGINES = ["moto", "dynamodb-local"]
 @pytest.fixture(scope="session", autouse=True)
 def fake_aws_environment() -> None:
     # Never reach a real AWS account from tests, whatever the developer's shell holds.
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-        POWERTOOLS_TRACE_DISABLED="true",
-        POWERTOOLS_METRICS_DISABLED="true",
-        POWERTOOLS_LOG_LEVEL="WARNING",
-    )
+    use_offline_environment()
 
 
 @dataclass(frozen=True)

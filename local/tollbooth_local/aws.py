@@ -8,6 +8,7 @@ server handles one request at a time, as one DynamoDB partition would order them
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +21,25 @@ from tollbooth_local.template import Template
 STATEFUL_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue")
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+
+
+# What every local process (stack, tests, bench) runs with: fake credentials, so nothing
+# can reach a real AWS account, and Powertools quiet (no X-Ray daemon, no EMF lines).
+OFFLINE_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+def use_offline_environment() -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(OFFLINE_ENV)
 
 
 class _Serialized:

@@ -11,22 +11,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tollbooth_local.aws import MotoServer, create_stateful_resources, resolve
+from tollbooth_local.aws import REGION, MotoServer, create_stateful_resources, resolve, use_offline_environment
 from tollbooth_local.gateway import Gateway, Handler, serve
 from tollbooth_local.template import FunctionSpec, Template
 
 STACK_NAME = "tollbooth-local"
 # Local differences from a deployment, all of them about the host, none about behaviour.
 LOCAL_PARAMETERS = {"EnableSwagger": "true"}
-LOCAL_ENV = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}
 
 
 def load_function(spec: FunctionSpec) -> Handler:
@@ -65,7 +56,7 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         self.moto = MotoServer(self.host).start()
-        os.environ.update(LOCAL_ENV)
+        use_offline_environment()
         os.environ["AWS_ENDPOINT_URL"] = self.moto.url
         if self.dynamodb_url:
             os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_url
@@ -85,7 +76,7 @@ class LocalStack:
             "api_url": f"http://{self.host}:{self.port}",
             "aws_endpoint_url": self.moto.url,
             "dynamodb_endpoint_url": self.dynamodb_url or self.moto.url,
-            "region": LOCAL_ENV["AWS_REGION"],
+            "region": REGION,
             "tables": {name: r["Ref"] for name, r in resources.items() if "QueueUrl" not in r},
             "queues": {
                 name: {"name": r["QueueName"], "url": r["QueueUrl"]} for name, r in resources.items() if "QueueUrl" in r

@@ -39,6 +39,7 @@ from tollbooth.ledger import (
     IdempotencyRecord,
     LedgerEntry,
     Lot,
+    LotSource,
     Mutation,
     allocate,
     burn_down_order,
@@ -198,36 +199,30 @@ class LedgerService:
         if package is None:
             raise UnknownPackage(f"unknown package {package_id!r}; known packages: {sorted(self.catalog.packages)}")
 
+        def package_lot(
+            source: LotSource, credits: int, expiry: ExpiryPolicy, priority: int, paid: int, now: int
+        ) -> Lot:
+            return Lot(
+                lot_id=ids.new_id("lot", now),
+                source=source,
+                granted=credits,
+                remaining=credits,
+                created_at=now,
+                expires_at=expiry_from(expiry, now),
+                priority=priority,
+                price_minor=paid,
+                currency=package.currency,
+                package_id=package_id,
+            )
+
         def build(account: Account, now: int) -> Mutation:
             lots = [
-                Lot(
-                    lot_id=ids.new_id("lot", now),
-                    source="purchase",
-                    granted=package.credits,
-                    remaining=package.credits,
-                    created_at=now,
-                    expires_at=expiry_from(package.expiry, now),
-                    priority=package.priority,
-                    price_minor=package.price_minor,
-                    currency=package.currency,
-                    package_id=package_id,
-                )
+                package_lot("purchase", package.credits, package.expiry, package.priority, package.price_minor, now)
             ]
             if package.bonus_credits:
-                lots.append(
-                    Lot(
-                        lot_id=ids.new_id("lot", now),
-                        source="bonus",
-                        granted=package.bonus_credits,
-                        remaining=package.bonus_credits,
-                        created_at=now,
-                        expires_at=expiry_from(package.bonus_expiry or package.expiry, now),
-                        priority=package.bonus_priority,
-                        price_minor=0,
-                        currency=package.currency,
-                        package_id=package_id,
-                    )
-                )
+                bonus_expiry = package.bonus_expiry or package.expiry
+                # Bonus credits were not paid for: their lot records a price of 0.
+                lots.append(package_lot("bonus", package.bonus_credits, bonus_expiry, package.bonus_priority, 0, now))
             details = {
                 "package_id": package_id,
                 "payment_reference": payment_reference,
