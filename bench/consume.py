@@ -115,8 +115,7 @@ def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict
     from tollbooth.api.runtime import get_service
     from tollbooth.settings import get_settings
     from tollbooth_local.aws import create_table
-    from tollbooth_local.gateway import LambdaContext
-    from tollbooth_local.stack import load_function
+    from tollbooth_local.functions import LambdaContext, load_function
     from tollbooth_local.template import Template
 
     template = Template()

@@ -25,11 +25,10 @@ def _run(args: argparse.Namespace) -> int:
         dynamodb = DynamoDBLocal(args.state_dir / "cache").start()
         dynamodb_url = dynamodb.url
     stack = LocalStack(args.state_dir, host=args.host, port=args.port, dynamodb_url=dynamodb_url).start()
-    print(
-        f"Tollbooth local stack ready at {stack.endpoints['api_url']} "
-        f"(engine: {args.engine}; endpoints in {args.state_dir / 'endpoints.json'})",
-        flush=True,
-    )
+    endpoints_file = (args.state_dir / "endpoints.json").resolve()
+    shown = endpoints_file.relative_to(Path.cwd()) if endpoints_file.is_relative_to(Path.cwd()) else endpoints_file
+    print(f"Tollbooth local stack ready at {stack.endpoints['api_url']} (engine: {args.engine}; endpoints in {shown})")
+    sys.stdout.flush()
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())

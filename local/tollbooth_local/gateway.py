@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,28 +25,8 @@ import jwt
 from tollbooth_local import tokens
 from tollbooth_local.template import Route
 
-Handler = Callable[[dict[str, Any], Any], Any]
+Invoke = Callable[[str, dict[str, Any]], Any]
 SERVICE_ARN = "arn:aws:iam::123456789012:role/tollbooth-local-service"
-
-
-@dataclass
-class LambdaContext:
-    """What Lambda passes as ``context``, with the function's real timeout."""
-
-    function_name: str
-    timeout_seconds: int
-    memory_limit_in_mb: int = 512
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-        self.function_version = "$LATEST"
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -60,12 +41,9 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], b
 
 
 class Gateway:
-    def __init__(
-        self, routes: list[Route], handlers: dict[str, Handler], timeouts: dict[str, int], state_dir: Path
-    ) -> None:
+    def __init__(self, routes: list[Route], invoke: Invoke, state_dir: Path) -> None:
         self.routes = routes
-        self.handlers = handlers
-        self.timeouts = timeouts
+        self.invoke = invoke
         self.state_dir = state_dir
 
     def caller(self, authorization: str | None) -> Caller | None:
@@ -100,12 +78,9 @@ class Gateway:
         if route.auth != "none" and caller.kind == "none":
             return _error(401, "unauthenticated", "send a bearer token")
         event = self._event(route, params, method, url.path, url.query, headers, body, caller, source_ip)
-        context = LambdaContext(route.function_id, self.timeouts.get(route.function_id, 10))
         try:
-            result = self.handlers[route.function_id](event, context)
+            result = self.invoke(route.function_id, event)
         except Exception:  # what API Gateway answers when the integration fails
-            import traceback
-
             traceback.print_exc()
             return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
         return self._response(result)
@@ -207,6 +182,9 @@ def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:  # one quiet line per request
             return
 
-    server = ThreadingHTTPServer((host, port), RequestHandler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # bursts of concurrent clients must queue, not be reset
+
+    server = Server((host, port), RequestHandler)
     server.daemon_threads = True
     return server

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from tollbooth_local.aws import REGION, MotoServer, create_stateful_resources, resolve, use_offline_environment
-from tollbooth_local.gateway import Gateway, Handler, serve
-from tollbooth_local.template import FunctionSpec, Template
+from tollbooth_local.containers import Containers
+from tollbooth_local.gateway import Gateway, serve
+from tollbooth_local.template import Template
 
 STACK_NAME = "tollbooth-local"
 # Local differences from a deployment, all of them about the host, none about behaviour.
 LOCAL_PARAMETERS = {"EnableSwagger": "true"}
 
 
-def load_function(spec: FunctionSpec) -> Handler:
-    """Import a function's handler from its file, as the Lambda runtime would."""
-    module_name = f"tollbooth_function_{spec.logical_id}"
-    module_spec = importlib.util.spec_from_file_location(module_name, spec.module_path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot load {spec.module_path}")
-    module: ModuleType = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return getattr(module, spec.handler_name)
-
-
 def function_environment(
     template: Template, parameters: dict[str, str], resources: dict[str, dict[str, str]]
 ) -> dict[str, str]:
-    """The union of every function's resolved environment (one process hosts them all)."""
+    """The union of every function's resolved environment (each local container hosts them all)."""
     merged: dict[str, str] = {}
     for spec in template.functions().values():
         for key, raw in spec.environment.items():
@@ -51,6 +39,7 @@ class LocalStack:
     host: str = "127.0.0.1"
     port: int = 3000
     dynamodb_url: str | None = None
+    concurrency: int = 4  # Lambda containers, each running one invocation at a time
     template: Template = field(default_factory=Template)
     endpoints: dict[str, Any] = field(default_factory=dict)
 
@@ -65,9 +54,8 @@ class LocalStack:
             self.template, STACK_NAME, self.moto.url, self.dynamodb_url, LOCAL_PARAMETERS
         )
         os.environ.update(function_environment(self.template, parameters, resources))
-        specs = self.template.functions()
-        handlers = {name: load_function(spec) for name, spec in specs.items()}
-        gateway = Gateway(self.template.routes(), handlers, {n: s.timeout for n, s in specs.items()}, self.state_dir)
+        self.containers = Containers(self.template, self.concurrency)
+        gateway = Gateway(self.template.routes(), self.containers.invoke, self.state_dir)
         self.server = serve(gateway, self.host, self.port)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
@@ -88,4 +76,5 @@ class LocalStack:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.containers.close()
         self.moto.stop()

@@ -3,6 +3,7 @@ local stack needs: the resources to create, the routes, and each function's hand
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,9 @@ class Template:
         if problems or document is None:
             raise ValueError(f"cannot read {path}: {problems}")
         self.path = path
-        self.document: dict[str, Any] = document
-        self.resources: dict[str, dict[str, Any]] = document.get("Resources", {})
+        # cfn-lint's nodes carry source marks; plain types pickle (to the local containers) and compare simply.
+        self.document: dict[str, Any] = json.loads(json.dumps(document))
+        self.resources: dict[str, dict[str, Any]] = self.document.get("Resources", {})
 
     def parameter_defaults(self) -> dict[str, str]:
         return {

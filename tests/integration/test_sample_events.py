@@ -11,8 +11,7 @@ import pytest
 from tests.conftest import EVENTS_DIR, Engine, event
 from tollbooth.api.runtime import get_service
 from tollbooth.settings import get_settings
-from tollbooth_local.gateway import LambdaContext
-from tollbooth_local.stack import load_function
+from tollbooth_local.functions import LambdaContext, load_function
 from tollbooth_local.template import Template
 
 TEMPLATE = Template()

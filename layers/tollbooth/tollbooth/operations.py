@@ -61,6 +61,7 @@ from tollbooth.schemas import (
 )
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+LEDGER_PAGE_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ class LedgerService:
         catalog: Catalog,
         *,
         max_write_attempts: int = 10,
-        ledger_page_max: int = 100,
+        ledger_page_max: int = LEDGER_PAGE_MAX,
         now: Callable[[], int] = clock.now_ms,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

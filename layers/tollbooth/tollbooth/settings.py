@@ -17,7 +17,6 @@ class Settings(BaseModel):
     account_claim: str = "sub"
     # Optimistic-concurrency attempts per mutation before answering 409 concurrent_update.
     max_write_attempts: int = Field(default=10, ge=1, le=50)
-    ledger_page_max: int = Field(default=100, ge=1, le=1000)
     # Swagger UI at /docs; on for the local stack, off by default when deployed.
     enable_swagger: bool = False
 
@@ -31,7 +30,6 @@ class Settings(BaseModel):
         optional = {
             "account_claim": "ACCOUNT_CLAIM",
             "max_write_attempts": "MAX_WRITE_ATTEMPTS",
-            "ledger_page_max": "LEDGER_PAGE_MAX",
             "enable_swagger": "ENABLE_SWAGGER",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from tollbooth.api.runtime import authorize, get_service
+from tollbooth.operations import LEDGER_PAGE_MAX
 from tollbooth.schemas import BalanceResponse, LedgerPageResponse
 
 router = Router()
@@ -22,7 +23,7 @@ def balance(account_id: str) -> BalanceResponse:
 @router.get("/v1/accounts/<account_id>/ledger", summary="Ledger entries, newest first")
 def ledger(
     account_id: str,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 25,
+    limit: Annotated[int, Query(ge=1, le=LEDGER_PAGE_MAX)] = 25,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> LedgerPageResponse:
     authorize(router, account_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -31,6 +32,8 @@ from tollbooth.settings import get_settings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace="Tollbooth")
+# Reads publish no business metric; that is expected, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
@@ -45,7 +48,6 @@ def get_service() -> LedgerService:
         Repository(settings.table_name, settings.region),
         load_catalog(),
         max_write_attempts=settings.max_write_attempts,
-        ledger_page_max=settings.ledger_page_max,
     )
 
 
