@@ -26,6 +26,7 @@ from tollbooth.api.errors import register_error_handlers
 from tollbooth.catalog import load_catalog
 from tollbooth.errors import InvalidRequest
 from tollbooth.operations import LedgerService, Outcome
+from tollbooth.repository import Repository
 from tollbooth.schemas import ErrorResponse
 from tollbooth.settings import get_settings
 
@@ -41,8 +42,6 @@ ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 
 @cache
 def get_service() -> LedgerService:
-    from tollbooth.repository import Repository
-
     settings = get_settings()
     return LedgerService(
         Repository(settings.table_name, settings.region),
