@@ -68,3 +68,17 @@ def event(name: str) -> dict:
     import json
 
     return json.loads(Path(EVENTS_DIR / name).read_text())
+
+
+def worked_examples() -> list[tuple[str, int, dict[str, str], str]]:
+    """The rows of the worked-examples table in docs/pricing.md."""
+    rows = []
+    for line in (REPO_ROOT / "docs" / "pricing.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or not cells[1].isdigit():
+            continue
+        feature, quantity, dims, credits, _ = cells
+        dimensions = dict(pair.strip().split("=") for pair in dims.split(",")) if dims else {}
+        rows.append((feature, int(quantity), dimensions, credits))
+    assert rows, "docs/pricing.md lost its worked examples"
+    return rows

@@ -1,12 +1,12 @@
-"""Catalog function: GET /v1/catalog and GET /v1/openapi.json (and /docs when enabled)."""
+"""Catalog function: GET /v1/catalog, POST /v1/quotes and GET /v1/openapi.json (and /docs when enabled)."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollbooth.api import catalog_routes
+from tollbooth.api import catalog_routes, quote_routes
 from tollbooth.api.runtime import build_resolver, lambda_handler_for
 from tollbooth.settings import get_settings
 
-app = build_resolver(catalog_routes.router)
+app = build_resolver(catalog_routes.router, quote_routes.router)
 
 
 def _docs(event: dict, context: LambdaContext) -> dict:

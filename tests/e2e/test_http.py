@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.conftest import worked_examples
 from tests.e2e.conftest import Api
 
 
@@ -284,6 +285,32 @@ def test_openapi_and_swagger_are_served(api: Api) -> None:
     paths = spec.body["paths"]
     for path in ("purchases", "grants", "consume", "balance", "ledger"):
         assert f"/v1/accounts/{{account_id}}/{path}" in paths
-    assert "/v1/catalog" in paths
+    assert "/v1/catalog" in paths and "/v1/quotes" in paths
     docs = api.call("GET", "/docs")
     assert docs.status == 200 and b"swagger" in docs.body.lower()
+
+
+@pytest.mark.parametrize(("feature", "quantity", "dimensions", "credits"), worked_examples())
+def test_a_quote_equals_the_charge(api: Api, feature: str, quantity: int, dimensions: dict, credits: str) -> None:
+    account = fresh_account()
+    fund(api, account, "100")
+    user = api.user(account)
+    request = {"feature": feature, "quantity": quantity, "dimensions": dimensions}
+    quote = api.call("POST", "/v1/quotes", token=user, body=request)
+    assert quote.status == 200 and quote.body["credits"] == credits
+    charged = api.call("POST", f"/v1/accounts/{account}/consume", token=user, body=request, key="q")
+    assert charged.body["charged"] == quote.body["credits"]
+    assert charged.body["catalog_version"] == quote.body["catalog_version"]
+    # And quoting debited nothing
+    assert api.call("GET", f"/v1/accounts/{account}/balance", token=user).body["totals"]["consumed"] == credits
+
+
+def test_a_quote_shows_its_breakdown_and_needs_a_caller(api: Api) -> None:
+    request = {"feature": "text_generation", "quantity": 1201, "dimensions": {"tier": "premium"}}
+    quote = api.call("POST", "/v1/quotes", token=api.service(), body=request).body
+    assert quote["breakdown"]["base"] == "2.402"
+    assert quote["breakdown"]["multipliers"] == [{"dimension": "tier", "value": "premium", "multiplier": "1.5"}]
+    assert (quote["breakdown"]["exact"], quote["breakdown"]["rounded"], quote["credits"]) == ("3.603", "3.610", "3.610")
+    assert api.call("POST", "/v1/quotes", body=request).status == 401
+    bad = api.call("POST", "/v1/quotes", token=api.service(), body={**request, "dimensions": {"tier": "gold"}})
+    assert (bad.status, bad.body["error"]["code"]) == (422, "invalid_dimension")

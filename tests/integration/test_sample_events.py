@@ -17,7 +17,7 @@ from tollbooth_local.template import Template
 TEMPLATE = Template()
 FUNCTIONS = TEMPLATE.functions()
 EVENT_FOR_FUNCTION = {
-    "CatalogFunction": ["catalog.json"],
+    "CatalogFunction": ["catalog.json", "quote.json"],
     "PurchaseFunction": ["purchase.json"],
     "GrantFunction": ["grant.json"],
     "ConsumeFunction": ["consume.json"],
@@ -73,3 +73,4 @@ def test_the_sample_events_tell_a_purchase_consume_read_story() -> None:
     assert [entry["kind"] for entry in entries] == ["grant", "consume", "purchase"]
     assert invoke("PurchaseFunction", "purchase.json")["json"] == bought["json"]
     assert invoke("CatalogFunction", "catalog.json")["statusCode"] == 200
+    assert invoke("CatalogFunction", "quote.json")["json"]["credits"] == "8.000"

@@ -34,6 +34,8 @@ CONTRACT = {
     ("GET", "/v1/catalog", "PublicApi", "none"),
     ("GET", "/v1/openapi.json", "PublicApi", "none"),
     ("GET", "/docs", "PublicApi", "none"),
+    ("POST", "/v1/quotes", "PublicApi", "jwt"),
+    ("POST", "/v1/quotes", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/purchases", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/grants", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/consume", "PublicApi", "jwt"),

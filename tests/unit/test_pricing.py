@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import worked_examples
 from tollbooth.catalog import load_catalog
 from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 from tollbooth.money import format_credits
@@ -14,24 +15,28 @@ from tollbooth.pricing import ceil_to, price
 CATALOG = load_catalog()
 
 
-@pytest.mark.parametrize(
-    ("feature", "quantity", "dimensions", "charged"),
-    [
-        ("text_generation", 1200, {}, "2.400"),  # 1 credit per 500 words
-        ("text_generation", 1201, {}, "2.410"),  # 2.402 rounds UP to the 0.01 granularity
-        ("text_generation", 1, {}, "0.010"),  # 0.002 rounds up to one granule
-        ("text_generation", 500, {"tier": "premium"}, "1.500"),  # feature multiplier x1.5
-        ("image_generation", 1, {}, "1.000"),
-        ("image_generation", 2, {"resolution": "hd"}, "4.000"),  # dimension multiplier x2
-        ("image_generation", 1, {"resolution": "4k", "licence": "commercial"}, "8.000"),  # x4 x2
-        ("video_generation", 10, {}, "2.000"),  # 0.2 credits per second
-        ("video_generation", 3, {}, "1.000"),  # 0.6 raised to the 1-credit minimum charge
-    ],
-)
-def test_worked_examples(feature: str, quantity: int, dimensions: dict[str, str], charged: str) -> None:
+@pytest.mark.parametrize(("feature", "quantity", "dimensions", "charged"), worked_examples())
+def test_worked_examples_in_the_pricing_doc(
+    feature: str, quantity: int, dimensions: dict[str, str], charged: str
+) -> None:
     charge = price(CATALOG, feature, quantity, dimensions)
     assert format_credits(charge.amount) == charged
     assert charge.catalog_version == CATALOG.version
+
+
+def test_the_doc_has_an_example_of_every_multiplier_kind_and_edge() -> None:
+    examples = worked_examples()
+    named = {name for _, _, dims, _ in examples for name in dims}
+    assert {"tier", "resolution", "licence"} <= named
+    assert any(dims == {"resolution": "4k", "licence": "commercial"} for _, _, dims, _ in examples)
+
+
+def test_a_charge_explains_itself() -> None:
+    charge = price(CATALOG, "text_generation", 1201, {"tier": "premium"})
+    assert charge.base == Fraction(1201 * 1000, 500)
+    assert [(m.dimension, m.value, m.factor) for m in charge.multipliers] == [("tier", "premium", Fraction(3, 2))]
+    assert charge.exact == charge.base * Fraction(3, 2)
+    assert charge.rounded == charge.amount == 3610  # 3.603 rounds up to 3.61
 
 
 def test_defaults_fill_every_dimension() -> None:

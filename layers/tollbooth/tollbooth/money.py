@@ -48,3 +48,19 @@ def format_credits(millicredits: int) -> str:
     sign = "-" if millicredits < 0 else ""
     whole, milli = divmod(abs(millicredits), MILLICREDITS_PER_CREDIT)
     return f"{sign}{whole}.{milli:03d}"
+
+
+def format_fraction(value: Fraction) -> str:
+    """An exact rational: a decimal when it has a short one, else "n/d"."""
+    for places in range(10):
+        scaled = value * 10**places
+        if scaled.denominator == 1:
+            whole, fraction = divmod(abs(scaled.numerator), 10**places)
+            sign = "-" if value < 0 else ""
+            return f"{sign}{whole}" + (f".{fraction:0{places}d}" if places else "")
+    return f"{value.numerator}/{value.denominator}"
+
+
+def format_exact(millicredits: Fraction) -> str:
+    """An exact, possibly fractional, amount of millicredits shown in credits."""
+    return format_fraction(millicredits / MILLICREDITS_PER_CREDIT)

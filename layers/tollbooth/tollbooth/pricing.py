@@ -14,12 +14,26 @@ from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 
 
 @dataclass(frozen=True)
+class Multiplier:
+    dimension: str
+    value: str
+    factor: Fraction
+
+
+@dataclass(frozen=True)
 class Charge:
     feature: str
     quantity: int
     dimensions: dict[str, str]  # every dimension of the feature, defaults filled in
-    amount: int  # millicredits
+    amount: int  # millicredits: what is debited
     catalog_version: str
+    # How the amount came about, for quotes and audits (millicredits, exact):
+    base: Fraction = Fraction(0)  # quantity x credits / per
+    multipliers: tuple[Multiplier, ...] = ()
+    exact: Fraction = Fraction(0)  # base x every multiplier
+    rounded: int = 0  # exact, rounded up to the granularity
+    granularity: int = 1
+    minimum: int = 0
 
 
 def resolve_dimensions(feature_id: str, feature: Feature, requested: dict[str, str]) -> dict[str, str]:
@@ -57,8 +71,24 @@ def price(catalog: Catalog, feature_id: str, quantity: int, dimensions: dict[str
     if not 1 <= quantity <= feature.max_quantity:
         raise InvalidQuantity(f"quantity must be between 1 and {feature.max_quantity} for {feature_id!r}")
     resolved = resolve_dimensions(feature_id, feature, dimensions or {})
-    exact = Fraction(quantity * feature.credits, feature.per)
-    for name, value in resolved.items():
-        exact *= Fraction(feature.dimensions[name].values[value])
-    amount = max(ceil_to(exact, feature.granularity), feature.minimum)
-    return Charge(feature_id, quantity, resolved, amount, catalog.version)
+    base = Fraction(quantity * feature.credits, feature.per)
+    multipliers = tuple(
+        Multiplier(name, value, Fraction(feature.dimensions[name].values[value])) for name, value in resolved.items()
+    )
+    exact = base
+    for multiplier in multipliers:
+        exact *= multiplier.factor
+    rounded = ceil_to(exact, feature.granularity)
+    return Charge(
+        feature=feature_id,
+        quantity=quantity,
+        dimensions=resolved,
+        amount=max(rounded, feature.minimum),
+        catalog_version=catalog.version,
+        base=base,
+        multipliers=multipliers,
+        exact=exact,
+        rounded=rounded,
+        granularity=feature.granularity,
+        minimum=feature.minimum,
+    )

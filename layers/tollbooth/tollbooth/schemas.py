@@ -140,3 +140,34 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class QuoteRequest(_Request):
+    feature: Name
+    quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
+    dimensions: dict[Name, Name] = Field(default_factory=dict, max_length=16)
+
+
+class MultiplierView(BaseModel):
+    dimension: str
+    value: str
+    multiplier: str
+
+
+class QuoteBreakdown(BaseModel):
+    unit: str
+    base: str = Field(description="quantity x credits / per, exact")
+    multipliers: list[MultiplierView]
+    exact: str = Field(description="base x multipliers, exact (a fraction when it has no decimal form)")
+    granularity: CreditsOut
+    rounded: CreditsOut = Field(description="exact, rounded up to the granularity")
+    minimum: CreditsOut
+
+
+class QuoteResponse(BaseModel):
+    feature: str
+    quantity: int
+    dimensions: dict[str, str]
+    credits: CreditsOut = Field(description="What a consume of the same request would debit now")
+    catalog_version: str
+    breakdown: QuoteBreakdown

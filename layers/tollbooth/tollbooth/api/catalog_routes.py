@@ -55,11 +55,16 @@ def get_catalog() -> dict:
 @cache
 def full_api() -> APIGatewayHttpResolver:
     """A resolver holding every route, used only to describe the whole API."""
-    from tollbooth.api import account_routes, consume_routes, grant_routes, purchase_routes
+    from tollbooth.api import account_routes, consume_routes, grant_routes, purchase_routes, quote_routes
     from tollbooth.api.runtime import build_resolver
 
     app = build_resolver(
-        router, purchase_routes.router, grant_routes.router, consume_routes.router, account_routes.router
+        router,
+        quote_routes.router,
+        purchase_routes.router,
+        grant_routes.router,
+        consume_routes.router,
+        account_routes.router,
     )
     app.enable_swagger(path="/docs", title=API_TITLE, version=API_VERSION)
     return app

@@ -50,9 +50,14 @@ def get_service() -> LedgerService:
     )
 
 
+def current_principal(router: Router) -> Principal:
+    """The authenticated caller, or Unauthenticated."""
+    return principal_from(router.current_event.raw_event, get_settings().account_claim)
+
+
 def authorize(router: Router, account_id: str, *, service_only: bool = False) -> Principal:
     """Check the caller may act on ``account_id`` (and is a service, where required)."""
-    principal = principal_from(router.current_event.raw_event, get_settings().account_claim)
+    principal = current_principal(router)
     if service_only:
         principal.require_service()
     if not ACCOUNT_ID.match(account_id):

@@ -1,0 +1,47 @@
+"""POST /v1/quotes: what a consume would cost, and why; debits nothing."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from tollbooth.api.runtime import current_principal, error_responses
+from tollbooth.catalog import load_catalog
+from tollbooth.money import format_credits, format_exact, format_fraction
+from tollbooth.pricing import Charge, price
+from tollbooth.schemas import MultiplierView, QuoteBreakdown, QuoteRequest, QuoteResponse
+
+router = Router()
+
+
+def quote_view(charge: Charge, unit: str) -> QuoteResponse:
+    return QuoteResponse(
+        feature=charge.feature,
+        quantity=charge.quantity,
+        dimensions=charge.dimensions,
+        credits=format_credits(charge.amount),
+        catalog_version=charge.catalog_version,
+        breakdown=QuoteBreakdown(
+            unit=unit,
+            base=format_exact(charge.base),
+            multipliers=[
+                MultiplierView(dimension=m.dimension, value=m.value, multiplier=format_fraction(m.factor))
+                for m in charge.multipliers
+            ],
+            exact=format_exact(charge.exact),
+            granularity=format_credits(charge.granularity),
+            rounded=format_credits(charge.rounded),
+            minimum=format_credits(charge.minimum),
+        ),
+    )
+
+
+@router.post(
+    "/v1/quotes",
+    summary="Price a request without debiting it (any authenticated caller)",
+    responses=error_responses({401: "No valid credentials", 422: "Unknown feature or dimension, or invalid quantity"}),
+)
+def quote(request: QuoteRequest) -> QuoteResponse:
+    current_principal(router)
+    catalog = load_catalog()
+    charge = price(catalog, request.feature, request.quantity, request.dimensions)
+    return quote_view(charge, catalog.features[request.feature].unit)
