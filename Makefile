@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: help install run token test test-unit test-integration test-e2e test-template lint format typecheck \
-	validate build bench deploy clean
+	catalog-check validate build bench deploy clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ test-e2e: install
 
 test-template: $(STAMP)
 	$(BIN)/pytest tests/template
+
+catalog-check: $(STAMP) ## validate the catalog file(s); problems are reported by path
+	$(BIN)/python -m tollbooth.catalog $(FILE)
 
 validate: $(STAMP) ## sam validate --lint and cfn-lint
 	$(BIN)/sam validate --lint

@@ -34,6 +34,7 @@ def test_the_readme_session_catalog_purchase_consume_balance_ledger(api: Api) ->
     # Given the catalog
     catalog = api.call("GET", "/v1/catalog")
     assert catalog.status == 200 and catalog.body["packages"]["standard"]["credits"] == "5000.000"
+    assert catalog.body["packages"]["standard"]["discount_percent"] == "27.2"
     # When a service records a purchase
     bought = api.call(
         "POST",

@@ -1,8 +1,21 @@
+import subprocess
+import sys
 from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
-from tollbooth.catalog import DEFAULT_CATALOG_PATH, CatalogError, ExpiryPolicy, load_catalog, parse_catalog
+from tollbooth.catalog import (
+    DEFAULT_CATALOG_PATH,
+    CatalogError,
+    ExpiryPolicy,
+    discount,
+    load_catalog,
+    parse_catalog,
+    price_per_credit,
+)
+from tollbooth.money import format_rounded
 
 MINIMAL = """
 version = "t1"
@@ -69,3 +82,38 @@ def test_expiry_policies_parse(text: str, kind: str, count: int) -> None:
     policy = ExpiryPolicy.parse(text)
     assert (policy.kind, policy.count) == (kind, count)
     assert str(policy) == text
+
+
+def test_base_package_must_exist() -> None:
+    with pytest.raises(CatalogError) as failure:
+        parse_catalog('base_package = "gold"\n' + MINIMAL)
+    assert any("base_package 'gold'" in problem for problem in failure.value.problems)
+
+
+def test_price_per_credit_counts_bonus_and_discount_is_against_the_base() -> None:
+    catalog = load_catalog()
+    starter, standard = catalog.packages["starter"], catalog.packages["standard"]
+    assert price_per_credit(starter) == Fraction(999, 1000)
+    assert price_per_credit(standard) == Fraction(3999, 5500)
+    assert discount(starter, starter) == 0
+    assert discount(standard, starter) == 1 - Fraction(3999, 5500) / Fraction(999, 1000)
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "shown"),
+    [(Fraction(2, 3), 2, "0.67"), (Fraction(1, 8), 2, "0.12"), (Fraction(3, 8), 2, "0.38"), (Fraction(5), 1, "5.0")],
+)
+def test_display_rounding_is_half_even(value: Fraction, places: int, shown: str) -> None:
+    assert format_rounded(value, places) == shown
+
+
+def test_catalog_check_reports_problems_by_path_and_fails(tmp_path: Path) -> None:
+    broken = tmp_path / "catalog.toml"
+    broken.write_text(MINIMAL + '[features.words.dimensions.res]\ndefault = "8k"\nvalues = { hd = 2 }\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "tollbooth.catalog", str(broken)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "features.words.dimensions.res" in result.stderr and "'8k'" in result.stderr
+    good = subprocess.run([sys.executable, "-m", "tollbooth.catalog"], capture_output=True, text=True, check=False)
+    assert good.returncode == 0 and "ok, version" in good.stdout

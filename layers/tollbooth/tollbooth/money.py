@@ -64,3 +64,14 @@ def format_fraction(value: Fraction) -> str:
 def format_exact(millicredits: Fraction) -> str:
     """An exact, possibly fractional, amount of millicredits shown in credits."""
     return format_fraction(millicredits / MILLICREDITS_PER_CREDIT)
+
+
+def format_rounded(value: Fraction, places: int) -> str:
+    """A display-only decimal, rounded half-even (never used for amounts that move)."""
+    scaled = value * 10**places
+    whole, rest = divmod(scaled.numerator, scaled.denominator)
+    if rest * 2 > scaled.denominator or (rest * 2 == scaled.denominator and whole % 2):
+        whole += 1
+    sign = "-" if whole < 0 else ""
+    digits = str(abs(whole)).rjust(places + 1, "0")
+    return f"{sign}{digits[:-places]}.{digits[-places:]}" if places else f"{sign}{digits}"

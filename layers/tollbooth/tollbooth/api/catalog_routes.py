@@ -7,8 +7,8 @@ from functools import cache
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from tollbooth.catalog import load_catalog
-from tollbooth.money import format_credits
+from tollbooth.catalog import discount, load_catalog, price_per_credit
+from tollbooth.money import format_credits, format_rounded
 
 router = Router()
 
@@ -19,8 +19,10 @@ API_VERSION = "1.0.0"
 @router.get("/v1/catalog", summary="The catalog: features with rates, packages with prices")
 def get_catalog() -> dict:
     catalog = load_catalog()
+    base = catalog.packages.get(catalog.base_package) if catalog.base_package else None
     return {
         "version": catalog.version,
+        "base_package": catalog.base_package,
         "features": {
             feature_id: {
                 "description": feature.description,
@@ -46,6 +48,9 @@ def get_catalog() -> dict:
                 "bonus_credits": format_credits(package.bonus_credits),
                 "expiry": str(package.expiry),
                 "bonus_expiry": str(package.bonus_expiry or package.expiry),
+                # Display figures: minor units per credit (bonus included), and % off the base package.
+                "price_per_credit_minor": format_rounded(price_per_credit(package), 4),
+                "discount_percent": None if base is None else format_rounded(discount(package, base) * 100, 1),
             }
             for package_id, package in catalog.packages.items()
         },

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from decimal import Decimal
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -131,6 +132,24 @@ class Catalog(_Strict):
     version: str = Field(min_length=1, max_length=64)
     features: dict[Annotated[str, Field(pattern=_IDENTIFIER)], Feature] = Field(min_length=1)
     packages: dict[Annotated[str, Field(pattern=_IDENTIFIER)], Package] = Field(default_factory=dict)
+    # The package others' discounts are measured against (usually the smallest).
+    base_package: str | None = None
+
+    @model_validator(mode="after")
+    def _base_package_exists(self) -> Catalog:
+        if self.base_package is not None and self.base_package not in self.packages:
+            raise ValueError(f"base_package {self.base_package!r} is not one of {sorted(self.packages)}")
+        return self
+
+
+def price_per_credit(package: Package) -> Fraction:
+    """Minor currency units paid per credit received, bonus included (exact)."""
+    return Fraction(package.price_minor * 1000, package.credits + package.bonus_credits)
+
+
+def discount(package: Package, base: Package) -> Fraction:
+    """How much cheaper a credit is in ``package`` than in ``base`` (0.25 = 25 %)."""
+    return 1 - price_per_credit(package) / price_per_credit(base)
 
 
 class CatalogError(ValueError):
