@@ -142,10 +142,8 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-class QuoteRequest(_Request):
-    feature: Name
-    quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
-    dimensions: dict[Name, Name] = Field(default_factory=dict, max_length=16)
+class QuoteRequest(ConsumeRequest):
+    """The same request as a consume: a quote prices it exactly as the debit would."""
 
 
 class MultiplierView(BaseModel):
