@@ -1,5 +1,8 @@
 """Catalog function: GET /v1/catalog, POST /v1/quotes and GET /v1/openapi.json (and /docs when enabled)."""
 
+from collections.abc import Callable
+from functools import cache
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollbooth.api import catalog_routes, quote_routes
@@ -9,15 +12,17 @@ from tollbooth.settings import get_settings
 app = build_resolver(catalog_routes.router, quote_routes.router)
 
 
-def _docs(event: dict, context: LambdaContext) -> dict:
-    return catalog_routes.full_api().resolve(event, context)
-
-
 _api_handler = lambda_handler_for(app)
+
+
+@cache
+def _docs_handler() -> Callable[[dict, LambdaContext], dict]:
+    # Built on first /docs request only: it imports every route to describe the whole API.
+    return lambda_handler_for(catalog_routes.full_api())
 
 
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # Swagger UI is served by the resolver that knows every route, and only where enabled.
     if event.get("rawPath") == "/docs" and get_settings().enable_swagger:
-        return _docs(event, context)
+        return _docs_handler()(event, context)
     return _api_handler(event, context)

@@ -7,8 +7,10 @@ server handles one request at a time, as one DynamoDB partition would order them
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -115,8 +117,6 @@ def create_stateful_resources(
 def _create_stack(
     template: Template, stack_name: str, aws_url: str, resources: dict[str, Any], values: dict[str, str]
 ) -> dict[str, dict[str, str]]:
-    import json
-
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Parameters": template.document.get("Parameters", {}),
@@ -178,7 +178,6 @@ def resolve(value: Any, parameters: dict[str, str], resources: dict[str, dict[st
             logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
             return resources[logical_id][attribute]
         if function == "Fn::Sub" and isinstance(argument, str):
-            import re
 
             def substitute(match: re.Match[str]) -> str:
                 name = match.group(1)

@@ -169,9 +169,9 @@ class KnownAccounts:
             while len(self._accounts) > self._capacity:
                 self._accounts.popitem(last=False)
 
-    def pop(self, account_id: str, default: None = None) -> None:
+    def forget(self, account_id: str) -> None:
         with self._lock:
-            self._accounts.pop(account_id, default)
+            self._accounts.pop(account_id, None)
 
 
 class LedgerService:
@@ -361,7 +361,7 @@ class LedgerService:
             try:
                 self.repository.apply(mutation, now)
             except WriteConflict as conflict:
-                self._known.pop(account_id, None)
+                self._known.forget(account_id)
                 account = None
                 if conflict.reason in (WriteConflict.IDEMPOTENCY_KEY, WriteConflict.UNKNOWN):
                     replay = self._replay(account_id, idem)
