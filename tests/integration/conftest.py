@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Engine
-from tollbooth.catalog import load_catalog
+from tollbooth.catalog import load_history
 from tollbooth.clock import now_ms
 from tollbooth.operations import LedgerService
 from tollbooth.repository import Repository
@@ -31,4 +31,4 @@ def repository(engine: Engine, table_name: str) -> Repository:
 
 @pytest.fixture
 def service(repository: Repository, clock: Clock) -> LedgerService:
-    return LedgerService(repository, load_catalog(), now=clock, max_write_attempts=30)
+    return LedgerService(repository, load_history(), now=clock, max_write_attempts=30)

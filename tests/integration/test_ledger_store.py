@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tollbooth import clock as clocks
-from tollbooth.catalog import load_catalog
+from tollbooth.catalog import load_history
 from tollbooth.errors import IdempotencyKeyReused, InsufficientCredits, PaymentReferenceUsed
 from tollbooth.ledger import Draw, IdempotencyRecord, LedgerEntry, Mutation
 from tollbooth.operations import Idempotency, LedgerService
@@ -215,7 +215,7 @@ def test_concurrent_replays_of_one_key_charge_once(service: LedgerService, repos
 
 def second_container(repository: Repository) -> LedgerService:
     """Another Lambda container: same table, its own remembered account states."""
-    return LedgerService(repository, load_catalog())
+    return LedgerService(repository, load_history())
 
 
 def test_a_stale_remembered_state_costs_a_retry_never_a_wrong_balance(

@@ -38,6 +38,7 @@ CONTRACT = {
     ("POST", "/v1/quotes", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/purchases", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/grants", "ServiceApi", "iam"),
+    ("POST", "/v1/accounts/{account_id}/allowances", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/consume", "PublicApi", "jwt"),
     ("POST", "/v1/accounts/{account_id}/consume", "ServiceApi", "iam"),
     ("GET", "/v1/accounts/{account_id}/balance", "PublicApi", "jwt"),
@@ -141,7 +142,7 @@ def test_sam_build_makes_arm64_layers_without_docker(tmp_path: Path) -> None:
     assert {elf_machine(path) for path in compiled} == {183}
     assert any("cpython-313-aarch64" in path.name for path in compiled)
     # And the library layer and every function are in place
-    assert (build_dir / "TollboothLayer" / "python" / "tollbooth" / "catalog" / "catalog.toml").exists()
+    assert (build_dir / "TollboothLayer" / "python" / "tollbooth" / "catalog" / "versions" / "2026-11-01.toml").exists()
     for function_id in EXPECTED_ACTIONS:
         assert (build_dir / function_id / "app.py").exists()
     shutil.rmtree(build_dir)

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -7,18 +8,23 @@ from pathlib import Path
 import pytest
 
 from tollbooth.catalog import (
-    DEFAULT_CATALOG_PATH,
+    CATALOG_DIR,
     CatalogError,
     ExpiryPolicy,
     discount,
-    load_catalog,
+    load_history,
     parse_catalog,
+    parse_history,
     price_per_credit,
 )
+from tollbooth import clock
+from tollbooth.clock import now_ms
+from tollbooth.errors import CatalogVersionNotFound, NoCatalogInForce
 from tollbooth.money import format_rounded
 
 MINIMAL = """
 version = "t1"
+effective_from = 2026-01-01T00:00:00Z
 [features.words]
 unit = "word"
 credits = 1
@@ -27,7 +33,7 @@ per = 500
 
 
 def test_the_repository_catalog_is_valid_and_versioned() -> None:
-    catalog = load_catalog(DEFAULT_CATALOG_PATH)
+    catalog = load_history(CATALOG_DIR).in_force(now_ms())
     assert catalog.version
     assert {"starter", "standard", "premium"} <= set(catalog.packages)
     assert catalog.packages["standard"].bonus_credits > 0
@@ -87,11 +93,11 @@ def test_expiry_policies_parse(text: str, kind: str, count: int) -> None:
 def test_base_package_must_exist() -> None:
     with pytest.raises(CatalogError) as failure:
         parse_catalog('base_package = "gold"\n' + MINIMAL)
-    assert any("base_package 'gold'" in problem for problem in failure.value.problems)
+    assert "base_package: 'gold' is not one of []" in failure.value.problems
 
 
 def test_price_per_credit_counts_bonus_and_discount_is_against_the_base() -> None:
-    catalog = load_catalog()
+    catalog = load_history().in_force(now_ms())
     starter, standard = catalog.packages["starter"], catalog.packages["standard"]
     assert price_per_credit(starter) == Fraction(999, 1000)
     assert price_per_credit(standard) == Fraction(3999, 5500)
@@ -117,3 +123,137 @@ def test_catalog_check_reports_problems_by_path_and_fails(tmp_path: Path) -> Non
     assert "features.words.dimensions.res" in result.stderr and "'8k'" in result.stderr
     good = subprocess.run([sys.executable, "-m", "tollbooth.catalog"], capture_output=True, text=True, check=False)
     assert good.returncode == 0 and "ok, version" in good.stdout
+
+
+PACKAGE = 'name = "P"\nprice_minor = 100\ncurrency = "USD"\ncredits = 10\nexpiry = "never"\n'
+PLAN = 'name = "Pro"\nperiod = "monthly"\nprice_minor = 1\ncurrency = "USD"\nallowance = 5\n'
+CAMPAIGN = 'name = "C"\nbonus_percent = 10\npackages = ["p"]\n'
+
+
+@pytest.mark.parametrize(
+    ("addition", "expected_problem"),
+    [
+        (f"[packages.p]\n{PACKAGE}licences = ['pro']\n", "packages.p.licences: 'pro' is not one of ['personal']"),
+        (f"[packages.p]\n{PACKAGE}features = ['nope']\n", "packages.p.features: 'nope' is not one of ['words']"),
+        (f"[packages.p]\n{PACKAGE}unlocks = ['words']\n", "packages.p.unlocks: 'words' is not a locked feature"),
+        ("[features.vip]\nunit = 'x'\ncredits = 1\nlocked = true\n", "features.vip.locked: no package or plan"),
+        (f"[plans.pro]\n{PLAN}".replace('"monthly"', '"weekly"'), "plans.pro.period"),
+        (f"[plans.pro]\n{PLAN}".replace("allowance = 5", "allowance = 0"), "plans.pro.allowance"),
+        (f"[plans.pro]\n{PLAN}rollover_cap = -1\n", "plans.pro.rollover_cap"),
+        (
+            f"[packages.p]\n{PACKAGE}[campaigns.c]\n{CAMPAIGN}"
+            "starts_at = 2026-12-02T00:00:00Z\nends_at = 2026-12-01T00:00:00Z\n",
+            "campaigns.c: Value error, ends_at must be after starts_at",
+        ),
+        (
+            f"[packages.p]\n{PACKAGE}[campaigns.c]\n{CAMPAIGN}".replace("bonus_percent = 10", "bonus_percent = 0")
+            + "starts_at = 2026-12-01T00:00:00Z\nends_at = 2026-12-02T00:00:00Z\n",
+            "campaigns.c.bonus_percent",
+        ),
+        (
+            f"[campaigns.c]\n{CAMPAIGN}starts_at = 2026-12-01T00:00:00Z\nends_at = 2026-12-02T00:00:00Z\n",
+            "campaigns.c.packages: 'p' is not one of []",
+        ),
+        (
+            f"[packages.p]\n{PACKAGE}"
+            f"[campaigns.a]\n{CAMPAIGN}starts_at = 2026-12-01T00:00:00Z\nends_at = 2026-12-10T00:00:00Z\n"
+            f"[campaigns.b]\n{CAMPAIGN}starts_at = 2026-12-09T00:00:00Z\nends_at = 2026-12-20T00:00:00Z\n",
+            "campaigns.b: overlaps campaign 'a' for package 'p'",
+        ),
+        (
+            "[features.words.dimensions.licence]\ndefault = 'personal'\nvalues = { personal = 1, resale = 3 }\n",
+            "features.words.dimensions.licence.values.resale: not one of licences",
+        ),
+        ('default_licence = "commercial"\n', "default_licence: 'commercial' is not one of ['personal']"),
+        ("", None),
+    ],
+)
+def test_rules_across_sections_name_the_path_to_fix(addition: str, expected_problem: str | None) -> None:
+    # Given a catalog that breaks one rule spanning sections (or none)
+    text = MINIMAL.replace(
+        "effective_from = 2026-01-01T00:00:00Z\n", "effective_from = 2026-01-01T00:00:00Z\n" + addition
+    )
+    if addition.startswith("default_licence"):
+        text = addition + MINIMAL
+    # When it is parsed, Then the problem names its path (and a valid file parses)
+    if expected_problem is None:
+        assert parse_catalog(text).version == "t1"
+        return
+    with pytest.raises(CatalogError) as failure:
+        parse_catalog(text)
+    assert any(expected_problem in problem for problem in failure.value.problems), failure.value.problems
+
+
+def version_file(version: str, effective_from: str, credits: str = "1") -> str:
+    return f'version = "{version}"\neffective_from = {effective_from}\n[features.words]\nunit = "word"\ncredits = {credits}\n'
+
+
+def test_the_version_in_force_changes_at_the_exact_instant() -> None:
+    # Given two versions, the second taking effect at 2027-01-01T00:00:00Z
+    history = parse_history(
+        {
+            "v1.toml": version_file("v1", "2026-01-01T00:00:00Z", "1"),
+            "v2.toml": version_file("v2", "2027-01-01T00:00:00Z", "2"),
+        }
+    )
+    switch = clock.from_datetime(datetime(2027, 1, 1, tzinfo=UTC))
+    # Then a millisecond before it v1 prices, and at the instant v2 does
+    assert history.in_force(switch - 1).version == "v1"
+    assert history.in_force(switch).version == "v2"
+    # And the old version stays loadable for audits
+    assert history.get("v1").features["words"].credits == 1000
+    with pytest.raises(CatalogVersionNotFound) as failure:
+        history.get("v0")
+    assert failure.value.details["allowed"] == ["v1", "v2"]
+    with pytest.raises(NoCatalogInForce):
+        history.in_force(clock.from_datetime(datetime(2025, 12, 31, tzinfo=UTC)))
+
+
+@pytest.mark.parametrize(
+    ("files", "expected_problem"),
+    [
+        ({"v1.toml": version_file("v2", "2026-01-01T00:00:00Z")}, "v1.toml: version: 'v2' must match the file name"),
+        (
+            {
+                "v1.toml": version_file("v1", "2026-01-01T00:00:00Z"),
+                "v2.toml": version_file("v2", "2026-01-01T00:00:00Z"),
+            },
+            "v2.toml: effective_from: the same instant as version 'v1'",
+        ),
+        ({"v1.toml": 'version = "v1"\n[features.words]\nunit = "w"\ncredits = 1\n'}, "v1.toml: effective_from"),
+        ({"v1.toml": version_file("v1", "2026-01-01T00:00:00")}, "v1.toml: effective_from"),
+        ({}, "no catalog version files"),
+    ],
+)
+def test_a_history_reports_problems_by_file_and_path(files: dict[str, str], expected_problem: str) -> None:
+    with pytest.raises(CatalogError) as failure:
+        parse_history(files)
+    assert any(expected_problem in problem for problem in failure.value.problems), failure.value.problems
+
+
+def test_catalog_check_validates_a_directory_of_versions(tmp_path: Path) -> None:
+    (tmp_path / "v1.toml").write_text(version_file("v1", "2026-01-01T00:00:00Z"))
+    (tmp_path / "v2.toml").write_text(version_file("v2", "2026-01-01T00:00:00Z"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tollbooth.catalog", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1 and "the same instant as version 'v1'" in result.stderr
+
+
+def test_a_campaign_bonus_rounds_down_to_a_millicredit_and_its_window_is_half_open() -> None:
+    catalog = parse_catalog(
+        MINIMAL
+        + PACKAGE.join(["[packages.p]\n", ""]).replace("credits = 10", "credits = 10.001")
+        + f"[campaigns.c]\n{CAMPAIGN}".replace("bonus_percent = 10", "bonus_percent = 12.5")
+        + "starts_at = 2026-12-01T00:00:00Z\nends_at = 2026-12-08T00:00:00Z\n"
+    )
+    campaign = catalog.campaigns["c"]
+    assert campaign.bonus_for(catalog.packages["p"]) == 1250  # 12.5 % of 10.001 = 1.250125
+    start = clock.from_datetime(datetime(2026, 12, 1, tzinfo=UTC))
+    end = clock.from_datetime(datetime(2026, 12, 8, tzinfo=UTC))
+    assert [catalog.campaign_for("p", at) is not None for at in (start - 1, start, end - 1, end)] == [
+        False,
+        True,
+        True,
+        False,
+    ]

@@ -2,17 +2,23 @@
 
 import pytest
 
-from tollbooth.errors import InsufficientCredits
+from dataclasses import replace
+
+from tollbooth.errors import FeatureLocked, InsufficientCredits
 from tollbooth.ledger import (
     Account,
     Draw,
+    Use,
     IdempotencyRecord,
     LedgerEntry,
     Lot,
     Mutation,
     allocate,
+    billing_period_end,
     burn_down_order,
     next_expiry,
+    perks_at,
+    rollover,
 )
 
 T = 1_800_000_000_000  # a fixed "now" in epoch ms
@@ -75,3 +81,110 @@ def test_mutations_keep_the_conservation_law() -> None:
     assert after.balance == after.granted - after.consumed - after.expired == 50
     credit = Mutation(after, LedgerEntry("g", 6, "grant", 25, 75, T), idem, new_lots=(lot("b", 25),))
     assert credit.account_after.balance == credit.account_after.granted - credit.account_after.consumed == 75
+
+
+COMMERCIAL_IMAGE = Use("image_generation", "commercial")
+
+
+def test_a_commercial_use_draws_only_from_lots_that_allow_it() -> None:
+    # Given a personal-only lot that expires first, and a lot for any licence
+    personal = replace(lot("personal", 5000, T + 10), licences=("personal",))
+    anything = lot("any", 5000, T + 20)
+    account = Account("a", lots=(personal, anything))
+    # When a commercial use is allocated, Then the personal-only lot is skipped despite expiring first
+    assert allocate(account, 3000, T, COMMERCIAL_IMAGE) == (Draw("any", 3000),)
+    # And a personal use burns down in the usual order
+    assert allocate(account, 6000, T, Use("image_generation", "personal")) == (
+        Draw("personal", 5000),
+        Draw("any", 1000),
+    )
+
+
+def test_a_short_restricted_balance_names_the_kind_of_credits_missing() -> None:
+    # Given 5 personal-only credits and 2 that may pay for anything
+    account = Account("a", lots=(replace(lot("p", 5000), licences=("personal",)), lot("any", 2000)))
+    # When 3 credits of commercial use are asked for
+    with pytest.raises(InsufficientCredits) as failure:
+        allocate(account, 3000, T, COMMERCIAL_IMAGE)
+    # Then the refusal says which kind is short, and how much of that kind there is
+    assert failure.value.missing == {"licence": "commercial", "feature": "image_generation"}
+    assert failure.value.available == 2000
+    assert "5.000 more credits on the account may not" in failure.value.message
+
+
+def test_feature_restricted_lots_pay_only_for_their_features() -> None:
+    account = Account("a", lots=(replace(lot("video-only", 5000), features=("video_generation",)),))
+    assert allocate(account, 1000, T, Use("video_generation", "personal")) == (Draw("video-only", 1000),)
+    with pytest.raises(InsufficientCredits):
+        allocate(account, 1000, T, Use("text_generation", "personal"))
+
+
+def test_a_locked_feature_needs_a_spendable_lot_that_unlocks_it() -> None:
+    use = Use("voice_cloning", "personal", locked=True, unlocked_by=("premium",))
+    plain = Account("a", lots=(lot("plain", 50_000),))
+    with pytest.raises(FeatureLocked) as failure:
+        allocate(plain, 5000, T, use)
+    assert failure.value.details["allowed"] == ["premium"]
+    # An unlocking lot that has expired unlocks nothing; one that is spendable does
+    expired_key = replace(lot("premium", 1000, T), unlocks=("voice_cloning",))
+    with pytest.raises(FeatureLocked):
+        allocate(replace(plain, lots=(*plain.lots, expired_key)), 5000, T, use)
+    live_key = replace(expired_key, expires_at=T + 1)
+    assert allocate(replace(plain, lots=(*plain.lots, live_key)), 5000, T, use) == (
+        Draw("premium", 1000),
+        Draw("plain", 4000),
+    )
+
+
+def test_perks_come_from_spendable_lots_only() -> None:
+    premium = replace(lot("premium", 1000, T + 5), priority_processing=True, unlocks=("voice_cloning",))
+    account = Account("a", lots=(premium, lot("plain", 1000)))
+    assert perks_at(account, T) == perks_at(account, T + 4)
+    assert perks_at(account, T).priority_processing and perks_at(account, T).unlocked_features == ("voice_cloning",)
+    later = perks_at(account, T + 5)
+    assert not later.priority_processing and later.unlocked_features == ()
+    spent = replace(account, lots=(replace(premium, remaining=0), lot("plain", 1000)))
+    assert not perks_at(spent, T).priority_processing
+
+
+def allowance(lot_id: str, remaining: int, start: int, end: int, plan: str = "pro") -> Lot:
+    return Lot(lot_id, "allowance", 2000, remaining, start, end, 15, plan_id=plan)
+
+
+def test_the_billing_period_ends_when_the_current_allowance_expires() -> None:
+    account = Account("a", lots=(allowance("old", 0, T - 100, T), allowance("now", 5, T, T + 100), lot("p", 1)))
+    assert billing_period_end(account, T - 1) == T
+    assert billing_period_end(account, T) == T + 100
+    assert billing_period_end(account, T + 100) is None
+    assert billing_period_end(Account("b"), T) is None
+
+
+def test_rollover_takes_what_the_ending_period_left_up_to_the_cap() -> None:
+    # Given last period's allowance and rollover lots of plan pro ending at T, and other lots
+    ending = (
+        allowance("allow", 300, T - 100, T),
+        replace(allowance("rolled", 200, T - 100, T), source="rollover", priority=12),
+        allowance("other-plan", 900, T - 100, T, plan="team"),
+        allowance("older", 900, T - 200, T - 100),
+    )
+    account = Account("a", lots=ending)
+    # Then the older credits (the rollover lot, lower priority) carry first, up to the cap
+    assert rollover(account, "pro", T, 400) == (Draw("rolled", 200), Draw("allow", 200))
+    assert rollover(account, "pro", T, 10_000) == (Draw("rolled", 200), Draw("allow", 300))
+    assert rollover(account, "pro", T, 0) == ()
+
+
+def test_a_transfer_moves_credits_without_changing_the_balance() -> None:
+    # Given an expired allowance lot with 300 left
+    old = allowance("old", 300, T - 100, T)
+    account = Account("a", version=1, balance=300, granted=2000, consumed=1700, lots=(old,))
+    new = allowance("new", 2000, T, T + 100)
+    carried = replace(new, lot_id="carried", source="rollover", granted=300, remaining=300)
+    entry = LedgerEntry("e", 2, "allowance", 2000, 2300, T)
+    mutation = Mutation(
+        account, entry, IdempotencyRecord("k", "f", 201, {}, 2), new_lots=(new, carried), transfers=(Draw("old", 300),)
+    )
+    after = mutation.account_after
+    # Then conservation holds: granted - consumed - expired = balance = sum of lots
+    assert after.balance == after.granted - after.consumed - after.expired == sum(x.remaining for x in after.lots)
+    assert after.available_at(T) == 2300

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tollbooth.catalog import load_catalog
+from tollbooth.catalog import load_history
 from tollbooth.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits
 from tollbooth.ledger import Account, IdempotencyRecord, Lot, Mutation
 from tollbooth.operations import Idempotency, LedgerService
@@ -41,7 +41,7 @@ def funded(credits: int) -> Account:
 def service_over(repository: object, attempts: int = 4) -> LedgerService:
     sleeps: list[float] = []
     service = LedgerService(
-        repository, load_catalog(), max_write_attempts=attempts, now=lambda: NOW, sleep=sleeps.append
+        repository, load_history(), max_write_attempts=attempts, now=lambda: NOW, sleep=sleeps.append
     )  # type: ignore[arg-type]
     service.sleeps = sleeps  # type: ignore[attr-defined]
     return service

@@ -7,12 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import worked_examples
-from tollbooth.catalog import load_catalog
+from tollbooth.catalog import load_history
+from tollbooth.clock import now_ms
 from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 from tollbooth.money import format_credits
 from tollbooth.pricing import ceil_to, price
 
-CATALOG = load_catalog()
+CATALOG = load_history().in_force(now_ms())
 
 
 @pytest.mark.parametrize(("feature", "quantity", "dimensions", "charged"), worked_examples())
@@ -27,7 +28,7 @@ def test_worked_examples_in_the_pricing_doc(
 def test_the_doc_has_an_example_of_every_multiplier_kind_and_edge() -> None:
     examples = worked_examples()
     named = {name for _, _, dims, _ in examples for name in dims}
-    assert {"tier", "resolution", "licence"} <= named
+    assert {"tier", "resolution", "style", "licence"} <= named
     assert any(dims == {"resolution": "4k", "licence": "commercial"} for _, _, dims, _ in examples)
 
 
@@ -41,7 +42,7 @@ def test_a_charge_explains_itself() -> None:
 
 def test_defaults_fill_every_dimension() -> None:
     charge = price(CATALOG, "image_generation", 1, {"resolution": "hd"})
-    assert charge.dimensions == {"resolution": "hd", "licence": "personal"}
+    assert charge.dimensions == {"resolution": "hd", "style": "basic", "licence": "personal"}
 
 
 def test_unknown_feature_lists_known_features() -> None:
@@ -52,7 +53,7 @@ def test_unknown_feature_lists_known_features() -> None:
 
 @pytest.mark.parametrize(
     ("dimensions", "allowed"),
-    [({"colour": "red"}, ["licence", "resolution"]), ({"resolution": "8k"}, ["4k", "hd", "standard"])],
+    [({"colour": "red"}, ["licence", "resolution", "style"]), ({"resolution": "8k"}, ["4k", "hd", "standard"])],
 )
 def test_unknown_dimension_or_value_lists_what_is_allowed(dimensions: dict[str, str], allowed: list[str]) -> None:
     with pytest.raises(InvalidDimension) as failure:

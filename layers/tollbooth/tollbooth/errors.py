@@ -46,6 +46,22 @@ class UnknownPackage(TollboothError):
     code = "unknown_package"
 
 
+class UnknownPlan(TollboothError):
+    code = "unknown_plan"
+
+
+class CatalogVersionNotFound(NotFound):
+    code = "catalog_version_not_found"
+
+
+class NoCatalogInForce(TollboothError):
+    code = "no_catalog_in_force"
+
+
+class InvalidPeriod(TollboothError):
+    code = "invalid_period"
+
+
 class InvalidDimension(TollboothError):
     code = "invalid_dimension"
 
@@ -61,10 +77,18 @@ class InvalidExpiry(TollboothError):
 class InsufficientCredits(TollboothError):
     code = "insufficient_credits"
 
-    def __init__(self, message: str, *, required: int, available: int) -> None:
+    def __init__(self, message: str, *, required: int, available: int, missing: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.required = required
         self.available = available
+        # Which kind of credits is short, e.g. {"licence": "commercial", "feature": "image_generation"}.
+        self.missing = missing or {}
+
+
+class FeatureLocked(TollboothError):
+    """The feature needs credits of a package or plan that unlocks it (a premium perk)."""
+
+    code = "feature_locked"
 
 
 class IdempotencyKeyReused(TollboothError):

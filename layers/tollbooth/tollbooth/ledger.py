@@ -14,13 +14,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from tollbooth.errors import InsufficientCredits
+from tollbooth.errors import FeatureLocked, InsufficientCredits
+from tollbooth.money import format_credits
 
-LotSource = Literal["purchase", "bonus", "promotional", "adjustment"]
-EntryKind = Literal["purchase", "grant", "consume", "expire"]
+LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
+EntryKind = Literal["purchase", "grant", "allowance", "consume", "expire"]
 
-# Lower numbers are spent first when expiry ties (Stripe-style priority).
-DEFAULT_PRIORITY: dict[str, int] = {"promotional": 10, "bonus": 20, "adjustment": 30, "purchase": 50}
+# Lower numbers are spent first when expiry ties (Stripe-style priority). A subscription
+# allowance (and what rolled over into it) goes before purchased credits that expire at
+# the same instant.
+DEFAULT_PRIORITY: dict[str, int] = {
+    "promotional": 10,
+    "rollover": 12,
+    "allowance": 15,
+    "bonus": 20,
+    "adjustment": 30,
+    "purchase": 50,
+}
+
+
+@dataclass(frozen=True)
+class Use:
+    """What a debit pays for: lots restricted to other licences or features may not pay."""
+
+    feature: str
+    licence: str
+    locked: bool = False  # the feature needs a spendable lot that unlocks it
+    unlocked_by: tuple[str, ...] = ()  # the packages and plans that would unlock it
 
 
 @dataclass(frozen=True)
@@ -36,10 +56,22 @@ class Lot:
     currency: str | None = None
     package_id: str | None = None
     reason: str | None = None
+    # Restrictions (None = any) and perks, copied from the package or plan at grant time.
+    licences: tuple[str, ...] | None = None
+    features: tuple[str, ...] | None = None
+    priority_processing: bool = False
+    unlocks: tuple[str, ...] = ()
+    campaign_id: str | None = None
+    plan_id: str | None = None
 
     def spendable_at(self, now: int) -> bool:
         # A lot is dead at its expires_at instant, whether or not a sweep has run.
         return self.remaining > 0 and (self.expires_at is None or now < self.expires_at)
+
+    def pays_for(self, use: Use) -> bool:
+        return (self.licences is None or use.licence in self.licences) and (
+            self.features is None or use.feature in self.features
+        )
 
 
 @dataclass(frozen=True)
@@ -99,12 +131,17 @@ class Mutation:
     draws: tuple[Draw, ...] = ()
     new_lots: tuple[Lot, ...] = ()
     payment_reference: str | None = None
+    # Credits moved out of old lots into one of ``new_lots`` (a rollover): the balance is
+    # unchanged by them, and they may come from a lot past its expiry.
+    transfers: tuple[Draw, ...] = ()
 
     @property
     def account_after(self) -> Account:
         """The exact state once written: the version guard rules out any change in between."""
         amount = self.entry.amount
-        drawn = {draw.lot_id: draw.amount for draw in self.draws}
+        drawn: dict[str, int] = {}
+        for draw in self.draws + self.transfers:
+            drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
         lots = tuple(
             replace(lot, remaining=lot.remaining - drawn[lot.lot_id]) if lot.lot_id in drawn else lot
             for lot in self.account.lots
@@ -128,14 +165,32 @@ def burn_down_order(lots: tuple[Lot, ...] | list[Lot]) -> list[Lot]:
     )
 
 
-def allocate(account: Account, amount: int, now: int) -> tuple[Draw, ...]:
-    """Pick the lots that pay ``amount`` in burn-down order, or raise InsufficientCredits."""
-    available = account.available_at(now)
+def allocate(account: Account, amount: int, now: int, use: Use | None = None) -> tuple[Draw, ...]:
+    """Pick the lots that may pay for ``use`` and pay ``amount`` in burn-down order.
+
+    Raises FeatureLocked when the feature needs an unlocking lot the account lacks, and
+    InsufficientCredits (naming the kind of credits missing) when the eligible lots are short.
+    """
+    spendable = [lot for lot in account.lots if lot.spendable_at(now)]
+    if use is not None and use.locked and not any(use.feature in lot.unlocks for lot in spendable):
+        raise FeatureLocked(
+            f"{use.feature!r} needs credits from one of {list(use.unlocked_by)}", allowed=list(use.unlocked_by)
+        )
+    eligible = spendable if use is None else [lot for lot in spendable if lot.pays_for(use)]
+    available = sum(lot.remaining for lot in eligible)
     if amount > available:
-        raise InsufficientCredits("not enough credits for this request", required=amount, available=available)
+        if use is None:
+            raise InsufficientCredits("not enough credits for this request", required=amount, available=available)
+        restricted = account.available_at(now) - available
+        message = f"not enough credits that may pay for {use.feature!r} under a {use.licence!r} licence"
+        if restricted:
+            message += f" ({format_credits(restricted)} more credits on the account may not)"
+        raise InsufficientCredits(
+            message, required=amount, available=available, missing={"licence": use.licence, "feature": use.feature}
+        )
     draws = []
     left = amount
-    for lot in burn_down_order([lot for lot in account.lots if lot.spendable_at(now)]):
+    for lot in burn_down_order(eligible):
         if left == 0:
             break
         take = min(lot.remaining, left)
@@ -151,3 +206,45 @@ def next_expiry(account: Account, now: int) -> Expiry | None:
         return None
     first = min(lot.expires_at for lot in upcoming if lot.expires_at is not None)
     return Expiry(first, sum(lot.remaining for lot in upcoming if lot.expires_at == first))
+
+
+@dataclass(frozen=True)
+class Perks:
+    priority_processing: bool
+    unlocked_features: tuple[str, ...]
+
+
+def perks_at(account: Account, now: int) -> Perks:
+    """Perks live on lots, and last while those lots hold spendable credits."""
+    spendable = [lot for lot in account.lots if lot.spendable_at(now)]
+    return Perks(
+        priority_processing=any(lot.priority_processing for lot in spendable),
+        unlocked_features=tuple(sorted({feature for lot in spendable for feature in lot.unlocks})),
+    )
+
+
+def billing_period_end(account: Account, now: int) -> int | None:
+    """When the account's current subscription period ends: its current allowance's expiry."""
+    ends = [
+        lot.expires_at
+        for lot in account.lots
+        if lot.source == "allowance" and lot.expires_at is not None and lot.created_at <= now < lot.expires_at
+    ]
+    return min(ends, default=None)
+
+
+def rollover(account: Account, plan_id: str, period_start: int, cap: int) -> tuple[Draw, ...]:
+    """What carries into a plan's period starting at ``period_start``: up to ``cap`` of what
+    is left in the plan's lots that ended at that instant, oldest-first by burn-down order."""
+    ending = [
+        lot for lot in account.lots if lot.plan_id == plan_id and lot.expires_at == period_start and lot.remaining > 0
+    ]
+    transfers = []
+    left = cap
+    for lot in burn_down_order(ending):
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        transfers.append(Draw(lot.lot_id, take))
+        left -= take
+    return tuple(transfers)

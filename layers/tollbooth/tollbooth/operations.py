@@ -16,34 +16,42 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from tollbooth import clock, ids
-from tollbooth.catalog import Catalog, ExpiryPolicy
+from tollbooth.catalog import CatalogHistory, ExpiryPolicy, LotTerms
 from tollbooth.errors import (
     ConcurrentUpdate,
+    FeatureLocked,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
     InsufficientCredits,
     InvalidCursor,
     InvalidExpiry,
+    InvalidPeriod,
     InvalidRequest,
     PaymentReferenceUsed,
     UnknownPackage,
+    UnknownPlan,
 )
 from tollbooth.ledger import (
     DEFAULT_PRIORITY,
     Account,
+    Draw,
     IdempotencyRecord,
     LedgerEntry,
     Lot,
     LotSource,
     Mutation,
+    Use,
     allocate,
+    billing_period_end,
     burn_down_order,
     next_expiry,
+    perks_at,
+    rollover,
 )
 from tollbooth.money import format_credits
 from tollbooth.pricing import price
@@ -57,10 +65,14 @@ from tollbooth.schemas import (
     LedgerPageResponse,
     LotView,
     NextExpiry,
+    PerksView,
     Totals,
 )
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Keys Tollbooth derives itself (one allowance per account, plan and period) use this
+# prefix, which a client's Idempotency-Key may not.
+RESERVED_KEY_PREFIX = "tollbooth:"
 LEDGER_PAGE_MAX = 100
 
 
@@ -75,6 +87,12 @@ class Idempotency:
     def of(cls, key: str | None, operation: str, account_id: str, body: dict[str, Any]) -> Idempotency:
         if key is None or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
             raise IdempotencyKeyMissing("send an Idempotency-Key header of 1 to 255 characters")
+        if key.startswith(RESERVED_KEY_PREFIX):
+            raise InvalidRequest(f"an Idempotency-Key may not start with {RESERVED_KEY_PREFIX!r}")
+        return cls.derived(key, operation, account_id, body)
+
+    @classmethod
+    def derived(cls, key: str, operation: str, account_id: str, body: dict[str, Any]) -> Idempotency:
         canonical = json.dumps(
             {"operation": operation, "account_id": account_id, "body": body}, sort_keys=True, separators=(",", ":")
         )
@@ -88,12 +106,30 @@ class Outcome:
     replayed: bool = False
 
 
-def expiry_from(policy: ExpiryPolicy, granted_at: int) -> int | None:
+def expiry_from(policy: ExpiryPolicy, granted_at: int, period_end: int | None = None) -> int | None:
+    """A lot's expiry under ``policy``. "End of billing period" needs the account's current
+    period; an account with no subscription gets one calendar month instead."""
     if policy.kind == "days":
         return clock.add_days(granted_at, policy.count)
     if policy.kind == "months":
         return clock.add_months(granted_at, policy.count)
+    if policy.kind == "period_end":
+        return period_end if period_end is not None else clock.add_months(granted_at, 1)
     return None
+
+
+def lot_with_terms(terms: LotTerms, **fields: Any) -> Lot:
+    """A lot that carries the restrictions and perks of the package or plan granting it."""
+    def canonical(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if names is None else tuple(sorted(set(names)))
+
+    return Lot(
+        licences=canonical(terms.licences),
+        features=canonical(terms.features),
+        priority_processing=terms.priority_processing,
+        unlocks=canonical(terms.unlocks) or (),
+        **fields,
+    )
 
 
 def lot_view(lot: Lot) -> LotView:
@@ -109,12 +145,25 @@ def lot_view(lot: Lot) -> LotView:
         price_minor=lot.price_minor,
         currency=lot.currency,
         reason=lot.reason,
+        licences=None if lot.licences is None else list(lot.licences),
+        features=None if lot.features is None else list(lot.features),
+        priority_processing=lot.priority_processing,
+        unlocks=list(lot.unlocks),
+        campaign_id=lot.campaign_id,
+        plan_id=lot.plan_id,
     )
+
+
+def _draw_views(stored: list[dict[str, Any]] | None) -> list[DrawView] | None:
+    if stored is None:
+        return None
+    return [DrawView(lot_id=draw["lot_id"], amount=format_credits(draw["amount"])) for draw in stored]
 
 
 def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     details = dict(entry.details)
     draws = details.pop("draws", None)
+    rolled = details.pop("rolled_over", None)
     return LedgerEntryView(
         entry_id=entry.entry_id,
         seq=entry.seq,
@@ -123,9 +172,8 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
         balance_after=format_credits(entry.balance_after),
         created_at=clock.to_iso(entry.created_at),
         idempotency_key=entry.idempotency_key,
-        draws=None
-        if draws is None
-        else [DrawView(lot_id=d["lot_id"], amount=format_credits(d["amount"])) for d in draws],
+        draws=_draw_views(draws),
+        rolled_over=_draw_views(rolled),
         **details,
     )
 
@@ -178,7 +226,7 @@ class LedgerService:
     def __init__(
         self,
         repository: Repository,
-        catalog: Catalog,
+        catalogs: CatalogHistory,
         *,
         max_write_attempts: int = 10,
         ledger_page_max: int = LEDGER_PAGE_MAX,
@@ -186,7 +234,7 @@ class LedgerService:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.repository = repository
-        self.catalog = catalog
+        self.catalogs = catalogs
         self.max_write_attempts = max_write_attempts
         self.ledger_page_max = ledger_page_max
         self._now = now
@@ -196,39 +244,45 @@ class LedgerService:
     # -- mutations -------------------------------------------------------------
 
     def purchase(self, account_id: str, package_id: str, payment_reference: str, idem: Idempotency) -> Outcome:
-        package = self.catalog.packages.get(package_id)
+        catalog = self.catalogs.in_force(self._now())
+        package = catalog.packages.get(package_id)
         if package is None:
-            raise UnknownPackage(f"unknown package {package_id!r}; known packages: {sorted(self.catalog.packages)}")
-
-        def package_lot(
-            source: LotSource, credits: int, expiry: ExpiryPolicy, priority: int, paid: int, now: int
-        ) -> Lot:
-            return Lot(
-                lot_id=ids.new_id("lot", now),
-                source=source,
-                granted=credits,
-                remaining=credits,
-                created_at=now,
-                expires_at=expiry_from(expiry, now),
-                priority=priority,
-                price_minor=paid,
-                currency=package.currency,
-                package_id=package_id,
-            )
+            raise UnknownPackage(f"unknown package {package_id!r}; known packages: {sorted(catalog.packages)}")
+        campaign = catalog.campaign_for(package_id, self._now())
 
         def build(account: Account, now: int) -> Mutation:
-            lots = [
-                package_lot("purchase", package.credits, package.expiry, package.priority, package.price_minor, now)
-            ]
+            period_end = billing_period_end(account, now)
+
+            def package_lot(source: LotSource, credits: int, expiry: ExpiryPolicy, priority: int, paid: int) -> Lot:
+                return lot_with_terms(
+                    package,
+                    lot_id=ids.new_id("lot", now),
+                    source=source,
+                    granted=credits,
+                    remaining=credits,
+                    created_at=now,
+                    expires_at=expiry_from(expiry, now, period_end),
+                    priority=priority,
+                    price_minor=paid,
+                    currency=package.currency,
+                    package_id=package_id,
+                )
+
+            bonus_expiry = package.bonus_expiry or package.expiry
+            lots = [package_lot("purchase", package.credits, package.expiry, package.priority, package.price_minor)]
             if package.bonus_credits:
-                bonus_expiry = package.bonus_expiry or package.expiry
                 # Bonus credits were not paid for: their lot records a price of 0.
-                lots.append(package_lot("bonus", package.bonus_credits, bonus_expiry, package.bonus_priority, 0, now))
+                lots.append(package_lot("bonus", package.bonus_credits, bonus_expiry, package.bonus_priority, 0))
+            if campaign is not None:
+                campaign_id, terms = campaign
+                credits = terms.bonus_for(package)
+                bonus = package_lot("bonus", credits, terms.bonus_expiry or bonus_expiry, package.bonus_priority, 0)
+                lots.append(replace(bonus, campaign_id=campaign_id))
             details = {
                 "package_id": package_id,
                 "payment_reference": payment_reference,
                 "lot_ids": [lot.lot_id for lot in lots],
-                "catalog_version": self.catalog.version,
+                "catalog_version": catalog.version,
             }
             return self._credit(account, now, idem, "purchase", lots, details, payment_reference)
 
@@ -243,17 +297,26 @@ class LedgerService:
         expires_at: datetime | None,
         priority: int | None,
         idem: Idempotency,
+        licences: tuple[str, ...] | None = None,
+        features: tuple[str, ...] | None = None,
     ) -> Outcome:
         if credits <= 0:
             raise InvalidRequest("credits must be greater than 0")
         expires_ms = None if expires_at is None else clock.from_datetime(expires_at)
+        catalog = self.catalogs.in_force(self._now())
+        terms = LotTerms(licences=licences, features=features)
+        for name in sorted(set(licences or ()) - set(catalog.licences)):
+            raise InvalidRequest(f"licences: {name!r} is not one of {list(catalog.licences)}")
+        for name in sorted(set(features or ()) - set(catalog.features)):
+            raise InvalidRequest(f"features: {name!r} is not one of {sorted(catalog.features)}")
 
         def build(account: Account, now: int) -> Mutation:
             if expires_ms is not None and expires_ms <= now:
                 raise InvalidExpiry("expires_at must be in the future")
-            lot = Lot(
+            lot = lot_with_terms(
+                terms,
                 lot_id=ids.new_id("lot", now),
-                source=source,  # type: ignore[arg-type]
+                source=source,
                 granted=credits,
                 remaining=credits,
                 created_at=now,
@@ -261,18 +324,86 @@ class LedgerService:
                 priority=DEFAULT_PRIORITY[source] if priority is None else priority,
                 reason=reason,
             )
-            details = {"source": source, "reason": reason, "lot_ids": [lot.lot_id]}
+            details = {"source": source, "reason": reason, "lot_ids": [lot.lot_id], "catalog_version": catalog.version}
             return self._credit(account, now, idem, "grant", [lot], details, None)
+
+        return self._mutate(account_id, idem, build)
+
+    def grant_allowance(self, account_id: str, plan_id: str, period_start: datetime) -> Outcome:
+        """Grant a plan's allowance for the period starting at ``period_start``, once per
+        account, plan and period, carrying over what the last period left, up to the cap."""
+        catalog = self.catalogs.in_force(self._now())
+        plan = catalog.plans.get(plan_id)
+        if plan is None:
+            raise UnknownPlan(f"unknown plan {plan_id!r}; known plans: {sorted(catalog.plans)}")
+        start = clock.from_datetime(period_start)
+        end = clock.add_months(start, plan.months)
+        period = {"plan_id": plan_id, "period_start": clock.to_iso(start)}
+        idem = Idempotency.derived(
+            f"{RESERVED_KEY_PREFIX}allowance:{plan_id}:{clock.to_iso(start)}", "allowance", account_id, period
+        )
+
+        def build(account: Account, now: int) -> Mutation:
+            if not start <= now < end:
+                raise InvalidPeriod(
+                    f"the period {clock.to_iso(start)} to {clock.to_iso(end)} is not current; "
+                    "an allowance is granted during its period"
+                )
+            for lot in account.lots:
+                if lot.plan_id == plan_id and lot.source == "allowance" and (lot.expires_at or 0) > start:
+                    raise InvalidPeriod(
+                        f"plan {plan_id!r} already granted a period that ends at {clock.to_iso(lot.expires_at or 0)}"
+                    )
+            carried = rollover(account, plan_id, start, plan.rollover_cap)
+            common = {"created_at": now, "expires_at": end, "currency": plan.currency, "plan_id": plan_id}
+            lots = [
+                lot_with_terms(
+                    plan,
+                    lot_id=ids.new_id("lot", now),
+                    source="allowance",
+                    granted=plan.allowance,
+                    remaining=plan.allowance,
+                    priority=plan.priority,
+                    price_minor=plan.price_minor,
+                    **common,
+                )
+            ]
+            rolled = sum(transfer.amount for transfer in carried)
+            if rolled:
+                # Moved, not granted: the credits were granted (and paid for) last period.
+                lots.append(
+                    lot_with_terms(
+                        plan,
+                        lot_id=ids.new_id("lot", now),
+                        source="rollover",
+                        granted=rolled,
+                        remaining=rolled,
+                        priority=DEFAULT_PRIORITY["rollover"],
+                        price_minor=0,
+                        **common,
+                    )
+                )
+            details = {
+                "plan_id": plan_id,
+                "period_start": clock.to_iso(start),
+                "period_end": clock.to_iso(end),
+                "lot_ids": [lot.lot_id for lot in lots],
+                "rolled_over": [{"lot_id": t.lot_id, "amount": t.amount} for t in carried],
+                "catalog_version": catalog.version,
+            }
+            return self._credit(account, now, idem, "allowance", lots, details, None, carried)
 
         return self._mutate(account_id, idem, build)
 
     def consume(
         self, account_id: str, feature: str, quantity: int, dimensions: dict[str, str], idem: Idempotency
     ) -> Outcome:
-        charge = price(self.catalog, feature, quantity, dimensions)
+        catalog = self.catalogs.in_force(self._now())
+        charge = price(catalog, feature, quantity, dimensions)
+        use = Use(charge.feature, charge.licence, charge.locked, tuple(catalog.unlocked_by(charge.feature)))
 
         def build(account: Account, now: int) -> Mutation:
-            draws = allocate(account, charge.amount, now)
+            draws = allocate(account, charge.amount, now, use)
             seq = account.version + 1
             entry_id = ids.new_id("led", now)
             body = ConsumeResponse(
@@ -310,14 +441,18 @@ class LedgerService:
         lots: list[Lot],
         details: dict[str, Any],
         payment_reference: str | None,
+        transfers: tuple[Draw, ...] = (),
     ) -> Mutation:
-        amount = sum(lot.granted for lot in lots)
+        # Credits transferred in (a rollover) come from lots that have already expired:
+        # they add to what is available, not to the ledger balance.
+        moved = sum(transfer.amount for transfer in transfers)
+        amount = sum(lot.granted for lot in lots) - moved
         seq = account.version + 1
         entry_id = ids.new_id("led", now)
         body = GrantResponse(
             entry_id=entry_id,
             lots=[lot_view(lot) for lot in lots],
-            balance=format_credits(account.available_at(now) + amount),
+            balance=format_credits(account.available_at(now) + amount + moved),
         ).model_dump(mode="json")
         entry = LedgerEntry(
             entry_id=entry_id,
@@ -335,6 +470,7 @@ class LedgerService:
             IdempotencyRecord(idem.key, idem.fingerprint, 201, body, seq),
             new_lots=tuple(lots),
             payment_reference=payment_reference,
+            transfers=transfers,
         )
 
     def _mutate(self, account_id: str, idem: Idempotency, build: Callable[[Account, int], Mutation]) -> Outcome:
@@ -349,11 +485,12 @@ class LedgerService:
             now = self._now()
             try:
                 mutation = build(account, now)
-            except InsufficientCredits:
-                if not fresh:  # never refuse on a remembered balance
+            except (InsufficientCredits, FeatureLocked, InvalidExpiry, InvalidPeriod):
+                if not fresh:  # never refuse on a remembered state
                     account = None
                     continue
-                # A replay of a request that once succeeded must still get its first answer.
+                # A replay of a request that once succeeded must still get its first answer,
+                # even if the same request would be refused now.
                 replay = self._replay(account_id, idem)
                 if replay is not None:
                     return replay
@@ -396,6 +533,7 @@ class LedgerService:
         account = self.repository.load_account(account_id)
         now = self._now()
         upcoming = next_expiry(account, now)
+        perks = perks_at(account, now)
         return BalanceResponse(
             account_id=account_id,
             available=format_credits(account.available_at(now)),
@@ -406,6 +544,9 @@ class LedgerService:
                 expired=format_credits(account.expired),
             ),
             lots=[lot_view(lot) for lot in burn_down_order([x for x in account.lots if x.spendable_at(now)])],
+            perks=PerksView(
+                priority_processing=perks.priority_processing, unlocked_features=list(perks.unlocked_features)
+            ),
             next_expiry=None
             if upcoming is None
             else NextExpiry(expires_at=clock.to_iso(upcoming.expires_at), amount=format_credits(upcoming.amount)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from tollbooth.catalog import Catalog, Feature
+from tollbooth.catalog import LICENCE_DIMENSION, Catalog, Feature
 from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 
 
@@ -27,6 +27,8 @@ class Charge:
     dimensions: dict[str, str]  # every dimension of the feature, defaults filled in
     amount: int  # millicredits: what is debited
     catalog_version: str
+    licence: str = ""  # the licence the request is used under; lots may be restricted to licences
+    locked: bool = False  # the feature needs credits that unlock it
     # How the amount came about, for quotes and audits (millicredits, exact):
     base: Fraction = Fraction(0)  # quantity x credits / per
     multipliers: tuple[Multiplier, ...] = ()
@@ -85,6 +87,8 @@ def price(catalog: Catalog, feature_id: str, quantity: int, dimensions: dict[str
         dimensions=resolved,
         amount=max(rounded, feature.minimum),
         catalog_version=catalog.version,
+        licence=resolved.get(LICENCE_DIMENSION, catalog.default_licence),
+        locked=feature.locked,
         base=base,
         multipliers=multipliers,
         exact=exact,

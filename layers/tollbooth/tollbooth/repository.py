@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     DiscriminatorAttribute,
     JSONAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
@@ -107,6 +109,12 @@ class LotItem(TableItem, discriminator="lot"):
     currency = UnicodeAttribute(null=True)
     package_id = UnicodeAttribute(null=True)
     reason = UnicodeAttribute(null=True)
+    licences = UnicodeSetAttribute(null=True)  # absent: any licence
+    features = UnicodeSetAttribute(null=True)  # absent: any feature
+    priority_processing = BooleanAttribute(null=True)
+    unlocks = UnicodeSetAttribute(null=True)
+    campaign_id = UnicodeAttribute(null=True)
+    plan_id = UnicodeAttribute(null=True)
 
 
 class LedgerItem(TableItem, discriminator="entry"):
@@ -184,6 +192,12 @@ def _lot_from_item(item: LotItem) -> Lot:
         currency=item.currency,
         package_id=item.package_id,
         reason=item.reason,
+        licences=None if item.licences is None else tuple(sorted(item.licences)),
+        features=None if item.features is None else tuple(sorted(item.features)),
+        priority_processing=bool(item.priority_processing),
+        unlocks=tuple(sorted(item.unlocks or ())),
+        campaign_id=item.campaign_id,
+        plan_id=item.plan_id,
     )
 
 
@@ -202,6 +216,12 @@ def _lot_item(pk: str, lot: Lot) -> LotItem:
         currency=lot.currency,
         package_id=lot.package_id,
         reason=lot.reason,
+        licences=None if lot.licences is None else set(lot.licences),
+        features=None if lot.features is None else set(lot.features),
+        priority_processing=lot.priority_processing or None,
+        unlocks=set(lot.unlocks) or None,
+        campaign_id=lot.campaign_id,
+        plan_id=lot.plan_id,
     )
 
 
@@ -347,6 +367,13 @@ class Repository:
                         actions=[LotItem.remaining.add(-draw.amount)],
                         condition=(LotItem.remaining >= draw.amount)
                         & (LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)),
+                    )
+                for transfer in mutation.transfers:
+                    # A rollover moves credits out of a lot that may have just expired.
+                    transaction.update(
+                        LotItem(pk, Keys.lot(transfer.lot_id)),
+                        actions=[LotItem.remaining.add(-transfer.amount)],
+                        condition=LotItem.remaining >= transfer.amount,
                     )
         except TransactWriteError as error:
             raise _conflict(error, payment_index=len(puts) - 1 if mutation.payment_reference else None) from error

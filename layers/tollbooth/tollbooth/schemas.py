@@ -47,6 +47,17 @@ class GrantRequest(_Request):
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
     expires_at: AwareDatetime | None = None
     priority: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    licences: list[Name] | None = Field(
+        default=None, min_length=1, max_length=16, description="The licences these credits may pay for (all if absent)"
+    )
+    features: list[Name] | None = Field(
+        default=None, min_length=1, max_length=64, description="The features these credits may pay for (all if absent)"
+    )
+
+
+class AllowanceRequest(_Request):
+    plan_id: Name
+    period_start: AwareDatetime = Field(description="The instant the billing period starts")
 
 
 class ConsumeRequest(_Request):
@@ -67,6 +78,17 @@ class LotView(BaseModel):
     price_minor: int | None = None
     currency: str | None = None
     reason: str | None = None
+    licences: list[str] | None = Field(description="The licences this lot may pay for; null means any")
+    features: list[str] | None = Field(description="The features this lot may pay for; null means any")
+    priority_processing: bool = False
+    unlocks: list[str] = Field(default_factory=list, description="Locked features this lot unlocks")
+    campaign_id: str | None = None
+    plan_id: str | None = None
+
+
+class PerksView(BaseModel):
+    priority_processing: bool = Field(description="Some spendable lot carries priority processing")
+    unlocked_features: list[str] = Field(description="Locked features some spendable lot unlocks")
 
 
 class NextExpiry(BaseModel):
@@ -86,6 +108,7 @@ class BalanceResponse(BaseModel):
     balance: CreditsOut = Field(description="Ledger balance: granted - consumed - expired.")
     totals: Totals
     lots: list[LotView]
+    perks: PerksView
     next_expiry: NextExpiry | None
     as_of: Timestamp
 
@@ -126,6 +149,10 @@ class LedgerEntryView(BaseModel):
     payment_reference: str | None = None
     source: str | None = None
     reason: str | None = None
+    plan_id: str | None = None
+    period_start: Timestamp | None = None
+    period_end: Timestamp | None = None
+    rolled_over: list[DrawView] | None = None
 
 
 class LedgerPageResponse(BaseModel):

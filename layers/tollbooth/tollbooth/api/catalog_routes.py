@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from tollbooth.catalog import discount, load_catalog, price_per_credit
+from tollbooth import clock
+from tollbooth.catalog import Catalog, CatalogHistory, LotTerms, discount, load_history, price_per_credit
 from tollbooth.money import format_credits, format_rounded
 
 router = Router()
@@ -16,13 +19,33 @@ API_TITLE = "Tollbooth"
 API_VERSION = "1.0.0"
 
 
-@router.get("/v1/catalog", summary="The catalog: features with rates, packages with prices")
-def get_catalog() -> dict:
-    catalog = load_catalog()
+def _terms(terms: LotTerms) -> dict:
+    return {
+        "licences": None if terms.licences is None else list(terms.licences),
+        "features": None if terms.features is None else list(terms.features),
+        "priority_processing": terms.priority_processing,
+        "unlocks": list(terms.unlocks),
+    }
+
+
+def catalog_view(catalog: Catalog, history: CatalogHistory, now: int) -> dict:
     base = catalog.packages.get(catalog.base_package) if catalog.base_package else None
+    in_force = history.in_force(now).version if now >= history.versions[0].effective_from_ms else None
     return {
         "version": catalog.version,
+        "effective_from": clock.to_iso(catalog.effective_from_ms),
+        "in_force": catalog.version == in_force,
+        "versions": [
+            {
+                "version": other.version,
+                "effective_from": clock.to_iso(other.effective_from_ms),
+                "in_force": other.version == in_force,
+            }
+            for other in history.versions
+        ],
         "base_package": catalog.base_package,
+        "licences": list(catalog.licences),
+        "default_licence": catalog.default_licence,
         "features": {
             feature_id: {
                 "description": feature.description,
@@ -32,6 +55,8 @@ def get_catalog() -> dict:
                 "granularity": format_credits(feature.granularity),
                 "minimum": format_credits(feature.minimum),
                 "max_quantity": feature.max_quantity,
+                "locked": feature.locked,
+                "unlocked_by": catalog.unlocked_by(feature_id) if feature.locked else [],
                 "dimensions": {
                     name: {"default": dim.default, "values": {value: str(mult) for value, mult in dim.values.items()}}
                     for name, dim in feature.dimensions.items()
@@ -51,10 +76,43 @@ def get_catalog() -> dict:
                 # Display figures: minor units per credit (bonus included), and % off the base package.
                 "price_per_credit_minor": format_rounded(price_per_credit(package), 4),
                 "discount_percent": None if base is None else format_rounded(discount(package, base) * 100, 1),
+                **_terms(package),
             }
             for package_id, package in catalog.packages.items()
         },
+        "plans": {
+            plan_id: {
+                "name": plan.name,
+                "period": plan.period,
+                "price_minor": plan.price_minor,
+                "currency": plan.currency,
+                "allowance": format_credits(plan.allowance),
+                "rollover_cap": format_credits(plan.rollover_cap),
+                "expiry": "end of billing period",
+                **_terms(plan),
+            }
+            for plan_id, plan in catalog.plans.items()
+        },
+        "campaigns": {
+            campaign_id: {
+                "name": campaign.name,
+                "starts_at": clock.to_iso(clock.from_datetime(campaign.starts_at)),
+                "ends_at": clock.to_iso(clock.from_datetime(campaign.ends_at)),
+                "bonus_percent": str(campaign.bonus_percent),
+                "packages": list(campaign.packages),
+                "active": campaign.active_at(now),
+            }
+            for campaign_id, campaign in catalog.campaigns.items()
+        },
     }
+
+
+@router.get("/v1/catalog", summary="The catalog in force (or ?version= for an older one, for audits)")
+def get_catalog(version: Annotated[str | None, Query(max_length=64)] = None) -> dict:
+    history = load_history()
+    now = clock.now_ms()
+    catalog = history.in_force(now) if version is None else history.get(version)
+    return catalog_view(catalog, history, now)
 
 
 @cache

@@ -19,6 +19,7 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.InvalidRequest: 400,
     errors.Unauthenticated: 401,
     errors.InsufficientCredits: 402,
+    errors.FeatureLocked: 402,
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.IdempotencyKeyReused: 409,
@@ -26,6 +27,9 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.ConcurrentUpdate: 409,
     errors.UnknownFeature: 422,
     errors.UnknownPackage: 422,
+    errors.UnknownPlan: 422,
+    errors.NoCatalogInForce: 422,
+    errors.InvalidPeriod: 422,
     errors.InvalidDimension: 422,
     errors.InvalidExpiry: 422,
     errors.InvalidQuantity: 422,
@@ -63,6 +67,8 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         extra: dict[str, Any] = {}
         if isinstance(error, errors.InsufficientCredits):
             extra = {"required": format_credits(error.required), "balance": format_credits(error.available)}
+            if error.missing:
+                extra["missing"] = error.missing
         elif "allowed" in error.details:
             extra = {"allowed": error.details["allowed"]}
         if status >= 500:

@@ -1,4 +1,8 @@
-"""POST /v1/accounts/{account_id}/grants: promotional, bonus or adjustment credits (service only)."""
+"""Credits a service grants (service only).
+
+POST /v1/accounts/{account_id}/grants       promotional, bonus or adjustment credits
+POST /v1/accounts/{account_id}/allowances   a subscription plan's allowance for one period
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from tollbooth.api.runtime import authorize, error_responses, get_service, idempotency_key, json_response
 from tollbooth.operations import Idempotency
-from tollbooth.schemas import GrantRequest, GrantResponse
+from tollbooth.schemas import AllowanceRequest, GrantRequest, GrantResponse
 
 router = Router()
 
@@ -30,6 +34,35 @@ def grant(account_id: str, request: GrantRequest):
     authorize(router, account_id, service_only=True)
     idem = Idempotency.of(idempotency_key(router), "grant", account_id, request.model_dump(mode="json"))
     outcome = get_service().grant(
-        account_id, request.credits, request.source, request.reason, request.expires_at, request.priority, idem
+        account_id,
+        request.credits,
+        request.source,
+        request.reason,
+        request.expires_at,
+        request.priority,
+        idem,
+        licences=None if request.licences is None else tuple(request.licences),
+        features=None if request.features is None else tuple(request.features),
     )
     return json_response(outcome)
+
+
+@router.post(
+    "/v1/accounts/<account_id>/allowances",
+    summary="Grant a plan's allowance for a billing period (once per account, plan and period)",
+    responses={
+        **CREATED,
+        **error_responses(
+            {
+                400: "Malformed JSON or bad account id",
+                401: "No valid credentials",
+                403: "Not a service",
+                422: "Unknown plan, or a period that is not current or overlaps one already granted",
+            }
+        ),
+    },
+)
+def grant_allowance(account_id: str, request: AllowanceRequest):
+    # No Idempotency-Key needed: the account, plan and period are the key.
+    authorize(router, account_id, service_only=True)
+    return json_response(get_service().grant_allowance(account_id, request.plan_id, request.period_start))

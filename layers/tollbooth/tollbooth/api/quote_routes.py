@@ -5,7 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from tollbooth.api.runtime import current_principal, error_responses
-from tollbooth.catalog import load_catalog
+from tollbooth.catalog import load_history
+from tollbooth.clock import now_ms
 from tollbooth.money import format_credits, format_exact, format_fraction
 from tollbooth.pricing import Charge, price
 from tollbooth.schemas import MultiplierView, QuoteBreakdown, QuoteRequest, QuoteResponse
@@ -42,6 +43,6 @@ def quote_view(charge: Charge, unit: str) -> QuoteResponse:
 )
 def quote(request: QuoteRequest) -> QuoteResponse:
     current_principal(router)
-    catalog = load_catalog()
+    catalog = load_history().in_force(now_ms())
     charge = price(catalog, request.feature, request.quantity, request.dimensions)
     return quote_view(charge, catalog.features[request.feature].unit)

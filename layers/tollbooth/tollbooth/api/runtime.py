@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.errors import register_error_handlers
-from tollbooth.catalog import load_catalog
+from tollbooth.catalog import load_history
 from tollbooth.errors import InvalidRequest
 from tollbooth.operations import LedgerService, Outcome
 from tollbooth.repository import Repository
@@ -45,7 +45,7 @@ def get_service() -> LedgerService:
     settings = get_settings()
     return LedgerService(
         Repository(settings.table_name, settings.region),
-        load_catalog(),
+        load_history(),
         max_write_attempts=settings.max_write_attempts,
     )
 

@@ -1,29 +1,51 @@
-"""The catalog: what a credit buys and what a package costs, as a versioned file.
+"""The catalog: what a credit buys and what a package costs, as versioned files.
 
-``catalog.toml`` beside this module is the file the pricing team edits. It is read
-once per process, validated with pydantic, and every debit records its version.
-TOML decimals are parsed as ``Decimal`` (never float), so ``1.5`` means exactly 1.5.
+``versions/<version>.toml`` beside this module are the files the pricing team edits:
+one file per catalog version, each with the instant it takes effect. A new version
+prices requests from its ``effective_from`` on; older versions stay loadable, because
+every ledger entry records the version it was charged at. Files are read once per
+process and validated with pydantic; TOML decimals are parsed as ``Decimal`` (never
+float), so ``1.5`` means exactly 1.5.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from tollbooth import clock
+from tollbooth.errors import CatalogVersionNotFound, NoCatalogInForce
 from tollbooth.money import parse_credits
 
-DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+CATALOG_DIR = Path(__file__).with_name("versions")
+# The dimension whose value is a request's licence; lots may be restricted by licence.
+LICENCE_DIMENSION = "licence"
 
 Millicredits = Annotated[int, BeforeValidator(parse_credits)]
 _IDENTIFIER = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
-_EXPIRY_RE = re.compile(r"^(never|([1-9][0-9]{0,3}) (days|months))$")
+Identifier = Annotated[str, Field(pattern=_IDENTIFIER)]
+_EXPIRY_RE = re.compile(r"^(never|end of billing period|([1-9][0-9]{0,3}) (days|months))$")
 
 
 def _exact_decimal(value: object) -> Decimal:
@@ -40,21 +62,26 @@ class _Strict(BaseModel):
 
 
 class ExpiryPolicy(_Strict):
-    """When a granted lot stops being spendable, counted from the moment it is granted."""
+    """When a granted lot stops being spendable, counted from the moment it is granted,
+    or at the end of the account's current billing period (its subscription's)."""
 
-    kind: Literal["never", "days", "months"]
+    kind: Literal["never", "days", "months", "period_end"]
     count: int = 0
 
     @classmethod
     def parse(cls, text: str) -> ExpiryPolicy:
         match = _EXPIRY_RE.match(text)
         if not match:
-            raise ValueError('expiry must be "never", "N days" or "N months"')
+            raise ValueError('expiry must be "never", "N days", "N months" or "end of billing period"')
         if match.group(1) == "never":
             return cls(kind="never")
+        if match.group(1) == "end of billing period":
+            return cls(kind="period_end")
         return cls(kind=match.group(3), count=int(match.group(2)))  # type: ignore[arg-type]
 
     def __str__(self) -> str:
+        if self.kind == "period_end":
+            return "end of billing period"
         return "never" if self.kind == "never" else f"{self.count} {self.kind}"
 
 
@@ -97,7 +124,10 @@ class Feature(_Strict):
     granularity: Millicredits = Field(default=1)
     minimum: Millicredits = Field(default=0)
     max_quantity: int = Field(default=1_000_000_000, ge=1)
-    dimensions: dict[Annotated[str, Field(pattern=_IDENTIFIER)], Dimension] = Field(default_factory=dict)
+    # A locked feature may be used only while the account holds credits of a package
+    # or plan that unlocks it (a premium perk).
+    locked: bool = False
+    dimensions: dict[Identifier, Dimension] = Field(default_factory=dict)
 
     @field_validator("granularity")
     @classmethod
@@ -107,7 +137,19 @@ class Feature(_Strict):
         return value
 
 
-class Package(_Strict):
+class LotTerms(_Strict):
+    """What the credits a package or plan grants may pay for, and the perks they carry."""
+
+    # The licences these credits may pay for; absent means every licence.
+    licences: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
+    # The features these credits may pay for; absent means every feature.
+    features: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
+    # Perks, visible on the balance while the credits are spendable.
+    priority_processing: bool = False
+    unlocks: tuple[Identifier, ...] = ()
+
+
+class Package(LotTerms):
     """A credit package for sale. Bonus credits become a lot of their own."""
 
     name: str
@@ -128,18 +170,100 @@ class Package(_Strict):
         return value
 
 
-class Catalog(_Strict):
-    version: str = Field(min_length=1, max_length=64)
-    features: dict[Annotated[str, Field(pattern=_IDENTIFIER)], Feature] = Field(min_length=1)
-    packages: dict[Annotated[str, Field(pattern=_IDENTIFIER)], Package] = Field(default_factory=dict)
-    # The package others' discounts are measured against (usually the smallest).
-    base_package: str | None = None
+class Plan(LotTerms):
+    """A subscription plan: an allowance of credits each period, spendable until the period ends."""
+
+    name: str
+    period: Literal["monthly", "yearly"]
+    price_minor: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    allowance: Millicredits
+    # Unspent allowance carried into the next period, at most this much (0 = none).
+    rollover_cap: Millicredits = 0
+    priority: int = Field(default=15, ge=0, le=1000)
+
+    @field_validator("allowance")
+    @classmethod
+    def _allowance_positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("an allowance must be more than 0 credits")
+        return value
+
+    @field_validator("rollover_cap")
+    @classmethod
+    def _cap_not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("rollover_cap must not be negative")
+        return value
+
+    @property
+    def months(self) -> int:
+        return 1 if self.period == "monthly" else 12
+
+
+class Campaign(_Strict):
+    """A date-bounded bonus: purchases of the named packages in [starts_at, ends_at) get
+    ``bonus_percent`` % of the package's credits as an extra bonus lot."""
+
+    name: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    bonus_percent: ExactDecimal
+    packages: tuple[Identifier, ...] = Field(min_length=1)
+    # Defaults to the package's bonus expiry (or its expiry).
+    bonus_expiry: Expiry | None = None
+
+    @field_validator("bonus_percent")
+    @classmethod
+    def _percent_in_range(cls, value: Decimal) -> Decimal:
+        if not 0 < value <= 1000:
+            raise ValueError("bonus_percent must be more than 0 and at most 1000")
+        return value
 
     @model_validator(mode="after")
-    def _base_package_exists(self) -> Catalog:
-        if self.base_package is not None and self.base_package not in self.packages:
-            raise ValueError(f"base_package {self.base_package!r} is not one of {sorted(self.packages)}")
+    def _ends_after_start(self) -> Campaign:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
         return self
+
+    def active_at(self, at_ms: int) -> bool:
+        return clock.from_datetime(self.starts_at) <= at_ms < clock.from_datetime(self.ends_at)
+
+    def bonus_for(self, package: Package) -> int:
+        """The campaign bonus in millicredits, rounded down to a whole millicredit."""
+        return int(Fraction(package.credits) * Fraction(self.bonus_percent) / 100)
+
+
+class Catalog(_Strict):
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    # The instant this version starts pricing requests.
+    effective_from: AwareDatetime
+    features: dict[Identifier, Feature] = Field(min_length=1)
+    packages: dict[Identifier, Package] = Field(default_factory=dict)
+    plans: dict[Identifier, Plan] = Field(default_factory=dict)
+    campaigns: dict[Identifier, Campaign] = Field(default_factory=dict)
+    # The package others' discounts are measured against (usually the smallest).
+    base_package: str | None = None
+    # The licences credits may be restricted to, and the licence of a request whose
+    # feature has no licence dimension.
+    licences: tuple[Identifier, ...] = Field(default=("personal",), min_length=1)
+    default_licence: Identifier = "personal"
+
+    @property
+    def effective_from_ms(self) -> int:
+        return clock.from_datetime(self.effective_from)
+
+    def campaign_for(self, package_id: str, at_ms: int) -> tuple[str, Campaign] | None:
+        """The campaign that applies to a purchase of ``package_id`` now (they never overlap)."""
+        for campaign_id, campaign in self.campaigns.items():
+            if package_id in campaign.packages and campaign.active_at(at_ms):
+                return campaign_id, campaign
+        return None
+
+    def unlocked_by(self, feature_id: str) -> list[str]:
+        """The packages and plans whose credits unlock a locked feature."""
+        grantors: dict[str, LotTerms] = {**self.packages, **self.plans}
+        return sorted(name for name, terms in grantors.items() if feature_id in terms.unlocks)
 
 
 def price_per_credit(package: Package) -> Fraction:
@@ -153,7 +277,7 @@ def discount(package: Package, base: Package) -> Fraction:
 
 
 class CatalogError(ValueError):
-    """The catalog file is invalid; ``problems`` lists ``path: message`` lines."""
+    """A catalog file is invalid; ``problems`` lists ``path: message`` lines."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
         super().__init__(f"{source}: invalid catalog\n" + "\n".join(problems))
@@ -164,17 +288,117 @@ def _problems(error: ValidationError) -> list[str]:
     return [".".join(str(part) for part in item["loc"]) + ": " + item["msg"] for item in error.errors()]
 
 
+def _cross_reference_problems(catalog: Catalog) -> Iterator[str]:
+    """Rules that span sections of the file, each reported with the path to fix."""
+    if catalog.base_package is not None and catalog.base_package not in catalog.packages:
+        yield f"base_package: {catalog.base_package!r} is not one of {sorted(catalog.packages)}"
+    if catalog.default_licence not in catalog.licences:
+        yield f"default_licence: {catalog.default_licence!r} is not one of {list(catalog.licences)}"
+    for feature_id, feature in catalog.features.items():
+        licence = feature.dimensions.get(LICENCE_DIMENSION)
+        for value in sorted(set(licence.values) - set(catalog.licences)) if licence else []:
+            yield f"features.{feature_id}.dimensions.{LICENCE_DIMENSION}.values.{value}: not one of licences"
+        if feature.locked and not catalog.unlocked_by(feature_id):
+            yield f"features.{feature_id}.locked: no package or plan unlocks it"
+    grantors: list[tuple[str, LotTerms]] = [(f"packages.{k}", v) for k, v in catalog.packages.items()]
+    grantors += [(f"plans.{k}", v) for k, v in catalog.plans.items()]
+    for path, terms in grantors:
+        for licence_name in sorted(set(terms.licences or ()) - set(catalog.licences)):
+            yield f"{path}.licences: {licence_name!r} is not one of {list(catalog.licences)}"
+        for field, names in (("features", terms.features or ()), ("unlocks", terms.unlocks)):
+            for name in sorted(set(names) - set(catalog.features)):
+                yield f"{path}.{field}: {name!r} is not one of {sorted(catalog.features)}"
+        for name in terms.unlocks:
+            if name in catalog.features and not catalog.features[name].locked:
+                yield f"{path}.unlocks: {name!r} is not a locked feature"
+    by_package: dict[str, list[tuple[str, Campaign]]] = {}
+    for campaign_id, campaign in catalog.campaigns.items():
+        for package_id in campaign.packages:
+            if package_id not in catalog.packages:
+                yield f"campaigns.{campaign_id}.packages: {package_id!r} is not one of {sorted(catalog.packages)}"
+            by_package.setdefault(package_id, []).append((campaign_id, campaign))
+    for package_id, campaigns in by_package.items():
+        ordered = sorted(campaigns, key=lambda item: item[1].starts_at)
+        for (first_id, first), (second_id, second) in pairwise(ordered):
+            if second.starts_at < first.ends_at:
+                yield f"campaigns.{second_id}: overlaps campaign {first_id!r} for package {package_id!r}"
+
+
 def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     try:
         data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
         raise CatalogError(source, [f"toml: {error}"]) from error
     try:
-        return Catalog.model_validate(data)
+        catalog = Catalog.model_validate(data)
     except ValidationError as error:
         raise CatalogError(source, _problems(error)) from error
+    problems = list(_cross_reference_problems(catalog))
+    if problems:
+        raise CatalogError(source, problems)
+    return catalog
+
+
+@dataclass(frozen=True)
+class CatalogHistory:
+    """Every catalog version, ordered by the instant it takes effect."""
+
+    versions: tuple[Catalog, ...]
+
+    def __post_init__(self) -> None:
+        starts = [catalog.effective_from_ms for catalog in self.versions]
+        if not self.versions or starts != sorted(set(starts)):
+            raise ValueError("catalog versions must be non-empty with distinct, ordered effective_from")
+
+    def in_force(self, at_ms: int) -> Catalog:
+        """The version that prices a request made (or usage that occurred) at ``at_ms``."""
+        starts = [catalog.effective_from_ms for catalog in self.versions]
+        index = bisect.bisect_right(starts, at_ms) - 1
+        if index < 0:
+            raise NoCatalogInForce(f"no catalog version was in force at {clock.to_iso(at_ms)}")
+        return self.versions[index]
+
+    def get(self, version: str) -> Catalog:
+        for catalog in self.versions:
+            if catalog.version == version:
+                return catalog
+        known = [catalog.version for catalog in self.versions]
+        raise CatalogVersionNotFound(f"unknown catalog version {version!r}; known versions: {known}", allowed=known)
+
+    @classmethod
+    def of(cls, *catalogs: Catalog) -> CatalogHistory:
+        return cls(tuple(sorted(catalogs, key=lambda catalog: catalog.effective_from_ms)))
+
+
+def parse_history(files: dict[str, str]) -> CatalogHistory:
+    """Validate a set of version files (name -> text) as one history; problems name the file."""
+    problems: list[str] = []
+    catalogs: list[Catalog] = []
+    for name, text in sorted(files.items()):
+        try:
+            catalog = parse_catalog(text, name)
+        except CatalogError as error:
+            problems += [f"{name}: {problem}" for problem in error.problems]
+            continue
+        if Path(name).stem != catalog.version:
+            problems.append(f"{name}: version: {catalog.version!r} must match the file name")
+        catalogs.append(catalog)
+    seen: dict[datetime, str] = {}
+    for catalog in catalogs:
+        other = seen.setdefault(catalog.effective_from, catalog.version)
+        if other != catalog.version:
+            problems.append(f"{catalog.version}.toml: effective_from: the same instant as version {other!r}")
+    if not files:
+        problems.append("no catalog version files")
+    if problems:
+        raise CatalogError("catalog", problems)
+    return CatalogHistory.of(*catalogs)
+
+
+def read_history(directory: Path) -> CatalogHistory:
+    return parse_history({path.name: path.read_text(encoding="utf-8") for path in sorted(directory.glob("*.toml"))})
 
 
 @cache
-def load_catalog(path: Path = DEFAULT_CATALOG_PATH) -> Catalog:
-    return parse_catalog(path.read_text(encoding="utf-8"), str(path))
+def load_history(directory: Path = CATALOG_DIR) -> CatalogHistory:
+    return read_history(directory)
