@@ -32,3 +32,18 @@ def repository(engine: Engine, table_name: str) -> Repository:
 @pytest.fixture
 def service(repository: Repository, clock: Clock) -> LedgerService:
     return LedgerService(repository, load_history(), now=clock, max_write_attempts=30)
+
+
+ACCOUNT = "acct-1"
+
+
+def assert_conserved(repository: Repository, account_id: str = ACCOUNT) -> None:
+    account = repository.load_account(account_id)
+    assert account.balance == account.granted - account.consumed - account.expired
+    assert account.balance == sum(lot.remaining for lot in account.lots)
+    assert all(0 <= lot.remaining <= lot.granted for lot in account.lots)
+    page = repository.list_entries(account_id, 1000)
+    assert [entry.seq for entry in page.entries] == list(range(account.version, 0, -1))
+    assert sum(entry.amount for entry in page.entries) == account.balance
+    if page.entries:
+        assert page.entries[0].balance_after == account.balance

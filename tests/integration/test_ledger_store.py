@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import assert_conserved
 from tollbooth import clock as clocks
 from tollbooth.catalog import load_history
 from tollbooth.errors import IdempotencyKeyReused, InsufficientCredits, PaymentReferenceUsed
@@ -34,18 +35,6 @@ def grant(
 def consume(service: LedgerService, quantity: int, name: str, feature: str = "image_generation") -> dict:
     body = {"feature": feature, "quantity": quantity}
     return service.consume(ACCOUNT, feature, quantity, {}, key(name, "consume", body)).body
-
-
-def assert_conserved(repository: Repository, account_id: str = ACCOUNT) -> None:
-    account = repository.load_account(account_id)
-    assert account.balance == account.granted - account.consumed - account.expired
-    assert account.balance == sum(lot.remaining for lot in account.lots)
-    assert all(0 <= lot.remaining <= lot.granted for lot in account.lots)
-    page = repository.list_entries(account_id, 1000)
-    assert [entry.seq for entry in page.entries] == list(range(account.version, 0, -1))
-    assert sum(entry.amount for entry in page.entries) == account.balance
-    if page.entries:
-        assert page.entries[0].balance_after == account.balance
 
 
 def test_a_new_account_reads_as_zero(service: LedgerService) -> None:
@@ -94,8 +83,11 @@ def test_consume_debits_in_burn_down_order_and_records_everything(
     assert (result["charged"], result["balance"]) == ("4.000", "4.000")
     entry = service.ledger(ACCOUNT, 1, None).entries[0]
     assert entry.kind == "consume" and entry.feature == "image_generation" and entry.quantity == 4
-    assert entry.dimensions == {"resolution": "standard", "licence": "personal"}
-    assert entry.catalog_version == service.catalog.version and entry.idempotency_key == "use-4"
+    assert entry.dimensions == {"resolution": "standard", "style": "basic", "licence": "personal"}
+    assert (
+        entry.catalog_version == result["catalog_version"] == service.catalogs.versions[-1].version
+        and entry.idempotency_key == "use-4"
+    )
     lots = {lot.lot_id: lot for lot in repository.load_account(ACCOUNT).lots}
     drawn = {draw.lot_id: draw.amount for draw in entry.draws or []}
     assert sorted(drawn.values()) == ["1.000", "3.000"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,7 +20,7 @@ FUNCTIONS = TEMPLATE.functions()
 EVENT_FOR_FUNCTION = {
     "CatalogFunction": ["catalog.json", "quote.json"],
     "PurchaseFunction": ["purchase.json"],
-    "GrantFunction": ["grant.json"],
+    "GrantFunction": ["grant.json", "allowance.json"],
     "ConsumeFunction": ["consume.json"],
     "AccountFunction": ["balance.json", "ledger.json"],
 }
@@ -39,9 +40,12 @@ def deployed_like(engine: Engine, table_name: str) -> Iterator[None]:
     get_service.cache_clear()
 
 
-def invoke(function_id: str, event_file: str) -> dict:
+def invoke(function_id: str, event_file: str, body: dict | None = None) -> dict:
     handler = load_function(FUNCTIONS[function_id])
-    response = handler(event(event_file), LambdaContext(function_id, FUNCTIONS[function_id].timeout))
+    sample = event(event_file)
+    if body is not None:
+        sample["body"] = json.dumps(body)
+    response = handler(sample, LambdaContext(function_id, FUNCTIONS[function_id].timeout))
     return {**response, "json": json.loads(response["body"]) if response["body"].startswith("{") else None}
 
 
@@ -74,3 +78,15 @@ def test_the_sample_events_tell_a_purchase_consume_read_story() -> None:
     assert invoke("PurchaseFunction", "purchase.json")["json"] == bought["json"]
     assert invoke("CatalogFunction", "catalog.json")["statusCode"] == 200
     assert invoke("CatalogFunction", "quote.json")["json"]["credits"] == "8.000"
+
+
+@pytest.mark.usefixtures("deployed_like")
+def test_the_allowance_sample_grants_a_plan_period_once() -> None:
+    # Given the sample allowance request, moved to the current month (a past period is refused)
+    body = json.loads(event("allowance.json")["body"])
+    body["period_start"] = datetime.now(UTC).strftime("%Y-%m-01T00:00:00Z")
+    # When it is sent twice, Then the period is granted once
+    first = invoke("GrantFunction", "allowance.json", body)
+    assert first["statusCode"] == 201 and first["json"]["lots"][0]["plan_id"] == body["plan_id"]
+    assert invoke("GrantFunction", "allowance.json", body)["json"] == first["json"]
+    assert invoke("AccountFunction", "balance.json")["json"]["available"] == first["json"]["balance"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tollbooth import clock
 from tollbooth.catalog import (
     CATALOG_DIR,
     CatalogError,
@@ -17,7 +18,6 @@ from tollbooth.catalog import (
     parse_history,
     price_per_credit,
 )
-from tollbooth import clock
 from tollbooth.clock import now_ms
 from tollbooth.errors import CatalogVersionNotFound, NoCatalogInForce
 from tollbooth.money import format_rounded
@@ -185,7 +185,8 @@ def test_rules_across_sections_name_the_path_to_fix(addition: str, expected_prob
 
 
 def version_file(version: str, effective_from: str, credits: str = "1") -> str:
-    return f'version = "{version}"\neffective_from = {effective_from}\n[features.words]\nunit = "word"\ncredits = {credits}\n'
+    header = f'version = "{version}"\neffective_from = {effective_from}\n'
+    return header + f'[features.words]\nunit = "word"\ncredits = {credits}\n'
 
 
 def test_the_version_in_force_changes_at_the_exact_instant() -> None:

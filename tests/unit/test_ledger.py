@@ -1,18 +1,18 @@
 """Ledger rules with no AWS: burn-down order, expiry at the exact instant, allocation."""
 
-import pytest
-
 from dataclasses import replace
+
+import pytest
 
 from tollbooth.errors import FeatureLocked, InsufficientCredits
 from tollbooth.ledger import (
     Account,
     Draw,
-    Use,
     IdempotencyRecord,
     LedgerEntry,
     Lot,
     Mutation,
+    Use,
     allocate,
     billing_period_end,
     burn_down_order,

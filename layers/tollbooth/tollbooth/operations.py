@@ -120,6 +120,7 @@ def expiry_from(policy: ExpiryPolicy, granted_at: int, period_end: int | None = 
 
 def lot_with_terms(terms: LotTerms, **fields: Any) -> Lot:
     """A lot that carries the restrictions and perks of the package or plan granting it."""
+
     def canonical(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if names is None else tuple(sorted(set(names)))
 
