@@ -1,5 +1,7 @@
 """Pricing: worked examples from the catalog, and properties that must hold for any request."""
 
+import random
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -7,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import worked_examples
-from tollbooth.catalog import load_history
+from tollbooth.catalog import load_history, parse_catalog
 from tollbooth.clock import now_ms
 from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 from tollbooth.money import format_credits
@@ -112,3 +114,33 @@ def test_the_order_of_dimensions_does_not_matter(request: tuple[str, int, dict[s
     feature_id, quantity, dims = request
     reversed_dims = dict(reversed(list(dims.items())))
     assert price(CATALOG, feature_id, quantity, dims) == price(CATALOG, feature_id, quantity, reversed_dims)
+
+
+multipliers = st.decimals(min_value=Decimal("0.001"), max_value=Decimal("20"), places=3)
+
+
+@given(
+    st.lists(st.tuples(multipliers, multipliers), min_size=1, max_size=4),
+    st.integers(min_value=1, max_value=10_000),
+    st.randoms(use_true_random=False),
+)
+def test_multipliers_commute_whatever_order_the_catalog_declares_them(
+    factors: list[tuple[Decimal, Decimal]], quantity: int, shuffler: random.Random
+) -> None:
+    # Given one feature whose dimensions are declared in two different orders
+    tables = [
+        f'[features.f.dimensions.d{i}]\ndefault = "a"\nvalues = {{ a = {a}, b = {b} }}\n'
+        for i, (a, b) in enumerate(factors)
+    ]
+    shuffled = tables[:]
+    shuffler.shuffle(shuffled)
+    header = 'version = "t"\neffective_from = 2026-01-01T00:00:00Z\n[features.f]\nunit = "u"\ncredits = 0.7\nper = 3\n'
+    first, second = parse_catalog(header + "".join(tables)), parse_catalog(header + "".join(shuffled))
+    choice = {f"d{i}": "b" for i in range(0, len(factors), 2)}
+    # Then the charge, exact and rounded, is the same
+    one, other = price(first, "f", quantity, choice), price(second, "f", quantity, choice)
+    assert (one.exact, one.amount) == (other.exact, other.amount)
+    expected = Fraction(quantity * 700, 3)
+    for i, (a, b) in enumerate(factors):
+        expected *= Fraction(b if f"d{i}" in choice else a)
+    assert one.exact == expected

@@ -27,6 +27,12 @@ def test_the_key_must_be_1_to_255_characters(key: str | None) -> None:
     assert Idempotency.of("k" * 255, "consume", "a", {}).key == "k" * 255
 
 
+def test_keys_tollbooth_derives_itself_cannot_be_sent_by_a_client() -> None:
+    with pytest.raises(errors.InvalidRequest, match="tollbooth:"):
+        Idempotency.of("tollbooth:allowance:pro:2026-11-01", "consume", "a", {})
+    assert Idempotency.of("tollbooth-ish", "consume", "a", {}).key == "tollbooth-ish"
+
+
 def test_cursors_round_trip_and_garbage_is_refused() -> None:
     assert decode_cursor(encode_cursor(42)) == 42
     for garbage in ["", "zzz", "e30", encode_cursor(42)[:-3], "eyJ2IjogMSwgImJlZm9yZSI6ICIxIn0", "✓"]:
