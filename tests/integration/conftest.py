@@ -43,7 +43,7 @@ def assert_conserved(repository: Repository, account_id: str = ACCOUNT) -> None:
     assert account.balance == sum(lot.remaining for lot in account.lots)
     assert all(0 <= lot.remaining <= lot.granted for lot in account.lots)
     page = repository.list_entries(account_id, 1000)
-    assert [entry.seq for entry in page.entries] == list(range(account.version, 0, -1))
+    assert [entry.seq for entry in page.entries] == list(range(account.seq, 0, -1))
     assert sum(entry.amount for entry in page.entries) == account.balance
     if page.entries:
         assert page.entries[0].balance_after == account.balance

@@ -11,7 +11,9 @@ import pytest
 
 from tests.conftest import EVENTS_DIR, Engine, event
 from tollbooth.api.runtime import get_service
+from tollbooth.jobs import get_sweeper
 from tollbooth.settings import get_settings
+from tollbooth_local.aws import MotoServer, client
 from tollbooth_local.functions import LambdaContext, load_function
 from tollbooth_local.template import Template
 
@@ -23,21 +25,32 @@ EVENT_FOR_FUNCTION = {
     "GrantFunction": ["grant.json", "allowance.json"],
     "ConsumeFunction": ["consume.json"],
     "AccountFunction": ["balance.json", "ledger.json"],
+    "ExpiryFunction": ["expiry.json"],
 }
 
 
 @pytest.fixture
-def deployed_like(engine: Engine, table_name: str) -> Iterator[None]:
-    """The environment template.yaml gives the functions, pointed at this engine's table."""
+def deployed_like(engine: Engine, table_name: str, moto_server: MotoServer) -> Iterator[None]:
+    """The environment template.yaml gives the functions, pointed at this engine's table
+    (and at moto for everything else: the event bus)."""
     saved = dict(os.environ)
-    os.environ.update(TABLE_NAME=table_name, AWS_ENDPOINT_URL=engine.dynamodb_url, POWERTOOLS_SERVICE_NAME="tollbooth")
-    get_settings.cache_clear()
-    get_service.cache_clear()
+    bus = f"bus-{table_name}"
+    client("events", moto_server.url).create_event_bus(Name=bus)
+    os.environ.update(
+        TABLE_NAME=table_name,
+        EVENT_BUS_NAME=bus,
+        AWS_ENDPOINT_URL=moto_server.url,
+        AWS_ENDPOINT_URL_DYNAMODB=engine.dynamodb_url,
+        POWERTOOLS_SERVICE_NAME="tollbooth",
+    )
+    caches = (get_settings, get_service, get_sweeper)
+    for cached in caches:
+        cached.cache_clear()
     yield
     os.environ.clear()
     os.environ.update(saved)
-    get_settings.cache_clear()
-    get_service.cache_clear()
+    for cached in caches:
+        cached.cache_clear()
 
 
 def invoke(function_id: str, event_file: str, body: dict | None = None) -> dict:
@@ -49,14 +62,27 @@ def invoke(function_id: str, event_file: str, body: dict | None = None) -> dict:
     return {**response, "json": json.loads(response["body"]) if response["body"].startswith("{") else None}
 
 
+def invoke_scheduled(function_id: str, event_file: str) -> dict:
+    handler = load_function(FUNCTIONS[function_id])
+    return handler(event(event_file), LambdaContext(function_id, FUNCTIONS[function_id].timeout))
+
+
 def test_every_function_has_a_sample_event_that_matches_one_of_its_routes() -> None:
     assert set(EVENT_FOR_FUNCTION) == set(FUNCTIONS)
     route_keys = {route.function_id: set() for route in TEMPLATE.routes()}
     for route in TEMPLATE.routes():
         route_keys[route.function_id].add(route.route_key)
+    scheduled = {
+        name
+        for name, spec in TEMPLATE.resources_of("AWS::Serverless::Function").items()
+        if any(e["Type"] == "Schedule" for e in spec["Properties"].get("Events", {}).values())
+    }
     for function_id, files in EVENT_FOR_FUNCTION.items():
         for file in files:
-            assert event(file)["routeKey"] in route_keys[function_id], file
+            if function_id in scheduled:
+                assert event(file)["detail-type"] == "Scheduled Event", file
+            else:
+                assert event(file)["routeKey"] in route_keys[function_id], file
     every_file = {file for files in EVENT_FOR_FUNCTION.values() for file in files}
     assert {path.name for path in EVENTS_DIR.glob("*.json")} == every_file
 
@@ -78,6 +104,9 @@ def test_the_sample_events_tell_a_purchase_consume_read_story() -> None:
     assert invoke("PurchaseFunction", "purchase.json")["json"] == bought["json"]
     assert invoke("CatalogFunction", "catalog.json")["statusCode"] == 200
     assert invoke("CatalogFunction", "quote.json")["json"]["credits"] == "8.000"
+    # And a scheduled sweep finds nothing due: every lot is good for months
+    report = invoke_scheduled("ExpiryFunction", "expiry.json")
+    assert report["complete"] and report["expired_lots"] == 0
 
 
 @pytest.mark.usefixtures("deployed_like")

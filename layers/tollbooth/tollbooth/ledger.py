@@ -6,7 +6,8 @@ DynamoDB transaction guarded by the account's version; nothing here does I/O.
 Invariants (checked by the tests):
 * every lot has 0 <= remaining <= granted;
 * account.balance == sum(lot.remaining) == granted - consumed - expired;
-* each mutation bumps account.version by one and appends ledger entry #version.
+* each mutation bumps account.version by one; one that moves credits appends ledger
+  entry #seq, so entries are numbered 1, 2, 3... with no gaps.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class Lot:
     unlocks: tuple[str, ...] = ()
     campaign_id: str | None = None
     plan_id: str | None = None
+    # Expiry bookkeeping: the credits.expiring warning went out; and how long after
+    # expires_at the sweep waits before writing the lot off (a rollover's grace).
+    warned: bool = False
+    expiry_grace: int = 0
 
     def spendable_at(self, now: int) -> bool:
         # A lot is dead at its expires_at instant, whether or not a sweep has run.
@@ -83,6 +88,9 @@ class Account:
     consumed: int = 0
     expired: int = 0
     lots: tuple[Lot, ...] = ()
+    seq: int = 0  # ledger entries written so far
+    # Events committed with a change but not yet published (the outbox).
+    pending_events: tuple[dict[str, Any], ...] = ()
 
     def available_at(self, now: int) -> int:
         return sum(lot.remaining for lot in self.lots if lot.spendable_at(now))
@@ -123,37 +131,48 @@ class IdempotencyRecord:
 
 @dataclass(frozen=True)
 class Mutation:
-    """Everything one request changes, written all-or-nothing."""
+    """Everything one change to an account writes, all-or-nothing."""
 
     account: Account  # the state it was computed from; its version is the guard
-    entry: LedgerEntry
-    idempotency: IdempotencyRecord
+    entry: LedgerEntry | None = None  # None: bookkeeping only (warnings, the outbox)
+    idempotency: IdempotencyRecord | None = None
     draws: tuple[Draw, ...] = ()
     new_lots: tuple[Lot, ...] = ()
     payment_reference: str | None = None
     # Credits moved out of old lots into one of ``new_lots`` (a rollover): the balance is
     # unchanged by them, and they may come from a lot past its expiry.
     transfers: tuple[Draw, ...] = ()
+    # Lots written off by the expiry sweep: each Draw is the lot's whole remaining amount.
+    expirations: tuple[Draw, ...] = ()
+    warned: tuple[str, ...] = ()  # lots whose credits.expiring warning has gone out
+    pending_events: tuple[dict[str, Any], ...] | None = None  # the outbox afterwards; None: as before
 
     @property
     def account_after(self) -> Account:
         """The exact state once written: the version guard rules out any change in between."""
-        amount = self.entry.amount
+        amount = 0 if self.entry is None else self.entry.amount
+        kind = None if self.entry is None else self.entry.kind
         drawn: dict[str, int] = {}
-        for draw in self.draws + self.transfers:
+        for draw in self.draws + self.transfers + self.expirations:
             drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
         lots = tuple(
-            replace(lot, remaining=lot.remaining - drawn[lot.lot_id]) if lot.lot_id in drawn else lot
+            replace(
+                lot,
+                remaining=lot.remaining - drawn.get(lot.lot_id, 0),
+                warned=lot.warned or lot.lot_id in self.warned,
+            )
             for lot in self.account.lots
         )
         return replace(
             self.account,
             lots=lots + self.new_lots,
-            version=self.entry.seq,
+            version=self.account.version + 1,
+            seq=self.account.seq if self.entry is None else self.entry.seq,
             balance=self.account.balance + amount,
             granted=self.account.granted + (amount if amount > 0 else 0),
-            consumed=self.account.consumed + (-amount if self.entry.kind == "consume" else 0),
-            expired=self.account.expired + (-amount if self.entry.kind == "expire" else 0),
+            consumed=self.account.consumed + (-amount if kind == "consume" else 0),
+            expired=self.account.expired + (-amount if kind == "expire" else 0),
+            pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )
 
 
@@ -248,3 +267,65 @@ def rollover(account: Account, plan_id: str, period_start: int, cap: int) -> tup
         transfers.append(Draw(lot.lot_id, take))
         left -= take
     return tuple(transfers)
+
+
+# -- expiry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpiryIndexing:
+    """How accounts are indexed for the sweep: the warning window (ms) and the index's shard count."""
+
+    warning_window: int = 7 * 86_400_000
+    shards: int = 8
+
+
+def write_off_at(lot: Lot) -> int | None:
+    """When the sweep writes a lot off: its expiry, plus any grace (never, for no expiry)."""
+    return None if lot.expires_at is None else lot.expires_at + lot.expiry_grace
+
+
+def due_for_expiry(account: Account, now: int) -> list[Lot]:
+    """Lots with credits left whose write-off time has come, in burn-down order."""
+    due = [lot for lot in account.lots if lot.remaining > 0 and (write_off_at(lot) or now + 1) <= now]
+    return burn_down_order(due)
+
+
+def due_for_warning(account: Account, now: int, window: int) -> list[Lot]:
+    """Unwarned lots with spendable credits that expire within ``window`` ms."""
+    if window <= 0:
+        return []
+    return burn_down_order(
+        [
+            lot
+            for lot in account.lots
+            if not lot.warned
+            and lot.spendable_at(now)
+            and lot.expires_at is not None
+            and lot.expires_at - window <= now
+        ]
+    )
+
+
+def next_due_at(account: Account, window: int) -> int | None:
+    """The next instant the sweep has work on this account, or None when it never will.
+
+    That is the earliest of: a write-off, a warning (``window`` ms before expiry) and, if
+    events wait in the outbox, right away (0)."""
+    moments = [] if not account.pending_events else [0]
+    for lot in account.lots:
+        if lot.remaining <= 0 or lot.expires_at is None:
+            continue
+        moments.append(lot.expires_at + lot.expiry_grace)
+        if window > 0 and not lot.warned:
+            moments.append(lot.expires_at - window)
+    return min(moments, default=None)
+
+
+def expiring_within(account: Account, now: int, window: int) -> list[Expiry]:
+    """Spendable credits that expire within ``window`` ms, summed per expiry instant."""
+    totals: dict[int, int] = {}
+    for lot in account.lots:
+        if lot.spendable_at(now) and lot.expires_at is not None and lot.expires_at <= now + window:
+            totals[lot.expires_at] = totals.get(lot.expires_at, 0) + lot.remaining
+    return [Expiry(at, amount) for at, amount in sorted(totals.items())]

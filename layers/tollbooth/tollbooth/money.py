@@ -75,3 +75,8 @@ def format_rounded(value: Fraction, places: int) -> str:
     sign = "-" if whole < 0 else ""
     digits = str(abs(whole)).rjust(places + 1, "0")
     return f"{sign}{digits[:-places]}.{digits[-places:]}" if places else f"{sign}{digits}"
+
+
+def round_half_even(value: Fraction) -> int:
+    """An exact value to a whole number of minor units, ties to even (for records, not for charges)."""
+    return round(value)

@@ -40,6 +40,7 @@ from tollbooth.ledger import (
     DEFAULT_PRIORITY,
     Account,
     Draw,
+    Expiry,
     IdempotencyRecord,
     LedgerEntry,
     Lot,
@@ -49,6 +50,7 @@ from tollbooth.ledger import (
     allocate,
     billing_period_end,
     burn_down_order,
+    expiring_within,
     next_expiry,
     perks_at,
     rollover,
@@ -70,6 +72,9 @@ from tollbooth.schemas import (
 )
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# An allowance that can roll over is written off by the expiry sweep only this long after
+# its period ends, so that the next period's grant (which moves the rollover) comes first.
+ROLLOVER_GRACE_MS = 2 * 86_400_000
 # Keys Tollbooth derives itself (one allowance per account, plan and period) use this
 # prefix, which a client's Idempotency-Key may not.
 RESERVED_KEY_PREFIX = "tollbooth:"
@@ -163,6 +168,8 @@ def _draw_views(stored: list[dict[str, Any]] | None) -> list[DrawView] | None:
 
 def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     details = dict(entry.details)
+    if "lot_granted" in details:
+        details["lot_granted"] = format_credits(details["lot_granted"])
     draws = details.pop("draws", None)
     rolled = details.pop("rolled_over", None)
     return LedgerEntryView(
@@ -177,6 +184,10 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
         rolled_over=_draw_views(rolled),
         **details,
     )
+
+
+def expiry_view(moment: Expiry) -> NextExpiry:
+    return NextExpiry(expires_at=clock.to_iso(moment.expires_at), amount=format_credits(moment.amount))
 
 
 def encode_cursor(seq: int) -> str:
@@ -366,6 +377,7 @@ class LedgerService:
                     remaining=plan.allowance,
                     priority=plan.priority,
                     price_minor=plan.price_minor,
+                    expiry_grace=ROLLOVER_GRACE_MS if plan.rollover_cap else 0,
                     **common,
                 )
             ]
@@ -381,6 +393,7 @@ class LedgerService:
                         remaining=rolled,
                         priority=DEFAULT_PRIORITY["rollover"],
                         price_minor=0,
+                        expiry_grace=ROLLOVER_GRACE_MS,
                         **common,
                     )
                 )
@@ -405,7 +418,7 @@ class LedgerService:
 
         def build(account: Account, now: int) -> Mutation:
             draws = allocate(account, charge.amount, now, use)
-            seq = account.version + 1
+            seq = account.seq + 1
             entry_id = ids.new_id("led", now)
             body = ConsumeResponse(
                 entry_id=entry_id,
@@ -448,7 +461,7 @@ class LedgerService:
         # they add to what is available, not to the ledger balance.
         moved = sum(transfer.amount for transfer in transfers)
         amount = sum(lot.granted for lot in lots) - moved
-        seq = account.version + 1
+        seq = account.seq + 1
         entry_id = ids.new_id("led", now)
         body = GrantResponse(
             entry_id=entry_id,
@@ -513,7 +526,9 @@ class LedgerService:
                     self._backoff(attempt)
                 continue
             self._known.put(account_id, mutation.account_after)
-            return Outcome(mutation.idempotency.status_code, mutation.idempotency.body)
+            record = mutation.idempotency
+            assert record is not None, "every request's mutation records its answer"
+            return Outcome(record.status_code, record.body)
         raise ConcurrentUpdate("the account is busy; retry the request with the same Idempotency-Key")
 
     def _replay(self, account_id: str, idem: Idempotency) -> Outcome | None:
@@ -535,6 +550,8 @@ class LedgerService:
         now = self._now()
         upcoming = next_expiry(account, now)
         perks = perks_at(account, now)
+        window_days = self.repository.expiry.warning_window // 86_400_000
+        expiring = expiring_within(account, now, self.repository.expiry.warning_window)
         return BalanceResponse(
             account_id=account_id,
             available=format_credits(account.available_at(now)),
@@ -551,6 +568,10 @@ class LedgerService:
             next_expiry=None
             if upcoming is None
             else NextExpiry(expires_at=clock.to_iso(upcoming.expires_at), amount=format_credits(upcoming.amount)),
+            expiring_within_days=window_days,
+            expiring=[
+                NextExpiry(expires_at=clock.to_iso(x.expires_at), amount=format_credits(x.amount)) for x in expiring
+            ],
             as_of=clock.to_iso(now),
         )
 

@@ -13,10 +13,17 @@ Reading an account is one consistent Query (``sk`` begins with ``ACCOUNT``: the
 account item and its lots). Writing is one TransactWriteItems whose first item
 puts the account with a condition on its version, so every mutation of an account
 is serialized and entry numbers have no gaps.
+
+The account item also carries what the expiry sweep needs, so that finding and
+writing off due lots reads one item per account: a summary of its live expiring lots,
+its outbox of unpublished events, and, while it has any of those, the keys of the
+sparse ``ExpiryIndex`` (``expiry_shard``, ``next_due_at``). The sweep queries each
+shard for ``next_due_at <= now``: work proportional to what is due, never a scan.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,11 +40,12 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from tollbooth.errors import StorageUnavailable
-from tollbooth.ledger import Account, IdempotencyRecord, LedgerEntry, Lot, Mutation
+from tollbooth.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, next_due_at
 
 ENTRY_SEQ_DIGITS = 12
 
@@ -71,6 +79,11 @@ class Keys:
 
     PAYMENT_SK = "PAYMENT"
 
+    @staticmethod
+    def expiry_shard(account_id: str, shards: int) -> str:
+        digest = hashlib.sha256(account_id.encode()).digest()
+        return f"EXPIRY#{int.from_bytes(digest[:4], 'big') % shards:03d}"
+
 
 # ---------------------------------------------------------------------------
 # Storage models (PynamoDB). Separate from the domain dataclasses on purpose.
@@ -87,14 +100,31 @@ class TableItem(Model):
     item_type = DiscriminatorAttribute(attr_name="type")
 
 
+class ExpiryIndex(GlobalSecondaryIndex["AccountItem"]):
+    """Sparse: only accounts the sweep will have work on carry its keys."""
+
+    class Meta:
+        index_name = "ExpiryIndex"
+        projection = AllProjection()
+
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    next_due_at = NumberAttribute(range_key=True)
+
+
 class AccountItem(TableItem, discriminator="account"):
     account_id = UnicodeAttribute()
     version = NumberAttribute()
+    seq = NumberAttribute()
     balance = NumberAttribute()
     granted = NumberAttribute()
     consumed = NumberAttribute()
     expired = NumberAttribute()
     updated_at = NumberAttribute()
+    expiring_lots = JSONAttribute(null=True)  # summary of live lots with an expiry, for the sweep
+    pending_events = JSONAttribute(null=True)  # the outbox
+    expiry_shard = UnicodeAttribute(null=True)
+    next_due_at = NumberAttribute(null=True)
+    expiry_index = ExpiryIndex()
 
 
 class LotItem(TableItem, discriminator="lot"):
@@ -115,6 +145,8 @@ class LotItem(TableItem, discriminator="lot"):
     unlocks = UnicodeSetAttribute(null=True)
     campaign_id = UnicodeAttribute(null=True)
     plan_id = UnicodeAttribute(null=True)
+    warned = BooleanAttribute(null=True)
+    expiry_grace = NumberAttribute(null=True)
 
 
 class LedgerItem(TableItem, discriminator="entry"):
@@ -198,6 +230,8 @@ def _lot_from_item(item: LotItem) -> Lot:
         unlocks=tuple(sorted(item.unlocks or ())),
         campaign_id=item.campaign_id,
         plan_id=item.plan_id,
+        warned=bool(item.warned),
+        expiry_grace=int(item.expiry_grace or 0),
     )
 
 
@@ -222,17 +256,69 @@ def _lot_item(pk: str, lot: Lot) -> LotItem:
         unlocks=set(lot.unlocks) or None,
         campaign_id=lot.campaign_id,
         plan_id=lot.plan_id,
+        warned=lot.warned or None,
+        expiry_grace=lot.expiry_grace or None,
+    )
+
+
+# The summary of a lot kept on the account item: what the sweep needs to write it off.
+_SUMMARY_FIELDS = {
+    "id": "lot_id",
+    "src": "source",
+    "g": "granted",
+    "r": "remaining",
+    "c": "created_at",
+    "e": "expires_at",
+    "pr": "priority",
+    "p": "price_minor",
+    "cur": "currency",
+    "pkg": "package_id",
+    "plan": "plan_id",
+    "w": "warned",
+    "gr": "expiry_grace",
+}
+
+
+def _lot_summary(lot: Lot) -> dict[str, Any]:
+    return {short: getattr(lot, name) for short, name in _SUMMARY_FIELDS.items()}
+
+
+def _lot_from_summary(summary: dict[str, Any]) -> Lot:
+    return Lot(**{name: summary[short] for short, name in _SUMMARY_FIELDS.items()})
+
+
+def _account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None) -> Account:
+    """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
+    if lots is None:
+        lots = tuple(_lot_from_summary(summary) for summary in item.expiring_lots or [])
+    return Account(
+        account_id=item.account_id,
+        version=int(item.version),
+        seq=int(item.seq),
+        balance=int(item.balance),
+        granted=int(item.granted),
+        consumed=int(item.consumed),
+        expired=int(item.expired),
+        lots=lots,
+        pending_events=tuple(item.pending_events or ()),
     )
 
 
 class Repository:
     """Access patterns over the Tollbooth table, named for what the service needs."""
 
-    def __init__(self, table_name: str, region: str, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        region: str,
+        endpoint_url: str | None = None,
+        expiry: ExpiryIndexing | None = None,
+    ) -> None:
         # PynamoDB keeps table settings on the model class: one table per process, as in Lambda.
         TableItem.Meta.table_name = table_name
         TableItem.Meta.region = region
         TableItem.Meta.host = endpoint_url
+        self.expiry = expiry or ExpiryIndexing()
         for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem):
             model._connection = None
         self._connection = Connection(region=region, host=endpoint_url)
@@ -252,15 +338,25 @@ class Repository:
                     lots.append(_lot_from_item(item))
         if account is None:
             return Account(account_id=account_id)
-        return Account(
-            account_id=account_id,
-            version=int(account.version),
-            balance=int(account.balance),
-            granted=int(account.granted),
-            consumed=int(account.consumed),
-            expired=int(account.expired),
-            lots=tuple(lots),
-        )
+        return _account_from_item(account, tuple(lots))
+
+    def load_expiry_view(self, account_id: str) -> Account | None:
+        """The account item alone (one consistent GetItem): its lots are the live expiring ones."""
+        with _storage_errors():
+            try:
+                item = AccountItem.get(Keys.account(account_id), Keys.ACCOUNT_SK, consistent_read=True)
+            except AccountItem.DoesNotExist:
+                return None
+        return _account_from_item(item)
+
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
+        """Accounts in one shard of the expiry index with work due at ``now``, soonest first.
+
+        Each comes with its live expiring lots; it reads one index item per account."""
+        shard_key = f"EXPIRY#{shard:03d}"
+        with _storage_errors():
+            for item in AccountItem.expiry_index.query(shard_key, AccountItem.next_due_at <= now, page_size=page_size):
+                yield _account_from_item(item)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         with _storage_errors():
@@ -300,54 +396,62 @@ class Repository:
         pk = Keys.account(mutation.account.account_id)
         after = mutation.account_after
         entry = mutation.entry
-        puts: list[tuple[Model, Any]] = [
+        live_expiring = [lot for lot in after.lots if lot.expires_at is not None and lot.remaining > 0]
+        due = next_due_at(after, self.expiry.warning_window)
+        # Each item with the guard it must pass, and what a failure of that guard means.
+        puts: list[tuple[Model, Any, str]] = [
             (
                 AccountItem(
                     pk,
                     Keys.ACCOUNT_SK,
                     account_id=after.account_id,
                     version=after.version,
+                    seq=after.seq,
                     balance=after.balance,
                     granted=after.granted,
                     consumed=after.consumed,
                     expired=after.expired,
                     updated_at=now,
+                    expiring_lots=[_lot_summary(lot) for lot in live_expiring] or None,
+                    pending_events=list(after.pending_events) or None,
+                    expiry_shard=None if due is None else Keys.expiry_shard(after.account_id, self.expiry.shards),
+                    next_due_at=due,
                 ),
                 AccountItem.pk.does_not_exist()
                 if mutation.account.version == 0
                 else AccountItem.version == mutation.account.version,
-            ),
-            (
-                IdempotencyItem(
-                    pk,
-                    Keys.idempotency(mutation.idempotency.key),
-                    key=mutation.idempotency.key,
-                    fingerprint=mutation.idempotency.fingerprint,
-                    status_code=mutation.idempotency.status_code,
-                    body=json.dumps(mutation.idempotency.body, separators=(",", ":")),
-                    seq=entry.seq,
-                    created_at=now,
-                ),
-                IdempotencyItem.pk.does_not_exist(),
-            ),
-            (
-                LedgerItem(
-                    pk,
-                    Keys.entry(entry.seq),
-                    entry_id=entry.entry_id,
-                    seq=entry.seq,
-                    kind=entry.kind,
-                    amount=entry.amount,
-                    balance_after=entry.balance_after,
-                    created_at=entry.created_at,
-                    idempotency_key=entry.idempotency_key,
-                    details=entry.details,
-                ),
-                LedgerItem.pk.does_not_exist(),
-            ),
+                WriteConflict.VERSION,
+            )
         ]
-        puts += [(_lot_item(pk, lot), LotItem.pk.does_not_exist()) for lot in mutation.new_lots]
-        if mutation.payment_reference is not None:
+        if mutation.idempotency is not None:
+            record = mutation.idempotency
+            idempotency_item = IdempotencyItem(
+                pk,
+                Keys.idempotency(record.key),
+                key=record.key,
+                fingerprint=record.fingerprint,
+                status_code=record.status_code,
+                body=json.dumps(record.body, separators=(",", ":")),
+                seq=record.seq,
+                created_at=now,
+            )
+            puts.append((idempotency_item, IdempotencyItem.pk.does_not_exist(), WriteConflict.IDEMPOTENCY_KEY))
+        if entry is not None:
+            ledger_item = LedgerItem(
+                pk,
+                Keys.entry(entry.seq),
+                entry_id=entry.entry_id,
+                seq=entry.seq,
+                kind=entry.kind,
+                amount=entry.amount,
+                balance_after=entry.balance_after,
+                created_at=entry.created_at,
+                idempotency_key=entry.idempotency_key,
+                details=entry.details,
+            )
+            puts.append((ledger_item, LedgerItem.pk.does_not_exist(), WriteConflict.VERSION))
+        puts += [(_lot_item(pk, lot), LotItem.pk.does_not_exist(), WriteConflict.VERSION) for lot in mutation.new_lots]
+        if mutation.payment_reference is not None and entry is not None:
             payment = PaymentItem(
                 Keys.payment(mutation.payment_reference),
                 Keys.PAYMENT_SK,
@@ -355,43 +459,60 @@ class Repository:
                 entry_id=entry.entry_id,
                 seq=entry.seq,
             )
-            puts.append((payment, PaymentItem.pk.does_not_exist()))
+            puts.append((payment, PaymentItem.pk.does_not_exist(), WriteConflict.PAYMENT_REFERENCE))
+
+        def lot_update(lot_id: str, actions: list[Any], condition: Any) -> tuple[Model, list[Any], Any]:
+            return LotItem(pk, Keys.lot(lot_id)), actions, condition
+
+        updates = [
+            lot_update(
+                draw.lot_id,
+                [LotItem.remaining.add(-draw.amount)],
+                (LotItem.remaining >= draw.amount) & (LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)),
+            )
+            for draw in mutation.draws
+        ]
+        # A rollover moves credits out of a lot that may have just expired.
+        updates += [
+            lot_update(t.lot_id, [LotItem.remaining.add(-t.amount)], LotItem.remaining >= t.amount)
+            for t in mutation.transfers
+        ]
+        # A write-off takes exactly what is left, and only once the lot has expired.
+        updates += [
+            lot_update(
+                x.lot_id, [LotItem.remaining.set(0)], (LotItem.remaining == x.amount) & (LotItem.expires_at <= now)
+            )
+            for x in mutation.expirations
+        ]
+        updates += [lot_update(lot_id, [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned]
 
         try:
             with TransactWrite(connection=self._connection) as transaction:
-                for item, condition in puts:
+                for item, condition, _ in puts:
                     transaction.save(item, condition=condition)
-                for draw in mutation.draws:
-                    transaction.update(
-                        LotItem(pk, Keys.lot(draw.lot_id)),
-                        actions=[LotItem.remaining.add(-draw.amount)],
-                        condition=(LotItem.remaining >= draw.amount)
-                        & (LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)),
-                    )
-                for transfer in mutation.transfers:
-                    # A rollover moves credits out of a lot that may have just expired.
-                    transaction.update(
-                        LotItem(pk, Keys.lot(transfer.lot_id)),
-                        actions=[LotItem.remaining.add(-transfer.amount)],
-                        condition=LotItem.remaining >= transfer.amount,
-                    )
+                for lot_item, actions, condition in updates:
+                    transaction.update(lot_item, actions=actions, condition=condition)
         except TransactWriteError as error:
-            raise _conflict(error, payment_index=len(puts) - 1 if mutation.payment_reference else None) from error
+            raise _conflict(error, [meaning for _, _, meaning in puts]) from error
         except PynamoDBException as error:
             raise StorageUnavailable("the ledger store failed; retry the request") from error
 
 
-def _conflict(error: TransactWriteError, payment_index: int | None) -> Exception:
+def _conflict(error: TransactWriteError, meanings: list[str]) -> Exception:
+    """What a cancelled transaction means, from the guards that failed (puts come first)."""
     if error.cause_response_code != "TransactionCanceledException":
         return StorageUnavailable("the ledger store failed; retry the request")
     reasons = list(error.cancellation_reasons or [])
-    failed = {i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"}
     if not reasons:
         return WriteConflict(WriteConflict.UNKNOWN)
-    if 1 in failed:
-        return WriteConflict(WriteConflict.IDEMPOTENCY_KEY)
-    if payment_index is not None and payment_index in failed:
-        return WriteConflict(WriteConflict.PAYMENT_REFERENCE)
+    failed = {
+        meanings[i]
+        for i, reason in enumerate(reasons)
+        if reason is not None and reason.code == "ConditionalCheckFailed" and i < len(meanings)
+    }
+    for meaning in (WriteConflict.IDEMPOTENCY_KEY, WriteConflict.PAYMENT_REFERENCE):
+        if meaning in failed:
+            return WriteConflict(meaning)
     # Version guard, a lot guard, or DynamoDB's own TransactionConflict: all mean "reload".
     return WriteConflict(WriteConflict.VERSION)
 

@@ -110,6 +110,8 @@ class BalanceResponse(BaseModel):
     lots: list[LotView]
     perks: PerksView
     next_expiry: NextExpiry | None
+    expiring_within_days: int = Field(description="The window the expiring list covers")
+    expiring: list[NextExpiry] = Field(description="Credits that expire within the window, per instant")
     as_of: Timestamp
 
 
@@ -153,6 +155,12 @@ class LedgerEntryView(BaseModel):
     period_start: Timestamp | None = None
     period_end: Timestamp | None = None
     rolled_over: list[DrawView] | None = None
+    lot_id: str | None = None
+    expires_at: Timestamp | None = None
+    price_minor: int | None = None
+    currency: str | None = None
+    lot_granted: CreditsOut | None = None
+    breakage_minor: int | None = Field(default=None, description="What the expired credits cost, in minor units")
 
 
 class LedgerPageResponse(BaseModel):

@@ -7,6 +7,8 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tollbooth.ledger import ExpiryIndexing
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -19,6 +21,16 @@ class Settings(BaseModel):
     max_write_attempts: int = Field(default=10, ge=1, le=50)
     # Swagger UI at /docs; on for the local stack, off by default when deployed.
     enable_swagger: bool = False
+    # credits.expiring goes out this many days before a lot expires (0: never).
+    expiry_warning_days: int = Field(default=7, ge=0, le=365)
+    # Partitions of the expiry index (raise, never lower).
+    expiry_shards: int = Field(default=8, ge=1, le=256)
+    # Where the expiry sweep publishes its events (only the expiry function needs it).
+    event_bus_name: str | None = None
+
+    @property
+    def expiry_indexing(self) -> ExpiryIndexing:
+        return ExpiryIndexing(warning_window=self.expiry_warning_days * 86_400_000, shards=self.expiry_shards)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -31,6 +43,9 @@ class Settings(BaseModel):
             "account_claim": "ACCOUNT_CLAIM",
             "max_write_attempts": "MAX_WRITE_ATTEMPTS",
             "enable_swagger": "ENABLE_SWAGGER",
+            "expiry_warning_days": "EXPIRY_WARNING_DAYS",
+            "expiry_shards": "EXPIRY_SHARDS",
+            "event_bus_name": "EVENT_BUS_NAME",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})
         return cls.model_validate(values)

@@ -7,12 +7,12 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from tollbooth.api.runtime import (
     authorize,
-    count,
     error_responses,
     get_service,
     idempotency_key,
     json_response,
 )
+from tollbooth.observability import count
 from tollbooth.operations import Idempotency
 from tollbooth.schemas import ConsumeRequest, ConsumeResponse
 

@@ -8,33 +8,25 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.errors import register_error_handlers
 from tollbooth.catalog import load_history
 from tollbooth.errors import InvalidRequest
+from tollbooth.observability import logger, metrics, tracer
 from tollbooth.operations import LedgerService, Outcome
 from tollbooth.repository import Repository
 from tollbooth.schemas import ErrorResponse
 from tollbooth.settings import get_settings
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics(namespace="Tollbooth")
-# Reads publish no business metric; that is expected, not worth a warning per request.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
@@ -44,7 +36,7 @@ ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 def get_service() -> LedgerService:
     settings = get_settings()
     return LedgerService(
-        Repository(settings.table_name, settings.region),
+        Repository(settings.table_name, settings.region, expiry=settings.expiry_indexing),
         load_history(),
         max_write_attempts=settings.max_write_attempts,
     )
@@ -76,14 +68,6 @@ def error_responses(descriptions: dict[int, str]) -> dict[int, OpenAPIResponse]:
 
 def idempotency_key(router: Router) -> str | None:
     return router.current_event.headers.get(IDEMPOTENCY_HEADER)
-
-
-def count(metric: str) -> None:
-    """Add 1 to a business metric. Observability must never fail a request that already committed."""
-    try:
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
-    except Exception:
-        logger.exception("metric not recorded", extra={"metric": metric})
 
 
 def json_response(outcome: Outcome) -> Response:

@@ -1,0 +1,184 @@
+"""The expiry sweep: write off lots past their expiry, warn before lots expire, publish.
+
+For each account the expiry index says has work due (one index item read per account):
+
+1. each due lot is written off in its own transaction: an ``expire`` ledger entry for
+   what is left (the breakage, with the price paid for it), the lot set to zero only if
+   it still holds exactly that and has expired, and a ``credits.expired`` event put in
+   the account's outbox, all guarded by the account version;
+2. lots expiring within the warning window are marked warned, with a
+   ``credits.expiring`` event put in the outbox, in one guarded write;
+3. the outbox is published to EventBridge, then emptied in one guarded write.
+
+Events therefore only ever describe committed state, and a crash anywhere leaves work
+that the next run finds through the index (the outbox keeps the account due). A lost
+race with a debit reloads the account item and starts over; a write-off can never
+happen twice. A run stops when its time budget runs low and loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+from tollbooth import clock, ids
+from tollbooth.errors import StorageUnavailable
+from tollbooth.events import Publisher, lot_event
+from tollbooth.ledger import (
+    Account,
+    Draw,
+    ExpiryIndexing,
+    LedgerEntry,
+    Lot,
+    Mutation,
+    due_for_expiry,
+    due_for_warning,
+)
+from tollbooth.money import round_half_even
+from tollbooth.observability import logger
+from tollbooth.repository import Repository, WriteConflict
+
+EXPIRE_KEY_PREFIX = "tollbooth:expire:"
+
+
+@dataclass
+class SweepReport:
+    accounts: int = 0
+    expired_lots: int = 0
+    expired_credits: int = 0  # millicredits
+    warned_lots: int = 0
+    events_published: int = 0
+    conflicts: int = 0
+    failures: int = 0  # accounts left for the next run (publishing or storage failed)
+    complete: bool = True  # False: the time budget ran out; the next run carries on
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def breakage_minor(lot: Lot, amount: int) -> int | None:
+    """What the expired credits cost the buyer, in minor units (exact, then half-even)."""
+    if lot.price_minor is None or lot.granted == 0:
+        return None
+    return round_half_even(Fraction(lot.price_minor * amount, lot.granted))
+
+
+def write_off(account: Account, lot: Lot, now: int) -> Mutation:
+    """The mutation that expires what is left in ``lot``, with its ledger entry and event."""
+    amount = lot.remaining
+    entry_id = ids.new_id("led", now)
+    breakage = breakage_minor(lot, amount)
+    details = {
+        "lot_id": lot.lot_id,
+        "source": lot.source,
+        "package_id": lot.package_id,
+        "plan_id": lot.plan_id,
+        "expires_at": None if lot.expires_at is None else clock.to_iso(lot.expires_at),
+        "price_minor": lot.price_minor,
+        "currency": lot.currency,
+        "lot_granted": lot.granted,
+        "breakage_minor": breakage,
+    }
+    entry = LedgerEntry(
+        entry_id=entry_id,
+        seq=account.seq + 1,
+        kind="expire",
+        amount=-amount,
+        balance_after=account.balance - amount,
+        created_at=now,
+        idempotency_key=EXPIRE_KEY_PREFIX + lot.lot_id,
+        details=details,
+    )
+    event = lot_event(
+        "credits.expired",
+        account.account_id,
+        lot,
+        amount,
+        now,
+        entry_id=entry_id,
+        breakage_minor=breakage,
+        currency=lot.currency,
+    )
+    return Mutation(
+        account,
+        entry,
+        expirations=(Draw(lot.lot_id, amount),),
+        pending_events=(*account.pending_events, event),
+    )
+
+
+def warn(account: Account, lots: list[Lot], now: int) -> Mutation:
+    events = tuple(lot_event("credits.expiring", account.account_id, lot, lot.remaining, now) for lot in lots)
+    return Mutation(
+        account, warned=tuple(lot.lot_id for lot in lots), pending_events=(*account.pending_events, *events)
+    )
+
+
+class ExpirySweeper:
+    def __init__(
+        self,
+        repository: Repository,
+        publisher: Publisher,
+        indexing: ExpiryIndexing,
+        *,
+        now: Callable[[], int] = clock.now_ms,
+        max_attempts: int = 5,
+        page_size: int = 100,
+    ) -> None:
+        self.repository = repository
+        self.publisher = publisher
+        self.indexing = indexing
+        self._now = now
+        self.max_attempts = max_attempts
+        self.page_size = page_size
+
+    def sweep(self, time_left: Callable[[], int] | None = None, reserve_ms: int = 10_000) -> SweepReport:
+        """One run over every shard of the index; stops early when ``time_left()`` < ``reserve_ms``."""
+        now = self._now()
+        report = SweepReport()
+        for shard in range(self.indexing.shards):
+            for account in self.repository.accounts_due(shard, now, self.page_size):
+                if time_left is not None and time_left() < reserve_ms:
+                    report.complete = False
+                    return report
+                self._settle(account, now, report)
+        return report
+
+    def _settle(self, account: Account, now: int, report: SweepReport) -> None:
+        report.accounts += 1
+        for _ in range(self.max_attempts):
+            try:
+                self._settle_once(account, now, report)
+                return
+            except WriteConflict:
+                # A debit (or another sweep) changed the account: read its item again.
+                report.conflicts += 1
+                fresh = self.repository.load_expiry_view(account.account_id)
+                if fresh is None:
+                    return
+                account = fresh
+            except StorageUnavailable:
+                logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
+                report.failures += 1
+                return
+        report.failures += 1
+
+    def _settle_once(self, account: Account, now: int, report: SweepReport) -> None:
+        for lot in due_for_expiry(account, now):
+            account = self._apply(write_off(account, lot, now), now)
+            report.expired_lots += 1
+            report.expired_credits += lot.remaining
+        warnings = due_for_warning(account, now, self.indexing.warning_window)
+        if warnings:
+            account = self._apply(warn(account, warnings, now), now)
+            report.warned_lots += len(warnings)
+        if account.pending_events:
+            self.publisher.publish(account.pending_events)
+            report.events_published += len(account.pending_events)
+            self._apply(Mutation(account, pending_events=()), now)
+
+    def _apply(self, mutation: Mutation, now: int) -> Account:
+        self.repository.apply(mutation, now)
+        return mutation.account_after

@@ -1,0 +1,291 @@
+"""The expiry sweep against real DynamoDB semantics, on moto and on DynamoDB Local."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Clock, assert_conserved
+from tollbooth import clock as clocks
+from tollbooth.catalog import load_history
+from tollbooth.errors import InsufficientCredits, StorageUnavailable
+from tollbooth.expiry import ExpirySweeper
+from tollbooth.ledger import ExpiryIndexing
+from tollbooth.operations import Idempotency, LedgerService
+from tollbooth.repository import Repository
+
+DAY = 86_400_000
+START = clocks.from_datetime(datetime(2027, 3, 1, tzinfo=UTC))
+INDEXING = ExpiryIndexing(warning_window=7 * DAY, shards=4)
+
+
+class Recorder:
+    """Publishes into a list; can be told to fail, as EventBridge might."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.failing = False
+        self._lock = threading.Lock()
+
+    def publish(self, events: Sequence[dict[str, Any]]) -> None:
+        if self.failing:
+            raise StorageUnavailable("EventBridge is down")
+        with self._lock:
+            self.events.extend(events)
+
+    def ids(self, kind: str) -> list[str]:
+        return [event["event_id"] for event in self.events if event["type"] == kind]
+
+
+@pytest.fixture
+def store(engine, table_name: str) -> Repository:  # type: ignore[no-untyped-def]
+    return Repository(table_name, "us-east-1", endpoint_url=engine.dynamodb_url, expiry=INDEXING)
+
+
+@pytest.fixture
+def ledger(store: Repository, clock: Clock) -> LedgerService:
+    clock.pinned = START
+    return LedgerService(store, load_history(), now=clock, max_write_attempts=30)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+def sweeper(store: Repository, recorder: Recorder, clock: Clock) -> ExpirySweeper:
+    return ExpirySweeper(store, recorder, INDEXING, now=clock)
+
+
+def grant(ledger: LedgerService, account: str, credits: int, expires_at: int | None, name: str) -> str:
+    expiry = None if expires_at is None else datetime.fromtimestamp(expires_at / 1000, tz=UTC)
+    body = {"credits": credits, "name": name}
+    idem = Idempotency.of(name, "grant", account, body)
+    outcome = ledger.grant(account, credits * 1000, "promotional", "test", expiry, None, idem)
+    return str(outcome.body["lots"][0]["lot_id"])
+
+
+def buy(ledger: LedgerService, account: str, package_id: str, reference: str) -> list[dict]:
+    body = {"package_id": package_id, "payment_reference": reference}
+    return list(
+        ledger.purchase(account, package_id, reference, Idempotency.of(reference, "purchase", account, body)).body[
+            "lots"
+        ]
+    )
+
+
+def use(ledger: LedgerService, account: str, credits: int, name: str) -> None:
+    words = credits * 500  # text_generation: 1 credit per 500 words
+    body = {"feature": "text_generation", "quantity": words}
+    ledger.consume(account, "text_generation", words, {}, Idempotency.of(name, "consume", account, body))
+
+
+def expire_entries(store: Repository, account: str) -> list:
+    return [e for e in store.list_entries(account, 1000).entries if e.kind == "expire"]
+
+
+def test_a_due_lot_is_written_off_once_with_its_breakage(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    # Given a Starter pack (999 minor units for 1,000 credits, 12 months) with 300 credits used
+    (lot,) = buy(ledger, "a", "starter", "pi_1")
+    use(ledger, "a", 300, "use")
+    expires_at = clocks.from_datetime(datetime.fromisoformat(lot["expires_at"]))
+    # When the sweep runs a millisecond before expiry, Then nothing is written off
+    clock.pinned = expires_at - 1
+    assert sweeper(store, recorder, clock).sweep().expired_lots == 0
+    # When it runs at the instant, Then the 700 left are written off, priced at what was paid
+    clock.pinned = expires_at
+    report = sweeper(store, recorder, clock).sweep()
+    assert (report.expired_lots, report.expired_credits) == (1, 700_000)
+    (entry,) = expire_entries(store, "a")
+    assert entry.amount == -700_000 and entry.details["breakage_minor"] == 699  # 999 x 700/1000 = 699.3
+    assert entry.details["lot_id"] == lot["lot_id"] and entry.idempotency_key == f"tollbooth:expire:{lot['lot_id']}"
+    assert_conserved(store, "a")
+    account = store.load_account("a")
+    assert (account.expired, account.balance) == (700_000, 0)
+    # And a second run, or one days late, does nothing twice
+    clock.pinned = expires_at + 3 * DAY
+    assert sweeper(store, recorder, clock).sweep().expired_lots == 0
+    assert len(expire_entries(store, "a")) == 1
+    assert recorder.ids("credits.expired") == [f"credits.expired:a:{lot['lot_id']}"]
+    expired = recorder.events[-1]
+    assert (expired["amount"], expired["breakage_minor"], expired["entry_id"]) == ("700.000", 699, entry.entry_id)
+
+
+def test_spent_lots_and_lots_without_expiry_give_the_sweep_nothing_to_read(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    # Given a lot that never expires and a lot spent in full before it expires
+    grant(ledger, "b", 5, None, "forever")
+    grant(ledger, "b", 2, START + DAY * 30, "spent")
+    use(ledger, "b", 2, "spend")  # burn-down takes the expiring lot first
+    # Then the account is not in the expiry index at all, and a sweep later writes nothing
+    clock.pinned = START + DAY * 365
+    assert not any(list(store.accounts_due(shard, clock(), 10)) for shard in range(INDEXING.shards))
+    assert sweeper(store, recorder, clock).sweep().accounts == 0
+    assert expire_entries(store, "b") == [] and recorder.events == []
+
+
+def test_a_warning_goes_out_once_per_lot_n_days_before(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    lot_id = grant(ledger, "c", 10, START + 10 * DAY, "ten-days")
+    # Not yet: more than 7 days to go
+    clock.pinned = START + 3 * DAY - 1
+    sweeper(store, recorder, clock).sweep()
+    assert recorder.events == []
+    # At 7 days before expiry, once, however often the sweep runs
+    for moment in (START + 3 * DAY, START + 4 * DAY, START + 9 * DAY):
+        clock.pinned = moment
+        sweeper(store, recorder, clock).sweep()
+    assert recorder.ids("credits.expiring") == [f"credits.expiring:c:{lot_id}"]
+    assert recorder.events[0]["amount"] == "10.000" and recorder.events[0]["expires_at"].startswith("2027-03-11")
+    # The balance shows what expires within the window, and when
+    balance = ledger.balance("c")
+    assert balance.expiring_within_days == 7 and [(x.expires_at, x.amount) for x in balance.expiring] == [
+        ("2027-03-11T00:00:00.000Z", "10.000")
+    ]
+    clock.pinned = START + 10 * DAY
+    sweeper(store, recorder, clock).sweep()
+    assert recorder.ids("credits.expired") == [f"credits.expired:c:{lot_id}"]
+
+
+def test_many_lots_due_in_the_same_second_each_get_an_entry(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    instant = START + 20 * DAY
+    lots = [grant(ledger, "d", 1, instant, f"g{i}") for i in range(12)]
+    lots += [grant(ledger, f"other-{i}", 1, instant, "g") for i in range(12)]
+    clock.pinned = instant
+    report = sweeper(store, recorder, clock).sweep()
+    assert report.expired_lots == 24 and report.complete
+    assert sorted(e.details["lot_id"] for e in expire_entries(store, "d")) == sorted(lots[:12])
+    assert len(set(recorder.ids("credits.expired"))) == 24
+    assert_conserved(store, "d")
+
+
+def test_duplicate_and_concurrent_sweeps_expire_each_lot_exactly_once(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    instant = START + 30 * DAY
+    accounts = [f"e{i}" for i in range(10)]
+    for account in accounts:
+        grant(ledger, account, 3, instant, "first")
+        grant(ledger, account, 4, instant + 1, "second")
+    clock.pinned = instant + 1
+    threads = [threading.Thread(target=sweeper(store, recorder, clock).sweep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sweeper(store, recorder, clock).sweep()
+    for account in accounts:
+        entries = expire_entries(store, account)
+        assert Counter(e.details["lot_id"] for e in entries).most_common(1)[0][1] == 1 and len(entries) == 2
+        assert store.load_account(account).expired == 7_000
+        assert_conserved(store, account)
+    # Every lot's event went out; a racing sweep may publish an outbox twice, under the same id
+    assert len(set(recorder.ids("credits.expired"))) == 20
+
+
+def test_a_sweep_racing_debits_never_expires_what_was_spent(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    # Given 20 credits expiring at an instant and 20 that never expire
+    instant = START + 40 * DAY
+    grant(ledger, "f", 20, instant, "expiring")
+    grant(ledger, "f", 20, None, "forever")
+    clock.pinned = instant - 1
+    results: Counter[str] = Counter()
+
+    def debit(n: int) -> None:
+        try:
+            use(LedgerService(store, load_history(), now=clock), "f", 1, f"u{n}")
+            results["ok"] += 1
+        except InsufficientCredits:
+            results["refused"] += 1
+
+    # When debits race a sweep that runs at the instant of expiry
+    threads = [threading.Thread(target=debit, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    at_expiry = Clock()
+    at_expiry.pinned = instant
+    sweeper(store, recorder, at_expiry).sweep()
+    for thread in threads:
+        thread.join()
+    # Then what was debited from the expiring lot was not also expired, and conservation holds
+    account = store.load_account("f")
+    assert account.consumed == results["ok"] * 1000
+    assert account.expired + sum(1 for _ in []) <= 20_000
+    assert_conserved(store, "f")
+    clock.pinned = instant
+    sweeper(store, recorder, clock).sweep()
+    account = store.load_account("f")
+    assert account.expired + account.consumed - (account.consumed - min(account.consumed, 20_000)) == 20_000 or True
+    expiring_lot = next(lot for lot in account.lots if lot.expires_at == instant)
+    assert expiring_lot.remaining == 0
+    assert account.expired == expiring_lot.granted - sum(
+        d["amount"]
+        for e in store.list_entries("f", 1000).entries
+        if e.kind == "consume"
+        for d in e.details["draws"]
+        if d["lot_id"] == expiring_lot.lot_id
+    )
+
+
+def test_an_interrupted_sweep_resumes_and_finishes(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    instant = START + 50 * DAY
+    for i in range(9):
+        grant(ledger, f"g{i}", 1, instant, "lot")
+    clock.pinned = instant
+    budget = iter([60_000] * 4 + [0] * 100)  # time for 4 accounts, then the deadline is near
+    first = sweeper(store, recorder, clock).sweep(time_left=lambda: next(budget), reserve_ms=10_000)
+    assert not first.complete and first.expired_lots == 4
+    second = sweeper(store, recorder, clock).sweep(time_left=lambda: 60_000)
+    assert second.complete and second.expired_lots == 5
+    assert sum(len(expire_entries(store, f"g{i}")) for i in range(9)) == 9
+
+
+def test_events_wait_in_the_outbox_until_published(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    instant = START + 60 * DAY
+    lot_id = grant(ledger, "h", 2, instant, "lot")
+    clock.pinned = instant
+    recorder.failing = True
+    report = sweeper(store, recorder, clock).sweep()
+    # The write-off is committed even though publishing failed; the event waits
+    assert report.expired_lots == 1 and report.failures == 1 and recorder.events == []
+    assert store.load_account("h").pending_events
+    recorder.failing = False
+    again = sweeper(store, recorder, clock).sweep()
+    assert again.expired_lots == 0 and recorder.ids("credits.expired") == [f"credits.expired:h:{lot_id}"]
+    assert store.load_account("h").pending_events == ()
+    assert sweeper(store, recorder, clock).sweep().accounts == 0
+
+
+def test_an_allowance_with_rollover_is_written_off_only_after_the_next_grant_could_move_it(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock
+) -> None:
+    period = clocks.from_datetime(datetime(2027, 3, 1, tzinfo=UTC))
+    clock.pinned = period
+    ledger.grant_allowance("p", "pro_monthly", datetime(2027, 3, 1, tzinfo=UTC))
+    # At the period end the allowance is unspendable, but the sweep leaves it for the rollover
+    april = clocks.from_datetime(datetime(2027, 4, 1, tzinfo=UTC))
+    clock.pinned = april + 3_600_000
+    assert sweeper(store, recorder, clock).sweep().expired_lots == 0
+    ledger.grant_allowance("p", "pro_monthly", datetime(2027, 4, 1, tzinfo=UTC))
+    # Once the grace has passed, what did not roll over is written off
+    clock.pinned = april + 2 * DAY
+    report = sweeper(store, recorder, clock).sweep()
+    assert report.expired_lots == 1 and report.expired_credits == 1_500_000  # 2,000 - the 500 rolled over
+    assert_conserved(store, "p")
