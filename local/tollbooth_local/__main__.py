@@ -1,12 +1,15 @@
-"""``python -m tollbooth_local run|token``: the local stack and its dev tokens."""
+"""``python -m tollbooth_local run|token|run-schedule``: the local stack, its dev tokens, and
+running a scheduled function (the expiry sweep) on demand."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 from tollbooth_local import tokens
@@ -48,6 +51,20 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_schedule(args: argparse.Namespace) -> int:
+    """Invoke a scheduled function once on the running local stack (make expire-now)."""
+    endpoints_file = args.state_dir / "endpoints.json"
+    try:
+        api_url = json.loads(endpoints_file.read_text())["api_url"]
+        request = urllib.request.Request(f"{api_url}/_local/schedules/{args.function}", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=900) as response:
+            print(response.read().decode())
+    except (OSError, KeyError, ValueError) as error:
+        print(f"is the local stack running (make run)? {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tollbooth_local")
     parser.add_argument(
@@ -63,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--account")
     token.add_argument("--role")
     token.set_defaults(func=_token)
+    schedule = commands.add_parser("run-schedule", help="invoke a scheduled function now on the running stack")
+    schedule.add_argument("function", nargs="?", default="ExpiryFunction")
+    schedule.set_defaults(func=_run_schedule)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

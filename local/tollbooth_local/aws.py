@@ -20,7 +20,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from tollbooth_local.template import Template
 
-STATEFUL_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue")
+STATEFUL_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::EventBus")
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -131,8 +131,12 @@ def _create_stack(
     )
     created: dict[str, dict[str, str]] = {}
     for resource in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]:
-        name, physical = resource["LogicalResourceId"], resource["PhysicalResourceId"]
-        if resource["ResourceType"] == "AWS::DynamoDB::Table":
+        name, physical = resource["LogicalResourceId"], resource.get("PhysicalResourceId", "")
+        if resource["ResourceType"] == "AWS::Events::EventBus":
+            # moto reports no physical id for a bus; its name is the one the template gives.
+            bus = resolve(resources[name]["Properties"]["Name"], values, {})
+            created[name] = {"Ref": bus, "Name": bus, "Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}"}
+        elif resource["ResourceType"] == "AWS::DynamoDB::Table":
             created[name] = {"Ref": physical, "Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}"}
         elif resource["ResourceType"] == "AWS::SQS::Queue":
             queue_name = physical.rsplit("/", 1)[-1]

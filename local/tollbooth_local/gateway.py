@@ -40,11 +40,18 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], b
     return status, {"content-type": "application/json"}, body
 
 
+# Local tooling only (not an API route): POST here runs a scheduled function now.
+SCHEDULES_PREFIX = "/_local/schedules/"
+
+
 class Gateway:
-    def __init__(self, routes: list[Route], invoke: Invoke, state_dir: Path) -> None:
+    def __init__(
+        self, routes: list[Route], invoke: Invoke, state_dir: Path, run_schedule: Callable[[str], Any] | None = None
+    ) -> None:
         self.routes = routes
         self.invoke = invoke
         self.state_dir = state_dir
+        self.run_schedule = run_schedule
 
     def caller(self, authorization: str | None) -> Caller | None:
         """None means the token was presented and is not valid."""
@@ -64,6 +71,8 @@ class Gateway:
     ) -> tuple[int, dict[str, str], bytes]:
         url = urlsplit(target)
         path = url.path
+        if path.startswith(SCHEDULES_PREFIX) and method == "POST" and self.run_schedule is not None:
+            return self._run_schedule(path.removeprefix(SCHEDULES_PREFIX))
         candidates = [(route, params) for route in self.routes if (params := route.match(method, path)) is not None]
         if not candidates:
             return _error(404, "not_found", "no such route")
@@ -84,6 +93,17 @@ class Gateway:
             traceback.print_exc()
             return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
         return self._response(result)
+
+    def _run_schedule(self, function_id: str) -> tuple[int, dict[str, str], bytes]:
+        assert self.run_schedule is not None
+        try:
+            result = self.run_schedule(function_id)
+        except KeyError:
+            return _error(404, "not_found", f"no schedule invokes {function_id!r}")
+        except Exception as error:
+            traceback.print_exc()
+            return _error(500, "function_failed", f"{function_id} failed: {error!r}")
+        return 200, {"content-type": "application/json"}, json.dumps(result).encode()
 
     @staticmethod
     def _event(

@@ -9,12 +9,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tollbooth_local.aws import REGION, MotoServer, create_stateful_resources, resolve, use_offline_environment
+from tollbooth_local.aws import (
+    ACCOUNT,
+    REGION,
+    MotoServer,
+    client,
+    create_stateful_resources,
+    resolve,
+    use_offline_environment,
+)
 from tollbooth_local.containers import Containers
 from tollbooth_local.gateway import Gateway, serve
+from tollbooth_local.schedules import Scheduler, rate_seconds
 from tollbooth_local.template import Template
 
 STACK_NAME = "tollbooth-local"
+EVENTS_TAP = "tollbooth-local-events"
 # Local differences from a deployment, all of them about the host, none about behaviour.
 LOCAL_PARAMETERS = {"EnableSwagger": "true"}
 
@@ -55,7 +65,15 @@ class LocalStack:
         )
         os.environ.update(function_environment(self.template, parameters, resources))
         self.containers = Containers(self.template, self.concurrency)
-        gateway = Gateway(self.template.routes(), self.containers.invoke, self.state_dir)
+        # moto never fires scheduled rules: run them here, faster when EXPIRY_RATE_SECONDS is set.
+        override = os.environ.get("EXPIRY_RATE_SECONDS")
+        schedules = [
+            (spec, int(override) if override else rate_seconds(resolve(spec.expression, parameters, resources)))
+            for spec in self.template.schedules()
+        ]
+        self.scheduler = Scheduler(schedules, self.containers.invoke).start()
+        self._tap_events(resources)
+        gateway = Gateway(self.template.routes(), self.containers.invoke, self.state_dir, self.scheduler.run_now)
         self.server = serve(gateway, self.host, self.port)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
@@ -65,7 +83,9 @@ class LocalStack:
             "aws_endpoint_url": self.moto.url,
             "dynamodb_endpoint_url": self.dynamodb_url or self.moto.url,
             "region": REGION,
-            "tables": {name: r["Ref"] for name, r in resources.items() if "QueueUrl" not in r},
+            "tables": {name: r["Ref"] for name, r in resources.items() if r["Arn"].startswith("arn:aws:dynamodb")},
+            "event_buses": {name: r["Name"] for name, r in resources.items() if r["Arn"].startswith("arn:aws:events")},
+            "events_tap_queue_url": self.events_tap_url,
             "queues": {
                 name: {"name": r["QueueName"], "url": r["QueueUrl"]} for name, r in resources.items() if "QueueUrl" in r
             },
@@ -74,7 +94,23 @@ class LocalStack:
         (self.state_dir / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2) + "\n")
         return self
 
+    def _tap_events(self, resources: dict[str, dict[str, str]]) -> None:
+        """Copy everything published on the template's buses to one local queue, to look at
+        (a developer convenience, not a resource of the application)."""
+        sqs, events = client("sqs", self.moto.url), client("events", self.moto.url)
+        queue_url = sqs.create_queue(QueueName=EVENTS_TAP)["QueueUrl"]
+        self.events_tap_url = queue_url
+        for resource in resources.values():
+            if not resource["Arn"].startswith("arn:aws:events"):
+                continue
+            events.put_rule(
+                Name=EVENTS_TAP, EventBusName=resource["Name"], EventPattern=json.dumps({"source": ["tollbooth"]})
+            )
+            target = {"Id": "tap", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{EVENTS_TAP}"}
+            events.put_targets(Rule=EVENTS_TAP, EventBusName=resource["Name"], Targets=[target])
+
     def stop(self) -> None:
+        self.scheduler.stop()
         self.server.shutdown()
         self.containers.close()
         self.moto.stop()

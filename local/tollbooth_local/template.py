@@ -55,6 +55,13 @@ class FunctionSpec:
         return self.handler.rsplit(".", 1)[1]
 
 
+@dataclass(frozen=True)
+class ScheduleSpec:
+    function_id: str
+    name: str
+    expression: Any  # as written: a string, or a Ref to a parameter
+
+
 class Template:
     def __init__(self, path: Path = TEMPLATE_PATH) -> None:
         document, problems = decode(str(path))
@@ -118,3 +125,15 @@ class Template:
                     raise ValueError(f"{name}: authorizer {chosen!r} is not one the local stack knows")
                 routes.append(Route(props["Method"].upper(), props["Path"], name, api_id, auth))
         return routes
+
+    def schedules(self) -> list[ScheduleSpec]:
+        """The EventBridge schedules that invoke functions (Schedule and ScheduleV2 events)."""
+        found = []
+        for name, resource in self.resources_of("AWS::Serverless::Function").items():
+            for event_name, event in resource.get("Properties", {}).get("Events", {}).items():
+                props = event.get("Properties", {})
+                if event.get("Type") == "Schedule":
+                    found.append(ScheduleSpec(name, event_name, props["Schedule"]))
+                elif event.get("Type") == "ScheduleV2":
+                    found.append(ScheduleSpec(name, event_name, props["ScheduleExpression"]))
+        return found

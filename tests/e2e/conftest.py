@@ -34,6 +34,7 @@ class Reply:
 class Api:
     base_url: str
     state_dir: Path
+    endpoints: dict[str, Any]
 
     def user(self, account: str) -> str:
         return tokens.mint(self.state_dir, account=account)
@@ -95,7 +96,8 @@ def _wait_for_ready(process: subprocess.Popen[str], timeout: float) -> str:
 def api(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     state_dir = tmp_path_factory.mktemp(f"stack-{engine.name}")
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "ENGINE": "moto"}
+    # The expiry schedule runs every second here, so tests can watch lots expire.
+    env = {**os.environ, "PORT": str(port), "ENGINE": "moto", "EXPIRY_RATE_SECONDS": "1"}
     if engine.name == "dynamodb-local":
         env.update(ENGINE="dynamodb-local", DYNAMODB_ENDPOINT=engine.dynamodb_url)
     process = subprocess.Popen(
@@ -110,7 +112,7 @@ def api(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
         _wait_for_ready(process, timeout=60)
         endpoints = json.loads((state_dir / "endpoints.json").read_text())
         assert endpoints["api_url"] == f"http://127.0.0.1:{port}"
-        yield Api(endpoints["api_url"], state_dir)
+        yield Api(endpoints["api_url"], state_dir, endpoints)
     finally:
         process.terminate()
         try:

@@ -23,13 +23,23 @@ SAM_ENV = {
 }
 READ = {"dynamodb:Query", "dynamodb:GetItem"}
 WRITE = READ | {"dynamodb:PutItem", "dynamodb:UpdateItem"}
-EXPECTED_ACTIONS = {
-    "CatalogFunction": set(),
-    "AccountFunction": READ,
-    "PurchaseFunction": WRITE,
-    "GrantFunction": WRITE,
-    "ConsumeFunction": WRITE,
+TABLE = {"Fn::GetAtt": ["LedgerTable", "Arn"]}
+EXPIRY_INDEX = {"Fn::Sub": "${LedgerTable.Arn}/index/ExpiryIndex"}
+BUS = {"Fn::GetAtt": ["EventBus", "Arn"]}
+# Per function: each resource it may touch (as written in the template) and the actions allowed there.
+EXPECTED_GRANTS: dict[str, list[tuple[dict, set[str]]]] = {
+    "CatalogFunction": [],
+    "AccountFunction": [(TABLE, READ)],
+    "PurchaseFunction": [(TABLE, WRITE)],
+    "GrantFunction": [(TABLE, WRITE)],
+    "ConsumeFunction": [(TABLE, WRITE)],
+    "ExpiryFunction": [
+        (EXPIRY_INDEX, {"dynamodb:Query"}),
+        (TABLE, {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}),
+        (BUS, {"events:PutEvents"}),
+    ],
 }
+EXPECTED_ACTIONS = EXPECTED_GRANTS
 CONTRACT = {
     ("GET", "/v1/catalog", "PublicApi", "none"),
     ("GET", "/v1/openapi.json", "PublicApi", "none"),
@@ -76,16 +86,29 @@ def statements(function_id: str) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("function_id", sorted(EXPECTED_ACTIONS))
-def test_each_function_has_least_privilege_on_the_table_arn(function_id: str) -> None:
-    actions: set[str] = set()
+@pytest.mark.parametrize("function_id", sorted(EXPECTED_GRANTS))
+def test_each_function_has_least_privilege_on_named_resources(function_id: str) -> None:
+    granted: list[tuple[dict, set[str]]] = []
     for statement in statements(function_id):
         assert statement["Effect"] == "Allow"
-        assert statement["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}, statement
+        assert isinstance(statement["Resource"], dict), f"{function_id}: a named resource, never '*'"
         listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert not any("*" in action for action in listed), listed
-        actions |= set(listed)
-    assert actions == EXPECTED_ACTIONS[function_id]
+        granted.append((statement["Resource"], set(listed)))
+    assert granted == EXPECTED_GRANTS[function_id]
+
+
+def test_expiry_runs_on_a_schedule_parameter_with_a_dead_letter_queue_and_no_ttl() -> None:
+    sweep = TEMPLATE.resources["ExpiryFunction"]["Properties"]["Events"]["Sweep"]
+    assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == {"Ref": "ExpirySchedule"}
+    assert sweep["Properties"]["DeadLetterConfig"] == {"Type": "SQS"}
+    assert TEMPLATE.document["Parameters"]["ExpirySchedule"]["Default"] == "rate(15 minutes)"
+    table = TEMPLATE.resources["LedgerTable"]["Properties"]
+    # TTL deletes days late and deletes history: expiry is the sweep's job, never TTL's
+    assert "TimeToLiveSpecification" not in table
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "ExpiryIndex"
+    assert [key["AttributeName"] for key in index["KeySchema"]] == ["expiry_shard", "next_due_at"]
 
 
 @pytest.mark.parametrize("function_id", sorted(EXPECTED_ACTIONS))

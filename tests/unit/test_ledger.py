@@ -16,6 +16,10 @@ from tollbooth.ledger import (
     allocate,
     billing_period_end,
     burn_down_order,
+    due_for_expiry,
+    due_for_warning,
+    expiring_within,
+    next_due_at,
     next_expiry,
     perks_at,
     rollover,
@@ -188,3 +192,36 @@ def test_a_transfer_moves_credits_without_changing_the_balance() -> None:
     # Then conservation holds: granted - consumed - expired = balance = sum of lots
     assert after.balance == after.granted - after.consumed - after.expired == sum(x.remaining for x in after.lots)
     assert after.available_at(T) == 2300
+
+
+WEEK = 7 * 86_400_000
+
+
+def test_the_next_due_instant_is_the_earliest_warning_write_off_or_outbox() -> None:
+    later = lot("later", 10, T + 2 * WEEK)
+    graced = replace(lot("graced", 10, T + WEEK), expiry_grace=500)
+    account = Account("a", lots=(later, graced, lot("never", 10), lot("spent", 0, T)))
+    # Warnings first: a week before each expiry
+    assert next_due_at(account, WEEK) == T
+    warned = replace(account, lots=(replace(later, warned=True), replace(graced, warned=True)))
+    # Then write-offs, after any grace; no window means no warnings
+    assert next_due_at(warned, WEEK) == T + WEEK + 500
+    assert next_due_at(account, 0) == T + WEEK + 500
+    # An outbox with events makes the account due at once; nothing left to do means never
+    assert next_due_at(replace(warned, pending_events=({"x": 1},)), WEEK) == 0
+    assert next_due_at(Account("b", lots=(lot("never", 10), lot("spent", 0, T))), WEEK) is None
+
+
+def test_what_is_due_at_an_instant() -> None:
+    expiring = lot("soon", 10, T)
+    graced = replace(lot("graced", 10, T), expiry_grace=5)
+    account = Account("a", lots=(expiring, graced, lot("spent", 0, T - 1), lot("later", 3, T + WEEK)))
+    assert [x.lot_id for x in due_for_expiry(account, T - 1)] == []
+    assert [x.lot_id for x in due_for_expiry(account, T)] == ["soon"]
+    assert sorted(x.lot_id for x in due_for_expiry(account, T + 5)) == ["graced", "soon"]
+    # Warnings are for spendable credits only, once
+    assert [x.lot_id for x in due_for_warning(account, T, WEEK)] == ["later"]
+    assert sorted(x.lot_id for x in due_for_warning(account, T - 1, WEEK)) == ["graced", "soon"]
+    assert due_for_warning(replace(account, lots=(replace(account.lots[3], warned=True),)), T, WEEK) == []
+    assert [(x.expires_at, x.amount) for x in expiring_within(account, T - 1, WEEK)] == [(T, 20)]
+    assert [(x.expires_at, x.amount) for x in expiring_within(account, T, WEEK)] == [(T + WEEK, 3)]
