@@ -72,8 +72,8 @@ validate: $(STAMP) ## sam validate --lint and cfn-lint
 build: $(STAMP) ## sam build: layers and functions for arm64, no Docker
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam build
 
-bench: install ## consume latency/throughput against bare DynamoDB; writes BENCHMARKS.md
-	$(BIN)/python -m bench.consume
+bench: install ## consume against bare DynamoDB, and the expiry sweep; writes BENCHMARKS.md
+	$(BIN)/python -m bench
 
 deploy: build ## sam deploy --config-env $(ENV) (dev by default)
 	$(BIN)/sam deploy --config-env $(or $(ENV),dev)

@@ -7,78 +7,28 @@ For each engine (DynamoDB Local, AWS's own engine; and moto) it measures:
 and, once, the handler module's import time against ``import boto3`` in a Lambda-like
 site (only the layer's requirements plus boto3, as the python3.13 runtime ships it).
 
-Results are printed and prepended to BENCHMARKS.md with the date and machine.
+``python -m bench`` runs this with the other benchmarks and records them together.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-STATE = REPO / ".local"
-RESULTS = REPO / "BENCHMARKS.md"
+from bench.common import COUNTER, REPO, STATE
+
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "300"))
 IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "9"))
 # A fresh DynamoDB Local JVM needs a few thousand requests before its JIT settles.
 WARMUP = int(os.environ.get("BENCH_WARMUP", "2000"))
-
-
-class DynamoDBCounter:
-    """Counts DynamoDB operations and consumed write units through botocore's event system."""
-
-    def __init__(self) -> None:
-        self.operations: Counter[str] = Counter()
-        self.write_units = 0.0
-        self.enabled = False  # off while timing: asking for capacity has a cost of its own
-
-    def attach(self, events: Any) -> None:
-        events.register("provide-client-params.dynamodb.*", self._ask_for_capacity)
-        events.register("after-call.dynamodb.*", self._count)
-
-    def _ask_for_capacity(self, params: dict[str, Any], **_: Any) -> None:
-        if self.enabled:
-            params.setdefault("ReturnConsumedCapacity", "TOTAL")
-
-    def _count(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
-        if not self.enabled:
-            return
-        self.operations[model.name] += 1
-        capacity = parsed.get("ConsumedCapacity")
-        for item in capacity if isinstance(capacity, list) else [capacity] if capacity else []:
-            self.write_units += item.get("WriteCapacityUnits", 0) or 0
-
-    def reset(self) -> None:
-        self.operations.clear()
-        self.write_units = 0.0
-
-
-COUNTER = DynamoDBCounter()
-
-
-def _instrument_pynamodb() -> None:
-    """PynamoDB makes its own botocore sessions; count their calls too."""
-    import pynamodb.connection.base as base
-
-    original = base.get_session
-
-    def instrumented() -> Any:
-        session = original()
-        COUNTER.attach(session)
-        return session
-
-    base.get_session = instrumented  # type: ignore[assignment]
 
 
 @dataclass
@@ -271,26 +221,11 @@ def bench_imports() -> dict[str, Any]:
     return {"boto3_ms": boto3_s * 1000, "handler_ms": handler_s * 1000, "ratio": handler_s / boto3_s, "parts": parts}
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
-    )
-
-
 def render(results: list[dict[str, Any]], imports: dict[str, Any]) -> str:
-    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"## {date}",
+        "### Consume",
         "",
-        f"Machine: {machine()}. Sequential calls per path after warm-up calls, interleaved in halves; medians. "
+        "Sequential calls per path after warm-up calls, interleaved in halves; medians. "
         "A consume is a full Lambda invocation of ConsumeFunction (API Gateway event in, response out).",
         "",
         "| engine (calls, warm-up) | consume via handler: median ms | ops/s "
@@ -317,60 +252,3 @@ def render(results: list[dict[str, Any]], imports: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-HEADER = """# Benchmarks
-
-Produced by `make bench`; newest first. Each ratio is measured side by side in one run on
-one engine, so it holds across machines better than the absolute figures do.
-
-- *Consume via handler* is a full invocation of ConsumeFunction's Lambda handler: an API
-  Gateway event in, Powertools routing and validation, pricing, allocation, one
-  version-guarded TransactWriteItems (account, ledger entry, idempotency record, lot),
-  the HTTP response out. A container that wrote the account last skips the read, so a warm
-  uncontended consume is 1 request and a cold one 2.
-- *Bare conditional UpdateItem* is the least a debit can cost: one boto3 UpdateItem with a
-  condition, no ledger, no idempotency.
-- moto copies the whole table on every transaction; its figures describe moto, not
-  Tollbooth. DynamoDB Local is AWS's own engine and the one to read.
-- The import figure runs in a site holding only the layer's requirements plus boto3, as the
-  python3.13 runtime has it, with tracing on as deployed.
-
-"""
-
-
-def record(section: str) -> None:
-    header = HEADER
-    previous = RESULTS.read_text().removeprefix(header) if RESULTS.exists() else ""
-    RESULTS.write_text(header + section + "\n" + previous)
-
-
-def main() -> int:
-    from tollbooth_local.aws import MotoServer, use_offline_environment
-    from tollbooth_local.dynamodb_local import DynamoDBLocal
-
-    use_offline_environment()
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
-    _instrument_pynamodb()
-    results = []
-    dynamodb_local = DynamoDBLocal(STATE / "cache").start()
-    try:
-        results.append(bench_engine("DynamoDB Local", dynamodb_local.url, ROUNDS, WARMUP))
-    finally:
-        dynamodb_local.stop()
-    moto = MotoServer().start()
-    try:
-        # moto deep-copies the whole table on every transaction, so its cost grows with the
-        # table: a short run keeps it comparable to its own bare UpdateItem.
-        results.append(bench_engine("moto", moto.url, min(ROUNDS, 100), min(WARMUP, 20)))
-    finally:
-        moto.stop()
-    imports = bench_imports()
-    section = render(results, imports)
-    print(section)
-    record(section)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

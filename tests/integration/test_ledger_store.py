@@ -144,7 +144,8 @@ def test_the_store_refuses_a_draw_from_a_lot_that_expired_after_it_was_read(
     lot = account.lots[0]
     instant = clocks.from_datetime(expires)
     entry = LedgerEntry("e", account.seq + 1, "consume", -1000, account.balance - 1000, instant)
-    mutation = Mutation(account, entry, IdempotencyRecord("late", "f", 200, {}, entry.seq), (Draw(lot.lot_id, 1000),))
+    record = IdempotencyRecord("late", "f", 200, {}, entry.seq)
+    mutation = Mutation(account, (entry,), (record,), (Draw(lot.lot_id, 1000),))
     # When the write lands at the expiry instant, Then DynamoDB's condition refuses it
     with pytest.raises(WriteConflict):
         repository.apply(mutation, instant)

@@ -79,11 +79,11 @@ def test_next_expiry_sums_lots_expiring_at_the_same_instant() -> None:
 def test_mutations_keep_the_conservation_law() -> None:
     account = Account("acct", version=4, balance=70, granted=100, consumed=30, expired=0, lots=(lot("a", 70),))
     idem = IdempotencyRecord("k", "f", 200, {}, 5)
-    debit = Mutation(account, LedgerEntry("e", 5, "consume", -20, 50, T), idem, (Draw("a", 20),))
+    debit = Mutation(account, (LedgerEntry("e", 5, "consume", -20, 50, T),), (idem,), (Draw("a", 20),))
     after = debit.account_after
     assert after.version == 5
     assert after.balance == after.granted - after.consumed - after.expired == 50
-    credit = Mutation(after, LedgerEntry("g", 6, "grant", 25, 75, T), idem, new_lots=(lot("b", 25),))
+    credit = Mutation(after, (LedgerEntry("g", 6, "grant", 25, 75, T),), (idem,), new_lots=(lot("b", 25),))
     assert credit.account_after.balance == credit.account_after.granted - credit.account_after.consumed == 75
 
 
@@ -186,7 +186,11 @@ def test_a_transfer_moves_credits_without_changing_the_balance() -> None:
     carried = replace(new, lot_id="carried", source="rollover", granted=300, remaining=300)
     entry = LedgerEntry("e", 2, "allowance", 2000, 2300, T)
     mutation = Mutation(
-        account, entry, IdempotencyRecord("k", "f", 201, {}, 2), new_lots=(new, carried), transfers=(Draw("old", 300),)
+        account,
+        (entry,),
+        (IdempotencyRecord("k", "f", 201, {}, 2),),
+        new_lots=(new, carried),
+        transfers=(Draw("old", 300),),
     )
     after = mutation.account_after
     # Then conservation holds: granted - consumed - expired = balance = sum of lots

@@ -103,7 +103,7 @@ def write_off(account: Account, lot: Lot, now: int) -> Mutation:
     )
     return Mutation(
         account,
-        entry,
+        (entry,),
         expirations=(Draw(lot.lot_id, amount),),
         pending_events=(*account.pending_events, event),
     )

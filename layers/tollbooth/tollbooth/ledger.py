@@ -19,7 +19,9 @@ from tollbooth.errors import FeatureLocked, InsufficientCredits
 from tollbooth.money import format_credits
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
-EntryKind = Literal["purchase", "grant", "allowance", "consume", "expire"]
+EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire"]
+# Entries that spend credits (through the API, or usage reported by workers).
+SPENDING_KINDS = ("consume", "usage")
 
 # Lower numbers are spent first when expiry ties (Stripe-style priority). A subscription
 # allowance (and what rolled over into it) goes before purchased credits that expire at
@@ -89,6 +91,9 @@ class Account:
     expired: int = 0
     lots: tuple[Lot, ...] = ()
     seq: int = 0  # ledger entries written so far
+    # Usage already performed that the account's credits could not pay for (issue: arrears).
+    # The ledger balance is sum(lot.remaining) - arrears, and may be negative.
+    arrears: int = 0
     # Events committed with a change but not yet published (the outbox).
     pending_events: tuple[dict[str, Any], ...] = ()
 
@@ -134,8 +139,8 @@ class Mutation:
     """Everything one change to an account writes, all-or-nothing."""
 
     account: Account  # the state it was computed from; its version is the guard
-    entry: LedgerEntry | None = None  # None: bookkeeping only (warnings, the outbox)
-    idempotency: IdempotencyRecord | None = None
+    entries: tuple[LedgerEntry, ...] = ()  # none: bookkeeping only (warnings, the outbox)
+    records: tuple[IdempotencyRecord, ...] = ()  # the answer kept for each idempotency key
     draws: tuple[Draw, ...] = ()
     new_lots: tuple[Lot, ...] = ()
     payment_reference: str | None = None
@@ -146,12 +151,21 @@ class Mutation:
     expirations: tuple[Draw, ...] = ()
     warned: tuple[str, ...] = ()  # lots whose credits.expiring warning has gone out
     pending_events: tuple[dict[str, Any], ...] | None = None  # the outbox afterwards; None: as before
+    arrears_change: int = 0  # usage left unpaid (positive), or arrears paid off by new credits (negative)
+
+    @property
+    def entry(self) -> LedgerEntry | None:
+        return self.entries[0] if self.entries else None
+
+    @property
+    def idempotency(self) -> IdempotencyRecord | None:
+        return self.records[0] if self.records else None
 
     @property
     def account_after(self) -> Account:
         """The exact state once written: the version guard rules out any change in between."""
-        amount = 0 if self.entry is None else self.entry.amount
-        kind = None if self.entry is None else self.entry.kind
+        amounts = [(entry.kind, entry.amount) for entry in self.entries]
+        amount = sum(value for _, value in amounts)
         drawn: dict[str, int] = {}
         for draw in self.draws + self.transfers + self.expirations:
             drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
@@ -167,11 +181,12 @@ class Mutation:
             self.account,
             lots=lots + self.new_lots,
             version=self.account.version + 1,
-            seq=self.account.seq if self.entry is None else self.entry.seq,
+            seq=self.entries[-1].seq if self.entries else self.account.seq,
             balance=self.account.balance + amount,
-            granted=self.account.granted + (amount if amount > 0 else 0),
-            consumed=self.account.consumed + (-amount if kind == "consume" else 0),
-            expired=self.account.expired + (-amount if kind == "expire" else 0),
+            granted=self.account.granted + sum(value for _, value in amounts if value > 0),
+            consumed=self.account.consumed - sum(value for kind, value in amounts if kind in SPENDING_KINDS),
+            expired=self.account.expired - sum(value for kind, value in amounts if kind == "expire"),
+            arrears=self.account.arrears + self.arrears_change,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )
 
@@ -240,6 +255,19 @@ def perks_at(account: Account, now: int) -> Perks:
         priority_processing=any(lot.priority_processing for lot in spendable),
         unlocked_features=tuple(sorted({feature for lot in spendable for feature in lot.unlocks})),
     )
+
+
+def pay_off_arrears(lots: list[Lot], arrears: int) -> tuple[list[Lot], int]:
+    """New lots with arrears taken out of them first, soonest-expiring first; and what was paid."""
+    left = arrears
+    paid: dict[str, int] = {}
+    for lot in burn_down_order(lots):
+        if left <= 0:
+            break
+        take = min(lot.remaining, left)
+        paid[lot.lot_id] = take
+        left -= take
+    return [replace(lot, remaining=lot.remaining - paid.get(lot.lot_id, 0)) for lot in lots], arrears - left
 
 
 def billing_period_end(account: Account, now: int) -> int | None:

@@ -52,6 +52,7 @@ from tollbooth.ledger import (
     burn_down_order,
     expiring_within,
     next_expiry,
+    pay_off_arrears,
     perks_at,
     rollover,
 )
@@ -442,7 +443,7 @@ class LedgerService:
                     "catalog_version": charge.catalog_version,
                 },
             )
-            return Mutation(account, entry, IdempotencyRecord(idem.key, idem.fingerprint, 200, body, seq), draws)
+            return Mutation(account, (entry,), (IdempotencyRecord(idem.key, idem.fingerprint, 200, body, seq),), draws)
 
         return self._mutate(account_id, idem, build)
 
@@ -461,12 +462,16 @@ class LedgerService:
         # they add to what is available, not to the ledger balance.
         moved = sum(transfer.amount for transfer in transfers)
         amount = sum(lot.granted for lot in lots) - moved
+        # New credits pay off arrears (usage already performed) before anything else.
+        lots, paid_off = pay_off_arrears(lots, account.arrears)
+        if paid_off:
+            details = {**details, "arrears_paid": paid_off}
         seq = account.seq + 1
         entry_id = ids.new_id("led", now)
         body = GrantResponse(
             entry_id=entry_id,
             lots=[lot_view(lot) for lot in lots],
-            balance=format_credits(account.available_at(now) + amount + moved),
+            balance=format_credits(account.available_at(now) + amount + moved - paid_off),
         ).model_dump(mode="json")
         entry = LedgerEntry(
             entry_id=entry_id,
@@ -480,11 +485,12 @@ class LedgerService:
         )
         return Mutation(
             account,
-            entry,
-            IdempotencyRecord(idem.key, idem.fingerprint, 201, body, seq),
+            (entry,),
+            (IdempotencyRecord(idem.key, idem.fingerprint, 201, body, seq),),
             new_lots=tuple(lots),
             payment_reference=payment_reference,
             transfers=transfers,
+            arrears_change=-paid_off,
         )
 
     def _mutate(self, account_id: str, idem: Idempotency, build: Callable[[Account, int], Mutation]) -> Outcome:

@@ -119,6 +119,7 @@ class AccountItem(TableItem, discriminator="account"):
     granted = NumberAttribute()
     consumed = NumberAttribute()
     expired = NumberAttribute()
+    arrears = NumberAttribute(null=True)
     updated_at = NumberAttribute()
     expiring_lots = JSONAttribute(null=True)  # summary of live lots with an expiry, for the sweep
     pending_events = JSONAttribute(null=True)  # the outbox
@@ -187,9 +188,10 @@ class WriteConflict(Exception):
     PAYMENT_REFERENCE = "payment_reference"  # the payment was granted before
     UNKNOWN = "unknown"  # the engine gave no reasons: look the key up, then retry
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, keys: set[str] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.keys = keys or set()  # for IDEMPOTENCY_KEY: the keys already used
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,7 @@ def _account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None) -
         granted=int(item.granted),
         consumed=int(item.consumed),
         expired=int(item.expired),
+        arrears=int(item.arrears or 0),
         lots=lots,
         pending_events=tuple(item.pending_events or ()),
     )
@@ -389,42 +392,56 @@ class Repository:
         more = len(entries) == limit and entries[-1].seq > 1
         return LedgerPage(entries, entries[-1].seq if more else None)
 
-    # -- the one write -------------------------------------------------------
+    # -- writes --------------------------------------------------------------
+
+    def _account_item(self, account: Account, now: int) -> AccountItem:
+        """The account item for a state, with the sweep's summary and index keys."""
+        live_expiring = [lot for lot in account.lots if lot.expires_at is not None and lot.remaining > 0]
+        due = next_due_at(account, self.expiry.warning_window)
+        return AccountItem(
+            Keys.account(account.account_id),
+            Keys.ACCOUNT_SK,
+            account_id=account.account_id,
+            version=account.version,
+            seq=account.seq,
+            balance=account.balance,
+            granted=account.granted,
+            consumed=account.consumed,
+            expired=account.expired,
+            arrears=account.arrears or None,
+            updated_at=now,
+            expiring_lots=[_lot_summary(lot) for lot in live_expiring] or None,
+            pending_events=list(account.pending_events) or None,
+            expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards),
+            next_due_at=due,
+        )
+
+    def seed(self, accounts: list[Account], now: int) -> None:
+        """Bulk-load accounts and their lots as they stand, with no ledger history (benchmarks
+        and fixtures only: nothing here is guarded, and the ledger will not add up)."""
+        with _storage_errors(), AccountItem.batch_write() as batch:
+            for account in accounts:
+                batch.save(self._account_item(account, now))
+                for lot in account.lots:
+                    batch.save(_lot_item(Keys.account(account.account_id), lot))
 
     def apply(self, mutation: Mutation, now: int) -> None:
         """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
         pk = Keys.account(mutation.account.account_id)
         after = mutation.account_after
         entry = mutation.entry
-        live_expiring = [lot for lot in after.lots if lot.expires_at is not None and lot.remaining > 0]
-        due = next_due_at(after, self.expiry.warning_window)
         # Each item with the guard it must pass, and what a failure of that guard means.
         puts: list[tuple[Model, Any, str]] = [
             (
-                AccountItem(
-                    pk,
-                    Keys.ACCOUNT_SK,
-                    account_id=after.account_id,
-                    version=after.version,
-                    seq=after.seq,
-                    balance=after.balance,
-                    granted=after.granted,
-                    consumed=after.consumed,
-                    expired=after.expired,
-                    updated_at=now,
-                    expiring_lots=[_lot_summary(lot) for lot in live_expiring] or None,
-                    pending_events=list(after.pending_events) or None,
-                    expiry_shard=None if due is None else Keys.expiry_shard(after.account_id, self.expiry.shards),
-                    next_due_at=due,
-                ),
+                self._account_item(after, now),
                 AccountItem.pk.does_not_exist()
                 if mutation.account.version == 0
                 else AccountItem.version == mutation.account.version,
                 WriteConflict.VERSION,
             )
         ]
-        if mutation.idempotency is not None:
-            record = mutation.idempotency
+        # Idempotency records first, after the account: a conflict names the keys already used.
+        for record in mutation.records:
             idempotency_item = IdempotencyItem(
                 pk,
                 Keys.idempotency(record.key),
@@ -436,7 +453,7 @@ class Repository:
                 created_at=now,
             )
             puts.append((idempotency_item, IdempotencyItem.pk.does_not_exist(), WriteConflict.IDEMPOTENCY_KEY))
-        if entry is not None:
+        for entry in mutation.entries:
             ledger_item = LedgerItem(
                 pk,
                 Keys.entry(entry.seq),
@@ -451,6 +468,7 @@ class Repository:
             )
             puts.append((ledger_item, LedgerItem.pk.does_not_exist(), WriteConflict.VERSION))
         puts += [(_lot_item(pk, lot), LotItem.pk.does_not_exist(), WriteConflict.VERSION) for lot in mutation.new_lots]
+        entry = mutation.entry
         if mutation.payment_reference is not None and entry is not None:
             payment = PaymentItem(
                 Keys.payment(mutation.payment_reference),
@@ -493,26 +511,28 @@ class Repository:
                 for lot_item, actions, condition in updates:
                     transaction.update(lot_item, actions=actions, condition=condition)
         except TransactWriteError as error:
-            raise _conflict(error, [meaning for _, _, meaning in puts]) from error
+            raise _conflict(error, [meaning for _, _, meaning in puts], [r.key for r in mutation.records]) from error
         except PynamoDBException as error:
             raise StorageUnavailable("the ledger store failed; retry the request") from error
 
 
-def _conflict(error: TransactWriteError, meanings: list[str]) -> Exception:
-    """What a cancelled transaction means, from the guards that failed (puts come first)."""
+def _conflict(error: TransactWriteError, meanings: list[str], keys: list[str]) -> Exception:
+    """What a cancelled transaction means, from the guards that failed (puts come first:
+    the account, then one idempotency record per key, in order)."""
     if error.cause_response_code != "TransactionCanceledException":
         return StorageUnavailable("the ledger store failed; retry the request")
     reasons = list(error.cancellation_reasons or [])
     if not reasons:
         return WriteConflict(WriteConflict.UNKNOWN)
-    failed = {
-        meanings[i]
-        for i, reason in enumerate(reasons)
-        if reason is not None and reason.code == "ConditionalCheckFailed" and i < len(meanings)
-    }
-    for meaning in (WriteConflict.IDEMPOTENCY_KEY, WriteConflict.PAYMENT_REFERENCE):
-        if meaning in failed:
-            return WriteConflict(meaning)
+    failed_at = [
+        i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"
+    ]
+    failed = {meanings[i] for i in failed_at if i < len(meanings)}
+    if WriteConflict.IDEMPOTENCY_KEY in failed:
+        used = {keys[i - 1] for i in failed_at if 1 <= i <= len(keys)}
+        return WriteConflict(WriteConflict.IDEMPOTENCY_KEY, used)
+    if WriteConflict.PAYMENT_REFERENCE in failed:
+        return WriteConflict(WriteConflict.PAYMENT_REFERENCE)
     # Version guard, a lot guard, or DynamoDB's own TransactionConflict: all mean "reload".
     return WriteConflict(WriteConflict.VERSION)
 

@@ -1,0 +1,45 @@
+"""``make bench``: every benchmark in one run, printed and prepended to BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+
+from bench import consume, expiry
+from bench.common import STATE, instrument_pynamodb, machine, record
+
+
+def main() -> int:
+    from tollbooth_local.aws import MotoServer, use_offline_environment
+    from tollbooth_local.dynamodb_local import DynamoDBLocal
+
+    use_offline_environment()
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    instrument_pynamodb()
+    results = []
+    dynamodb_local = DynamoDBLocal(STATE / "cache").start()
+    try:
+        results.append(consume.bench_engine("DynamoDB Local", dynamodb_local.url, consume.ROUNDS, consume.WARMUP))
+        sweep = expiry.bench_expiry(dynamodb_local.url)
+    finally:
+        dynamodb_local.stop()
+    moto = MotoServer().start()
+    try:
+        # moto deep-copies the whole table on every transaction, so its cost grows with the
+        # table: a short run keeps it comparable to its own bare UpdateItem.
+        results.append(consume.bench_engine("moto", moto.url, min(consume.ROUNDS, 100), min(consume.WARMUP, 20)))
+    finally:
+        moto.stop()
+    imports = consume.bench_imports()
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = "\n".join(
+        [f"## {date}", "", f"Machine: {machine()}.", "", consume.render(results, imports), expiry.render(sweep)]
+    )
+    print(section)
+    record(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
