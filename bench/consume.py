@@ -62,7 +62,7 @@ def consume_event(account: str, key: str) -> dict[str, Any]:
 def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict[str, Any]:
     import boto3
 
-    from tollbooth.api.runtime import get_service
+    from tollbooth.service import get_service
     from tollbooth.settings import get_settings
     from tollbooth_local.aws import create_table
     from tollbooth_local.functions import LambdaContext, load_function

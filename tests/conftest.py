@@ -32,6 +32,8 @@ def fake_aws_environment() -> None:
 class Engine:
     name: str
     dynamodb_url: str
+    # DynamoDB (and moto) take 100 items per transaction; the DynamoDB Local build we run, 10.
+    max_transaction_items: int = 100
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +54,7 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
 def engine(request: pytest.FixtureRequest) -> Engine:
     if request.param == "moto":
         return Engine("moto", request.getfixturevalue("moto_server").url)
-    return Engine("dynamodb-local", request.getfixturevalue("dynamodb_local").url)
+    return Engine("dynamodb-local", request.getfixturevalue("dynamodb_local").url, max_transaction_items=10)
 
 
 @pytest.fixture

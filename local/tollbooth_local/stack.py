@@ -20,6 +20,7 @@ from tollbooth_local.aws import (
 )
 from tollbooth_local.containers import Containers
 from tollbooth_local.gateway import Gateway, serve
+from tollbooth_local.pollers import QueuePoller, QueueSource
 from tollbooth_local.schedules import Scheduler, rate_seconds
 from tollbooth_local.template import Template
 
@@ -43,6 +44,34 @@ def function_environment(
     return merged
 
 
+def _seconds(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def queue_sources(
+    template: Template, parameters: dict[str, str], resources: dict[str, dict[str, str]]
+) -> list[QueueSource]:
+    """The template's SQS event source mappings, resolved against the created queues."""
+    sources = []
+    for mapping in template.event_source_mappings():
+        source_arn = mapping["EventSourceArn"]
+        queue_id = source_arn["Fn::GetAtt"][0] if isinstance(source_arn, dict) else None
+        if queue_id not in resources or "QueueUrl" not in resources[queue_id]:
+            continue
+        sources.append(
+            QueueSource(
+                function_id=mapping["FunctionId"],
+                queue_url=resources[queue_id]["QueueUrl"],
+                queue_arn=resources[queue_id]["Arn"],
+                batch_size=int(resolve(mapping.get("BatchSize", 10), parameters, resources)),
+                window_seconds=int(resolve(mapping.get("MaximumBatchingWindowInSeconds", 0), parameters, resources)),
+                report_failures="ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []),
+            )
+        )
+    return sources
+
+
 @dataclass
 class LocalStack:
     state_dir: Path
@@ -59,6 +88,8 @@ class LocalStack:
         os.environ["AWS_ENDPOINT_URL"] = self.moto.url
         if self.dynamodb_url:
             os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_url
+            # The DynamoDB Local build we run takes 10 items per transaction (DynamoDB takes 100).
+            os.environ.setdefault("MAX_TRANSACTION_ITEMS", "10")
         parameters = {**self.template.parameter_defaults(), **LOCAL_PARAMETERS}
         resources = create_stateful_resources(
             self.template, STACK_NAME, self.moto.url, self.dynamodb_url, LOCAL_PARAMETERS
@@ -72,6 +103,10 @@ class LocalStack:
             for spec in self.template.schedules()
         ]
         self.scheduler = Scheduler(schedules, self.containers.invoke).start()
+        self.pollers = [
+            QueuePoller(source, self.moto.url, self.containers.invoke, _seconds("USAGE_RETRY_SECONDS")).start()
+            for source in queue_sources(self.template, parameters, resources)
+        ]
         self._tap_events(resources)
         gateway = Gateway(self.template.routes(), self.containers.invoke, self.state_dir, self.scheduler.run_now)
         self.server = serve(gateway, self.host, self.port)
@@ -111,6 +146,8 @@ class LocalStack:
 
     def stop(self) -> None:
         self.scheduler.stop()
+        for poller in self.pollers:
+            poller.stop()
         self.server.shutdown()
         self.containers.close()
         self.moto.stop()

@@ -137,3 +137,13 @@ class Template:
                 elif event.get("Type") == "ScheduleV2":
                     found.append(ScheduleSpec(name, event_name, props["ScheduleExpression"]))
         return found
+
+    def event_source_mappings(self) -> list[dict[str, Any]]:
+        """Each AWS::Lambda::EventSourceMapping's properties, with the function's logical id."""
+        mappings = []
+        for resource in self.resources_of("AWS::Lambda::EventSourceMapping").values():
+            props = dict(resource["Properties"])
+            function = props["FunctionName"]
+            props["FunctionId"] = function["Ref"] if isinstance(function, dict) else function
+            mappings.append(props)
+        return mappings

@@ -26,7 +26,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def repository(engine: Engine, table_name: str) -> Repository:
-    return Repository(table_name, "us-east-1", endpoint_url=engine.dynamodb_url)
+    return Repository(
+        table_name, "us-east-1", endpoint_url=engine.dynamodb_url, max_transaction_items=engine.max_transaction_items
+    )
 
 
 @pytest.fixture

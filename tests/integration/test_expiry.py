@@ -44,7 +44,13 @@ class Recorder:
 
 @pytest.fixture
 def store(engine, table_name: str) -> Repository:  # type: ignore[no-untyped-def]
-    return Repository(table_name, "us-east-1", endpoint_url=engine.dynamodb_url, expiry=INDEXING)
+    return Repository(
+        table_name,
+        "us-east-1",
+        endpoint_url=engine.dynamodb_url,
+        max_transaction_items=engine.max_transaction_items,
+        expiry=INDEXING,
+    )
 
 
 @pytest.fixture

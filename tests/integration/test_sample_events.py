@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import EVENTS_DIR, Engine, event
-from tollbooth.api.runtime import get_service
-from tollbooth.jobs import get_sweeper
+from tollbooth.jobs import get_ingestor, get_publisher, get_sweeper
+from tollbooth.service import get_service
 from tollbooth.settings import get_settings
 from tollbooth_local.aws import MotoServer, client
 from tollbooth_local.functions import LambdaContext, load_function
@@ -26,6 +26,7 @@ EVENT_FOR_FUNCTION = {
     "ConsumeFunction": ["consume.json"],
     "AccountFunction": ["balance.json", "ledger.json"],
     "ExpiryFunction": ["expiry.json"],
+    "UsageFunction": ["usage.json"],
 }
 
 
@@ -36,14 +37,17 @@ def deployed_like(engine: Engine, table_name: str, moto_server: MotoServer) -> I
     saved = dict(os.environ)
     bus = f"bus-{table_name}"
     client("events", moto_server.url).create_event_bus(Name=bus)
+    dead_letters = client("sqs", moto_server.url).create_queue(QueueName=f"dlq-{table_name}")["QueueUrl"]
     os.environ.update(
         TABLE_NAME=table_name,
         EVENT_BUS_NAME=bus,
+        USAGE_DLQ_URL=dead_letters,
         AWS_ENDPOINT_URL=moto_server.url,
         AWS_ENDPOINT_URL_DYNAMODB=engine.dynamodb_url,
+        MAX_TRANSACTION_ITEMS=str(engine.max_transaction_items),
         POWERTOOLS_SERVICE_NAME="tollbooth",
     )
-    caches = (get_settings, get_service, get_sweeper)
+    caches = (get_settings, get_service, get_sweeper, get_publisher, get_ingestor)
     for cached in caches:
         cached.cache_clear()
     yield
@@ -77,9 +81,12 @@ def test_every_function_has_a_sample_event_that_matches_one_of_its_routes() -> N
         for name, spec in TEMPLATE.resources_of("AWS::Serverless::Function").items()
         if any(e["Type"] == "Schedule" for e in spec["Properties"].get("Events", {}).values())
     }
+    queue_fed = {mapping["FunctionId"] for mapping in TEMPLATE.event_source_mappings()}
     for function_id, files in EVENT_FOR_FUNCTION.items():
         for file in files:
-            if function_id in scheduled:
+            if function_id in queue_fed:
+                assert {r["eventSource"] for r in event(file)["Records"]} == {"aws:sqs"}, file
+            elif function_id in scheduled:
                 assert event(file)["detail-type"] == "Scheduled Event", file
             else:
                 assert event(file)["routeKey"] in route_keys[function_id], file
@@ -104,6 +111,12 @@ def test_the_sample_events_tell_a_purchase_consume_read_story() -> None:
     assert invoke("PurchaseFunction", "purchase.json")["json"] == bought["json"]
     assert invoke("CatalogFunction", "catalog.json")["statusCode"] == 200
     assert invoke("CatalogFunction", "quote.json")["json"]["credits"] == "8.000"
+    # And a worker's usage message is charged once, however often SQS delivers it
+    usage = invoke_scheduled("UsageFunction", "usage.json")
+    assert usage == {"batchItemFailures": []}
+    assert invoke_scheduled("UsageFunction", "usage.json") == {"batchItemFailures": []}
+    after = invoke("AccountFunction", "balance.json")["json"]
+    assert after["available"] == "5540.400"  # 5546 - 3.6 (1,200 premium words: 2.4 x 1.5) - 2 (an hd image)
     # And a scheduled sweep finds nothing due: every lot is good for months
     report = invoke_scheduled("ExpiryFunction", "expiry.json")
     assert report["complete"] and report["expired_lots"] == 0

@@ -38,6 +38,7 @@ from tollbooth.ledger import (
 )
 from tollbooth.money import round_half_even
 from tollbooth.observability import logger
+from tollbooth.outbox import flush_outbox
 from tollbooth.repository import Repository, WriteConflict
 
 EXPIRE_KEY_PREFIX = "tollbooth:expire:"
@@ -174,10 +175,9 @@ class ExpirySweeper:
         if warnings:
             account = self._apply(warn(account, warnings, now), now)
             report.warned_lots += len(warnings)
-        if account.pending_events:
-            self.publisher.publish(account.pending_events)
-            report.events_published += len(account.pending_events)
-            self._apply(Mutation(account, pending_events=()), now)
+        published = len(account.pending_events)
+        flush_outbox(self.repository, self.publisher, account, now)
+        report.events_published += published
 
     def _apply(self, mutation: Mutation, now: int) -> Account:
         self.repository.apply(mutation, now)

@@ -1,4 +1,5 @@
-"""Scheduled entry points: the expiry sweep, wired with the same Powertools utilities as the API."""
+"""Entry points that are not HTTP: the scheduled expiry sweep and the SQS usage consumer,
+wired with the same Powertools utilities as the API."""
 
 from __future__ import annotations
 
@@ -6,28 +7,53 @@ from functools import cache
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollbooth.events import EventBridgePublisher
 from tollbooth.expiry import ExpirySweeper
+from tollbooth.ingestion import SqsDeadLetters, UsageIngestor
 from tollbooth.observability import count, logger, metrics, tracer
 from tollbooth.repository import Repository
+from tollbooth.service import get_service
 from tollbooth.settings import get_settings
 
 # Stop this long before the function's timeout; what is left waits for the next run.
 TIME_RESERVE_MS = 15_000
 
 
+class RetryLater(Exception):
+    """Raised for a message to leave on the queue: SQS delivers it again."""
+
+
+@cache
+def get_publisher() -> EventBridgePublisher:
+    settings = get_settings()
+    if not settings.event_bus_name:
+        raise RuntimeError("EVENT_BUS_NAME is not set; this function publishes to it")
+    return EventBridgePublisher(settings.event_bus_name, lambda: boto3.client("events", region_name=settings.region))
+
+
 @cache
 def get_sweeper() -> ExpirySweeper:
     settings = get_settings()
-    if not settings.event_bus_name:
-        raise RuntimeError("EVENT_BUS_NAME is not set; the expiry function publishes to it")
-    publisher = EventBridgePublisher(
-        settings.event_bus_name, lambda: boto3.client("events", region_name=settings.region)
+    repository = Repository(
+        settings.table_name,
+        settings.region,
+        expiry=settings.expiry_indexing,
+        max_transaction_items=settings.max_transaction_items,
     )
-    repository = Repository(settings.table_name, settings.region, expiry=settings.expiry_indexing)
-    return ExpirySweeper(repository, publisher, settings.expiry_indexing)
+    return ExpirySweeper(repository, get_publisher(), settings.expiry_indexing)
+
+
+@cache
+def get_ingestor() -> UsageIngestor:
+    settings = get_settings()
+    if not settings.usage_dlq_url:
+        raise RuntimeError("USAGE_DLQ_URL is not set; rejected usage goes there")
+    dead_letters = SqsDeadLetters(settings.usage_dlq_url, lambda: boto3.client("sqs", region_name=settings.region))
+    return UsageIngestor(get_service(), get_publisher(), dead_letters)
 
 
 @logger.inject_lambda_context
@@ -42,3 +68,27 @@ def expiry_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     count("ExpiryAccountsFailed", report.failures)
     logger.info("expiry sweep", extra=report.as_dict())
     return report.as_dict()
+
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def usage_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Records of one account are charged together across the whole batch, so the batch is
+    # ingested first; the processor then reports, per message, what must be retried.
+    messages = [(record["messageId"], record["body"]) for record in event.get("Records", [])]
+    retry, report = get_ingestor().ingest(messages)
+    count("UsageRecordsCharged", report.charged)
+    count("UsageRecordsDuplicate", report.duplicates)
+    logger.info("usage batch", extra=report.as_dict())
+
+    def record_handler(record: SQSRecord) -> None:
+        if record.message_id in retry:
+            raise RetryLater(retry[record.message_id])
+
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

@@ -205,6 +205,13 @@ def allocate(account: Account, amount: int, now: int, use: Use | None = None) ->
     Raises FeatureLocked when the feature needs an unlocking lot the account lacks, and
     InsufficientCredits (naming the kind of credits missing) when the eligible lots are short.
     """
+    if account.arrears > 0:
+        # Usage already performed went unpaid: new credits pay it off before anything else.
+        raise InsufficientCredits(
+            f"the account owes {format_credits(account.arrears)} credits of usage; a purchase or grant pays it off",
+            required=amount,
+            available=0,
+        )
     spendable = [lot for lot in account.lots if lot.spendable_at(now)]
     if use is not None and use.locked and not any(use.feature in lot.unlocks for lot in spendable):
         raise FeatureLocked(
@@ -254,6 +261,28 @@ def perks_at(account: Account, now: int) -> Perks:
     return Perks(
         priority_processing=any(lot.priority_processing for lot in spendable),
         unlocked_features=tuple(sorted({feature for lot in spendable for feature in lot.unlocks})),
+    )
+
+
+def draw_what_lots_can(account: Account, amount: int, now: int, use: Use) -> tuple[tuple[Draw, ...], int]:
+    """For usage already performed: draw what the lots that may pay for ``use`` can, in
+    burn-down order, and return the draws and what is left unpaid (it becomes arrears)."""
+    left = amount
+    draws = []
+    for lot in burn_down_order([lot for lot in account.lots if lot.spendable_at(now) and lot.pays_for(use)]):
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        draws.append(Draw(lot.lot_id, take))
+        left -= take
+    return tuple(draws), left
+
+
+def with_draws(account: Account, draws: tuple[Draw, ...]) -> Account:
+    """The account with ``draws`` taken out of its lots (to allocate several debits in a row)."""
+    taken = {draw.lot_id: draw.amount for draw in draws}
+    return replace(
+        account, lots=tuple(replace(x, remaining=x.remaining - taken.get(x.lot_id, 0)) for x in account.lots)
     )
 
 

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from tollbooth import clock, ids
 from tollbooth.catalog import CatalogHistory, ExpiryPolicy, LotTerms
@@ -33,6 +33,7 @@ from tollbooth.errors import (
     InvalidPeriod,
     InvalidRequest,
     PaymentReferenceUsed,
+    TollboothError,
     UnknownPackage,
     UnknownPlan,
 )
@@ -50,14 +51,16 @@ from tollbooth.ledger import (
     allocate,
     billing_period_end,
     burn_down_order,
+    draw_what_lots_can,
     expiring_within,
     next_expiry,
     pay_off_arrears,
     perks_at,
     rollover,
+    with_draws,
 )
 from tollbooth.money import format_credits
-from tollbooth.pricing import price
+from tollbooth.pricing import Charge, price
 from tollbooth.repository import Repository, WriteConflict
 from tollbooth.schemas import (
     BalanceResponse,
@@ -71,6 +74,7 @@ from tollbooth.schemas import (
     PerksView,
     Totals,
 )
+from tollbooth.usage import UsageRecord
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # An allowance that can roll over is written off by the expiry sweep only this long after
@@ -124,6 +128,108 @@ def expiry_from(policy: ExpiryPolicy, granted_at: int, period_end: int | None = 
     return None
 
 
+REUSED = "event_id already charged with a different record"
+
+
+@dataclass(frozen=True)
+class UsageOutcome:
+    event_id: str
+    status: Literal["charged", "duplicate", "rejected"]
+    reason: str | None = None
+    charged: int = 0  # millicredits
+
+
+def usage_key(event_id: str) -> str:
+    return f"{RESERVED_KEY_PREFIX}usage:{event_id}"
+
+
+def usage_mutation(
+    account: Account, pending: list[tuple[int, UsageRecord, Charge]], now: int, max_items: int
+) -> tuple[Mutation, list[tuple[int, UsageRecord, Charge]]]:
+    """One transaction charging as many of ``pending`` as fit in ``max_items``, in order:
+    the mutation, and which records it includes.
+
+    The records share one ``usage`` ledger entry that lists each of them (its charge, what
+    it took, the catalog version that priced it); each record's idempotency record points
+    at that entry. Items: the account, the entry, one idempotency record per record, and
+    each lot drawn. Unpaid usage becomes arrears; the first time the account goes into
+    arrears, an ``account.overdrawn`` event goes into its outbox."""
+    working = account
+    lines: list[dict[str, Any]] = []
+    drawn: dict[str, int] = {}
+    included: list[tuple[int, UsageRecord, Charge]] = []
+    unpaid_total = 0
+    for item in pending:
+        _, record, charge = item
+        draws, unpaid = draw_what_lots_can(working, charge.amount, now, Use(charge.feature, charge.licence))
+        lots_after = set(drawn) | {draw.lot_id for draw in draws}
+        if included and 2 + len(included) + 1 + len(lots_after) > max_items:
+            break
+        working = with_draws(working, draws)
+        for draw in draws:
+            drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
+        unpaid_total += unpaid
+        lines.append(
+            {
+                "event_id": record.event_id,
+                "feature": charge.feature,
+                "quantity": charge.quantity,
+                "dimensions": charge.dimensions,
+                "charged": charge.amount,
+                "unpaid": unpaid,
+                "catalog_version": charge.catalog_version,
+                "occurred_at": clock.to_iso(clock.from_datetime(record.occurred_at)),
+                "worker_id": record.worker_id,
+                "resources": record.metrics(),
+            }
+        )
+        included.append(item)
+    total = sum(line["charged"] for line in lines)
+    seq = account.seq + 1
+    entry_id = ids.new_id("led", now)
+    details = {
+        "records": lines,
+        "draws": [{"lot_id": lot_id, "amount": amount} for lot_id, amount in drawn.items()],
+        "unpaid": unpaid_total,
+    }
+    entry = LedgerEntry(entry_id, seq, "usage", -total, account.balance - total, now, None, details)
+    records = tuple(
+        IdempotencyRecord(
+            usage_key(record.event_id),
+            record.fingerprint(),
+            200,
+            {"event_id": record.event_id, "entry_id": entry_id, "charged": format_credits(charge.amount)},
+            seq,
+        )
+        for _, record, charge in included
+    )
+    events = account.pending_events
+    if account.arrears == 0 and unpaid_total > 0:
+        events = (*events, overdrawn_event(account.account_id, entry, unpaid_total, now))
+    mutation = Mutation(
+        account,
+        (entry,),
+        records,
+        draws=tuple(Draw(lot_id, amount) for lot_id, amount in drawn.items()),
+        arrears_change=unpaid_total,
+        pending_events=events,
+    )
+    return mutation, included
+
+
+def overdrawn_event(account_id: str, entry: LedgerEntry, arrears: int, now: int) -> dict[str, Any]:
+    """``account.overdrawn``: the account went into arrears (once per time it does)."""
+    return {
+        "schema_version": 1,
+        "event_id": f"account.overdrawn:{account_id}:{entry.seq}",
+        "type": "account.overdrawn",
+        "account_id": account_id,
+        "arrears": format_credits(arrears),
+        "entry_id": entry.entry_id,
+        "occurred_at": clock.to_iso(now),
+    }
+
+
 def lot_with_terms(terms: LotTerms, **fields: Any) -> Lot:
     """A lot that carries the restrictions and perks of the package or plan granting it."""
 
@@ -169,8 +275,14 @@ def _draw_views(stored: list[dict[str, Any]] | None) -> list[DrawView] | None:
 
 def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     details = dict(entry.details)
-    if "lot_granted" in details:
-        details["lot_granted"] = format_credits(details["lot_granted"])
+    for amount_field in ("lot_granted", "unpaid", "arrears_paid"):
+        if amount_field in details:
+            details[amount_field] = format_credits(details[amount_field])
+    if "records" in details:
+        details["records"] = [
+            {**line, "charged": format_credits(line["charged"]), "unpaid": format_credits(line["unpaid"])}
+            for line in details["records"]
+        ]
     draws = details.pop("draws", None)
     rolled = details.pop("rolled_over", None)
     return LedgerEntryView(
@@ -253,6 +365,9 @@ class LedgerService:
         self._now = now
         self._sleep = sleep
         self._known = KnownAccounts()
+
+    def now(self) -> int:
+        return self._now()
 
     # -- mutations -------------------------------------------------------------
 
@@ -447,6 +562,84 @@ class LedgerService:
 
         return self._mutate(account_id, idem, build)
 
+    def ingest_usage(self, account_id: str, records: list[UsageRecord]) -> tuple[list[UsageOutcome], Account | None]:
+        """Charge usage that workers already performed, each ``event_id`` once, ever.
+
+        Records for the account are written together, as many per transaction as fit. Usage
+        is never refused for want of credits: what the lots cannot pay becomes arrears.
+        Returns each record's outcome, and the account as last written (for its outbox).
+        Raises ConcurrentUpdate or StorageUnavailable when the records must be retried."""
+        outcomes: dict[int, UsageOutcome] = {}
+        priced: list[tuple[int, UsageRecord, Charge]] = []
+        first_of: dict[str, int] = {}
+        repeats: list[int] = []
+        for index, record in enumerate(records):
+            if first_of.setdefault(record.event_id, index) != index:  # the same event twice in one batch
+                repeats.append(index)
+                continue
+            try:
+                catalog = self.catalogs.in_force(clock.from_datetime(record.occurred_at))
+                charge = price(catalog, record.feature, record.quantity, record.dimensions)
+            except TollboothError as error:
+                outcomes[index] = UsageOutcome(record.event_id, "rejected", f"{error.code}: {error.message}")
+                continue
+            priced.append((index, record, charge))
+        written: Account | None = None
+        while priced:
+            done, written = self._charge_usage(account_id, priced)
+            outcomes.update(done)
+            priced = [item for item in priced if item[0] not in done]
+        for index in repeats:
+            record = records[index]
+            first = outcomes[first_of[record.event_id]]
+            if records[first_of[record.event_id]].fingerprint() != record.fingerprint():
+                outcomes[index] = UsageOutcome(record.event_id, "rejected", REUSED)
+            else:
+                outcomes[index] = first if first.status == "rejected" else UsageOutcome(record.event_id, "duplicate")
+        return [outcomes[index] for index in range(len(records))], written
+
+    def _charge_usage(
+        self, account_id: str, priced: list[tuple[int, UsageRecord, Charge]]
+    ) -> tuple[dict[int, UsageOutcome], Account | None]:
+        """Write the first records that fit in one transaction; their outcomes, and the state written."""
+        account = self._known.get(account_id)
+        pending = list(priced)
+        outcomes: dict[int, UsageOutcome] = {}
+        for attempt in range(self.max_write_attempts):
+            fresh = account is None
+            if account is None:
+                account = self.repository.load_account(account_id)
+            now = self._now()
+            mutation, included = usage_mutation(account, pending, now, self.repository.max_transaction_items)
+            try:
+                self.repository.apply(mutation, now)
+            except WriteConflict as conflict:
+                self._known.forget(account_id)
+                account = None
+                used = conflict.keys if conflict.reason == WriteConflict.IDEMPOTENCY_KEY else set()
+                if conflict.reason == WriteConflict.UNKNOWN:
+                    used = {usage_key(record.event_id) for _, record, _ in pending}
+                for index, record, _ in list(pending):
+                    if usage_key(record.event_id) not in used:
+                        continue
+                    first = self.repository.find_idempotency_record(account_id, usage_key(record.event_id))
+                    if first is None:
+                        continue
+                    same = first.fingerprint == record.fingerprint()
+                    outcomes[index] = UsageOutcome(record.event_id, "duplicate" if same else "rejected", REUSED)
+                    pending = [item for item in pending if item[0] != index]
+                if not pending:
+                    return outcomes, None
+                if fresh and not used:
+                    self._backoff(attempt)
+                continue
+            after = mutation.account_after
+            self._known.put(account_id, after)
+            for index, record, charge in included:
+                outcomes[index] = UsageOutcome(record.event_id, "charged", None, charge.amount)
+            return outcomes, after
+        raise ConcurrentUpdate("the account stayed busy; the usage will be retried")
+
     def _credit(
         self,
         account: Account,
@@ -560,7 +753,8 @@ class LedgerService:
         expiring = expiring_within(account, now, self.repository.expiry.warning_window)
         return BalanceResponse(
             account_id=account_id,
-            available=format_credits(account.available_at(now)),
+            available=format_credits(max(0, account.available_at(now) - account.arrears)),
+            arrears=format_credits(account.arrears),
             balance=format_credits(account.balance),
             totals=Totals(
                 granted=format_credits(account.granted),

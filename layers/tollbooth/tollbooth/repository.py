@@ -316,12 +316,15 @@ class Repository:
         region: str,
         endpoint_url: str | None = None,
         expiry: ExpiryIndexing | None = None,
+        max_transaction_items: int = 100,
     ) -> None:
         # PynamoDB keeps table settings on the model class: one table per process, as in Lambda.
         TableItem.Meta.table_name = table_name
         TableItem.Meta.region = region
         TableItem.Meta.host = endpoint_url
         self.expiry = expiry or ExpiryIndexing()
+        # DynamoDB takes 100 items per transaction; older DynamoDB Local builds take 10.
+        self.max_transaction_items = max_transaction_items
         for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem):
             model._connection = None
         self._connection = Connection(region=region, host=endpoint_url)

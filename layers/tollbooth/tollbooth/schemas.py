@@ -7,7 +7,7 @@ strings or integers, never as floats.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
@@ -105,7 +105,8 @@ class Totals(BaseModel):
 class BalanceResponse(BaseModel):
     account_id: str
     available: CreditsOut = Field(description="Spendable now: unexpired lots only.")
-    balance: CreditsOut = Field(description="Ledger balance: granted - consumed - expired.")
+    balance: CreditsOut = Field(description="Ledger balance: granted - consumed - expired; negative in arrears.")
+    arrears: CreditsOut = Field(description="Usage already performed that credits did not cover; paid off first.")
     totals: Totals
     lots: list[LotView]
     perks: PerksView
@@ -133,6 +134,19 @@ class DrawView(BaseModel):
     amount: CreditsOut
 
 
+class UsageLineView(BaseModel):
+    event_id: str
+    feature: str
+    quantity: int
+    dimensions: dict[str, str]
+    charged: CreditsOut
+    unpaid: CreditsOut
+    catalog_version: str
+    occurred_at: Timestamp
+    worker_id: str
+    resources: dict[str, Any] = Field(description="What the usage took: tokens, GPU time, provider cost")
+
+
 class LedgerEntryView(BaseModel):
     entry_id: str
     seq: int
@@ -151,6 +165,9 @@ class LedgerEntryView(BaseModel):
     payment_reference: str | None = None
     source: str | None = None
     reason: str | None = None
+    records: list[UsageLineView] | None = Field(default=None, description="The usage records a usage entry charged")
+    unpaid: CreditsOut | None = Field(default=None, description="Usage the credits did not cover (arrears)")
+    arrears_paid: CreditsOut | None = None
     plan_id: str | None = None
     period_start: Timestamp | None = None
     period_end: Timestamp | None = None

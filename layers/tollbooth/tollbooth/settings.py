@@ -27,6 +27,10 @@ class Settings(BaseModel):
     expiry_shards: int = Field(default=8, ge=1, le=256)
     # Where the expiry sweep publishes its events (only the expiry function needs it).
     event_bus_name: str | None = None
+    # Where the usage consumer sends records it can never charge (only it needs this).
+    usage_dlq_url: str | None = None
+    # Items DynamoDB accepts in one transaction (100; older DynamoDB Local builds take 10).
+    max_transaction_items: int = Field(default=100, ge=10, le=100)
 
     @property
     def expiry_indexing(self) -> ExpiryIndexing:
@@ -46,6 +50,8 @@ class Settings(BaseModel):
             "expiry_warning_days": "EXPIRY_WARNING_DAYS",
             "expiry_shards": "EXPIRY_SHARDS",
             "event_bus_name": "EVENT_BUS_NAME",
+            "usage_dlq_url": "USAGE_DLQ_URL",
+            "max_transaction_items": "MAX_TRANSACTION_ITEMS",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})
         return cls.model_validate(values)

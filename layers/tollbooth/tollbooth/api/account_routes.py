@@ -7,9 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from tollbooth.api.runtime import authorize, get_service
+from tollbooth.api.runtime import authorize
 from tollbooth.operations import LEDGER_PAGE_MAX
 from tollbooth.schemas import BalanceResponse, LedgerPageResponse
+from tollbooth.service import get_service
 
 router = Router()
 

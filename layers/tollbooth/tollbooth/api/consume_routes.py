@@ -8,13 +8,13 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from tollbooth.api.runtime import (
     authorize,
     error_responses,
-    get_service,
     idempotency_key,
     json_response,
 )
 from tollbooth.observability import count
 from tollbooth.operations import Idempotency
 from tollbooth.schemas import ConsumeRequest, ConsumeResponse
+from tollbooth.service import get_service
 
 router = Router()
 DEBITED: dict[int, OpenAPIResponse] = {

@@ -9,9 +9,10 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from tollbooth.api.runtime import authorize, error_responses, get_service, idempotency_key, json_response
+from tollbooth.api.runtime import authorize, error_responses, idempotency_key, json_response
 from tollbooth.operations import Idempotency
 from tollbooth.schemas import AllowanceRequest, GrantRequest, GrantResponse
+from tollbooth.service import get_service
 
 router = Router()
 

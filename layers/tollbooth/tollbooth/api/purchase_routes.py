@@ -5,10 +5,11 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from tollbooth.api.grant_routes import CREATED, CREDIT_ERRORS
-from tollbooth.api.runtime import authorize, get_service, idempotency_key, json_response
+from tollbooth.api.runtime import authorize, idempotency_key, json_response
 from tollbooth.observability import count
 from tollbooth.operations import Idempotency
 from tollbooth.schemas import PurchaseRequest
+from tollbooth.service import get_service
 
 router = Router()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -20,26 +19,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.errors import register_error_handlers
-from tollbooth.catalog import load_history
 from tollbooth.errors import InvalidRequest
 from tollbooth.observability import logger, metrics, tracer
-from tollbooth.operations import LedgerService, Outcome
-from tollbooth.repository import Repository
+from tollbooth.operations import Outcome
 from tollbooth.schemas import ErrorResponse
 from tollbooth.settings import get_settings
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
-
-
-@cache
-def get_service() -> LedgerService:
-    settings = get_settings()
-    return LedgerService(
-        Repository(settings.table_name, settings.region, expiry=settings.expiry_indexing),
-        load_history(),
-        max_write_attempts=settings.max_write_attempts,
-    )
 
 
 def current_principal(router: Router) -> Principal:

@@ -1,0 +1,68 @@
+"""An example AI worker: it does some "work" for a few accounts, then reports the usage.
+
+Run it against the local stack (``make run`` in another terminal):
+
+    make example-worker            # or: python docs/examples/worker.py [ACCOUNT ...]
+
+It reads the usage queue's URL from .local/endpoints.json. Against a deployment, pass the
+stack's ``UsageQueueUrl`` output as USAGE_QUEUE_URL and use real AWS credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+
+from tollbooth.usage_client import UsageClient, UsageNotSent
+
+ENDPOINTS = Path(__file__).resolve().parents[2] / ".local" / "endpoints.json"
+
+
+def connect() -> UsageClient:
+    queue_url = os.environ.get("USAGE_QUEUE_URL")
+    if queue_url:
+        return UsageClient(queue_url)
+    endpoints = json.loads(ENDPOINTS.read_text())
+    sqs = boto3.client("sqs", endpoint_url=endpoints["aws_endpoint_url"], region_name=endpoints["region"])
+    return UsageClient(endpoints["queues"]["UsageQueue"]["url"], sqs)
+
+
+def do_work(account_id: str, job: int) -> dict:
+    """Pretend to generate 1,200 words, and describe what it took."""
+    return {
+        "event_id": f"example-{account_id}-{job}-{uuid.uuid4().hex[:8]}",  # unique: charged exactly once
+        "account_id": account_id,
+        "feature": "text_generation",
+        "quantity": 1200,
+        "dimensions": {"tier": "premium" if job % 2 else "standard"},
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "worker_id": "example-worker-1",
+        "tokens_in": 350,
+        "tokens_out": 1600,
+        "gpu_ms": 840,
+        "model": "example-llm-7b",
+        "provider_cost": {"amount_minor": 3, "currency": "USD"},
+    }
+
+
+def main(accounts: list[str]) -> int:
+    client = connect()
+    records = [do_work(account, job) for account in accounts for job in range(5)]
+    try:
+        report = client.send(records)
+    except UsageNotSent as error:
+        # Keep them and send again later: an event_id is never charged twice.
+        print(f"not sent: {error}; keeping {len(error.records)} records", file=sys.stderr)
+        return 1
+    print(f"sent {report.records} records in {report.messages} messages ({report.calls} calls)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or ["alice"]))

@@ -1,0 +1,154 @@
+"""Usage ingestion: a batch of SQS messages from AI workers, charged exactly once.
+
+Each message is parsed on its own; records are grouped by account across the whole
+batch and each account's records are charged in as few transactions as fit (see
+``LedgerService.ingest_usage``). A record that can never be charged (bad schema,
+unknown feature, quantity out of range, an event_id reused with different contents) is
+logged with its reason, counted, and sent to the dead-letter queue, wrapped as a
+message of its own that can be redriven once the cause is fixed. A message is retried
+only when something it holds could not be written for a reason that may pass: a busy
+account, or storage or the dead-letter queue failing. Retrying is always safe: records
+already charged are recognised by their event_id and charged nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from tollbooth.errors import ConcurrentUpdate, StorageUnavailable
+from tollbooth.events import Publisher
+from tollbooth.observability import count, logger
+from tollbooth.operations import LedgerService
+from tollbooth.outbox import flush_outbox
+from tollbooth.repository import WriteConflict
+from tollbooth.usage import Rejected, UsageRecord, message_body, parse_message
+
+
+class DeadLetters(Protocol):
+    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
+        """Put a message on the dead-letter queue, or raise."""
+
+
+class SqsDeadLetters:
+    """SendMessage to the usage dead-letter queue; the client is created on first use."""
+
+    def __init__(self, queue_url: str, client_factory: Callable[[], Any]) -> None:
+        self.queue_url = queue_url
+        self._client_factory = client_factory
+        self._client: Any = None
+
+    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
+        if self._client is None:
+            self._client = self._client_factory()
+        attributes = {
+            "reasons": {"DataType": "String", "StringValue": json.dumps(reasons)[:4096]},
+            "source_message_id": {"DataType": "String", "StringValue": source_message_id},
+        }
+        try:
+            self._client.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes)
+        except Exception as error:  # botocore's errors: the message is retried instead
+            raise StorageUnavailable("the dead-letter queue refused the message") from error
+
+
+@dataclass
+class IngestionReport:
+    messages: int = 0
+    records: int = 0
+    charged: int = 0
+    charged_credits: int = 0  # millicredits
+    duplicates: int = 0
+    rejected: int = 0
+    retried_messages: int = 0
+    accounts: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Message:
+    message_id: str
+    records: list[UsageRecord] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    retry_reason: str | None = None
+
+
+class UsageIngestor:
+    def __init__(self, service: LedgerService, publisher: Publisher, dead_letters: DeadLetters) -> None:
+        self.service = service
+        self.publisher = publisher
+        self.dead_letters = dead_letters
+
+    def ingest(self, messages: list[tuple[str, str]]) -> tuple[dict[str, str], IngestionReport]:
+        """Charge a batch of (message_id, body); return the messages to retry (with why)."""
+        report = IngestionReport(messages=len(messages))
+        parsed = []
+        for message_id, body in messages:
+            records, rejected = parse_message(body)
+            parsed.append(_Message(message_id, records, rejected))
+            report.records += len(records) + len(rejected)
+        by_account: dict[str, list[tuple[_Message, UsageRecord]]] = {}
+        for message in parsed:
+            for record in message.records:
+                by_account.setdefault(record.account_id, []).append((message, record))
+        report.accounts = len(by_account)
+        for account_id, items in by_account.items():
+            self._charge_account(account_id, items, report)
+        for message in parsed:
+            self._dead_letter(message, report)
+        retry = {m.message_id: m.retry_reason for m in parsed if m.retry_reason is not None}
+        report.retried_messages = len(retry)
+        return retry, report
+
+    def _charge_account(
+        self, account_id: str, items: list[tuple[_Message, UsageRecord]], report: IngestionReport
+    ) -> None:
+        try:
+            outcomes, written = self.service.ingest_usage(account_id, [record for _, record in items])
+        except (ConcurrentUpdate, StorageUnavailable) as error:
+            logger.warning("usage will be retried", extra={"account_id": account_id, "reason": error.message})
+            for message, _ in items:
+                message.retry_reason = error.message
+            return
+        for (message, record), outcome in zip(items, outcomes, strict=True):
+            if outcome.status == "charged":
+                report.charged += 1
+                report.charged_credits += outcome.charged
+            elif outcome.status == "duplicate":
+                report.duplicates += 1
+            else:
+                message.rejected.append(
+                    Rejected(reason=outcome.reason or "rejected", record=record.model_dump(mode="json"))
+                )
+        if written is not None and written.pending_events:
+            try:
+                flush_outbox(self.service.repository, self.publisher, written, self.service.now())
+            except (StorageUnavailable, WriteConflict):
+                # Committed and safe in the outbox: the expiry sweep publishes it.
+                logger.exception("outbox left for the sweep", extra={"account_id": account_id})
+
+    def _dead_letter(self, message: _Message, report: IngestionReport) -> None:
+        if not message.rejected:
+            return
+        for rejected in message.rejected:
+            record = rejected.record if isinstance(rejected.record, dict) else {}
+            logger.warning(
+                "usage record rejected",
+                extra={
+                    "message_id": message.message_id,
+                    "event_id": record.get("event_id"),
+                    "account_id": record.get("account_id"),
+                    "reason": rejected.reason,
+                },
+            )
+        count("UsageRecordsRejected", len(message.rejected))
+        report.rejected += len(message.rejected)
+        whole = len(message.rejected) == 1 and isinstance(message.rejected[0].record, str)
+        body = message.rejected[0].record if whole else message_body([r.record for r in message.rejected])
+        try:
+            self.dead_letters.send(str(body), [r.reason for r in message.rejected], message.message_id)
+        except StorageUnavailable as error:
+            message.retry_reason = error.message

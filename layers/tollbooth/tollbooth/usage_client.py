@@ -1,0 +1,145 @@
+"""The client AI workers use to report usage to Tollbooth through SQS.
+
+    from tollbooth.usage_client import UsageClient
+    client = UsageClient(queue_url)            # the stack's UsageQueueUrl output
+    client.send([{"event_id": "job-42", "account_id": "alice", "feature": "text_generation",
+                  "quantity": 1200, "occurred_at": "2026-11-25T12:00:00Z", "worker_id": "gpu-7"}])
+
+It validates every record against the message contract (tollbooth.usage) before sending,
+packs records into messages under the SQS size limit, sends them with SendMessageBatch
+(10 messages per call), and retries what SQS did not take, with exponential backoff. A
+record is never dropped silently: if it cannot be sent, ``send`` raises ``UsageNotSent``
+holding every record that was not sent, to keep and send again (resending is safe: each
+event_id is charged once).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tollbooth.usage import MAX_RECORDS_PER_MESSAGE, SCHEMA, UsageRecord
+
+# SQS takes 262,144 bytes per message and per SendMessageBatch call; keep a margin.
+MAX_MESSAGE_BYTES = 250_000
+MAX_BATCH_BYTES = 250_000
+MAX_BATCH_ENTRIES = 10
+_ENVELOPE = len(json.dumps({"schema": SCHEMA, "records": []}, separators=(",", ":")))
+
+
+class UsageNotSent(Exception):
+    """Some records could not be sent; ``records`` holds them, ``reason`` says why."""
+
+    def __init__(self, reason: str, records: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(records)} usage records not sent: {reason}")
+        self.reason = reason
+        self.records = records
+
+
+@dataclass(frozen=True)
+class SendReport:
+    records: int
+    messages: int
+    calls: int
+    retries: int
+
+
+def pack(records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Group records into messages: each under MAX_MESSAGE_BYTES and MAX_RECORDS_PER_MESSAGE."""
+    messages: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = _ENVELOPE
+    for record in records:
+        record_size = len(json.dumps(record, separators=(",", ":")).encode()) + 1  # and a comma
+        if _ENVELOPE + record_size > MAX_MESSAGE_BYTES:
+            raise UsageNotSent("a single record is larger than an SQS message can hold", [record])
+        if current and (size + record_size > MAX_MESSAGE_BYTES or len(current) == MAX_RECORDS_PER_MESSAGE):
+            messages.append(current)
+            current, size = [], _ENVELOPE
+        current.append(record)
+        size += record_size
+    if current:
+        messages.append(current)
+    return messages
+
+
+def body(records: list[dict[str, Any]]) -> str:
+    return json.dumps({"schema": SCHEMA, "records": records}, separators=(",", ":"))
+
+
+class UsageClient:
+    def __init__(
+        self,
+        queue_url: str,
+        sqs: Any = None,
+        *,
+        max_attempts: int = 6,
+        base_delay: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if sqs is None:
+            import boto3
+
+            sqs = boto3.client("sqs")
+        self.queue_url = queue_url
+        self.sqs = sqs
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self._sleep = sleep
+
+    def send(self, records: Iterable[UsageRecord | dict[str, Any]]) -> SendReport:
+        """Validate, pack and send every record, or raise UsageNotSent with those that were not."""
+        valid = [UsageRecord.model_validate(record).model_dump(mode="json", exclude_none=True) for record in records]
+        messages = [body(group) for group in pack(valid)]
+        pending = list(enumerate(messages))
+        calls = retries = 0
+        for attempt in range(self.max_attempts):
+            if not pending:
+                break
+            if attempt:
+                retries += 1
+                self._sleep(random.uniform(0, self.base_delay * 2**attempt))
+            failed: list[tuple[int, str]] = []
+            for batch in self._batches(pending):
+                calls += 1
+                failed += self._send_batch(batch)
+            pending = failed
+        if pending:
+            unsent = [record for _, text in pending for record in json.loads(text)["records"]]
+            raise UsageNotSent(f"SQS did not accept them after {self.max_attempts} attempts", unsent)
+        return SendReport(records=len(valid), messages=len(messages), calls=calls, retries=retries)
+
+    @staticmethod
+    def _batches(messages: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
+        batches: list[list[tuple[int, str]]] = []
+        current: list[tuple[int, str]] = []
+        size = 0
+        for message in messages:
+            message_size = len(message[1].encode())
+            if current and (len(current) == MAX_BATCH_ENTRIES or size + message_size > MAX_BATCH_BYTES):
+                batches.append(current)
+                current, size = [], 0
+            current.append(message)
+            size += message_size
+        if current:
+            batches.append(current)
+        return batches
+
+    def _send_batch(self, batch: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Send one SendMessageBatch; return the messages to try again."""
+        entries = [{"Id": str(index), "MessageBody": text} for index, text in batch]
+        try:
+            reply = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except Exception:  # throttled, or the network: every message in the call is retried
+            return batch
+        by_id = dict(batch)
+        failed = reply.get("Failed", [])
+        permanent = [f for f in failed if f.get("SenderFault")]
+        if permanent:
+            unsent = [record for f in permanent for record in json.loads(by_id[int(f["Id"])])["records"]]
+            raise UsageNotSent(f"SQS refused a message: {permanent[0].get('Message', permanent[0]['Code'])}", unsent)
+        return [(int(f["Id"]), by_id[int(f["Id"])]) for f in failed]
