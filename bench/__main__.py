@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from bench import consume, expiry
+from bench import consume, expiry, usage
 from bench.common import STATE, instrument_pynamodb, machine, record
 
 
@@ -22,6 +22,7 @@ def main() -> int:
     try:
         results.append(consume.bench_engine("DynamoDB Local", dynamodb_local.url, consume.ROUNDS, consume.WARMUP))
         sweep = expiry.bench_expiry(dynamodb_local.url)
+        ingestion = [usage.bench_usage("DynamoDB Local", dynamodb_local.url, max_items=10)]
     finally:
         dynamodb_local.stop()
     moto = MotoServer().start()
@@ -29,12 +30,21 @@ def main() -> int:
         # moto deep-copies the whole table on every transaction, so its cost grows with the
         # table: a short run keeps it comparable to its own bare UpdateItem.
         results.append(consume.bench_engine("moto", moto.url, min(consume.ROUNDS, 100), min(consume.WARMUP, 20)))
+        ingestion.append(usage.bench_usage("moto", moto.url, max_items=100, batches=20))
     finally:
         moto.stop()
     imports = consume.bench_imports()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
-        [f"## {date}", "", f"Machine: {machine()}.", "", consume.render(results, imports), expiry.render(sweep)]
+        [
+            f"## {date}",
+            "",
+            f"Machine: {machine()}.",
+            "",
+            consume.render(results, imports),
+            expiry.render(sweep),
+            usage.render(ingestion),
+        ]
     )
     print(section)
     record(section)

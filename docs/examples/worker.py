@@ -21,7 +21,8 @@ import boto3
 
 from tollbooth.usage_client import UsageClient, UsageNotSent
 
-ENDPOINTS = Path(__file__).resolve().parents[2] / ".local" / "endpoints.json"
+STATE_DIR = Path(os.environ.get("TOLLBOOTH_STATE_DIR", Path(__file__).resolve().parents[2] / ".local"))
+ENDPOINTS = STATE_DIR / "endpoints.json"
 
 
 def connect() -> UsageClient:

@@ -38,6 +38,15 @@ EXPECTED_GRANTS: dict[str, list[tuple[dict, set[str]]]] = {
         (TABLE, {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}),
         (BUS, {"events:PutEvents"}),
     ],
+    "UsageFunction": [
+        (TABLE, WRITE),
+        (
+            {"Fn::GetAtt": ["UsageQueue", "Arn"]},
+            {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
+        ),
+        ({"Fn::GetAtt": ["UsageDeadLetterQueue", "Arn"]}, {"sqs:SendMessage"}),
+        (BUS, {"events:PutEvents"}),
+    ],
 }
 EXPECTED_ACTIONS = EXPECTED_GRANTS
 CONTRACT = {
@@ -169,3 +178,22 @@ def test_sam_build_makes_arm64_layers_without_docker(tmp_path: Path) -> None:
     for function_id in EXPECTED_ACTIONS:
         assert (build_dir / function_id / "app.py").exists()
     shutil.rmtree(build_dir)
+
+
+def test_usage_flows_from_a_queue_with_partial_batch_responses_a_dlq_and_an_alarm() -> None:
+    queue = TEMPLATE.resources["UsageQueue"]["Properties"]
+    function = TEMPLATE.resources["UsageFunction"]["Properties"]
+    # SQS must not redeliver a message while the function may still be working on it
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["UsageDeadLetterQueue", "Arn"]}
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) >= 2
+    (mapping,) = TEMPLATE.event_source_mappings()
+    assert mapping["FunctionId"] == "UsageFunction"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == {"Ref": "UsageBatchSize"}
+    assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "UsageBatchWindowSeconds"}
+    # No SAM SQS event: it would attach a managed policy on every queue in the account
+    assert not any(e["Type"] == "SQS" for e in function.get("Events", {}).values())
+    alarm = TEMPLATE.resources["UsageDeadLetterAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["UsageDeadLetterQueue", "QueueName"]}

@@ -1,0 +1,120 @@
+"""The usage message contract and the worker client, with no AWS (a stand-in SQS client)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tollbooth.usage import MAX_RECORDS_PER_MESSAGE, message_body, parse_message
+from tollbooth.usage_client import MAX_MESSAGE_BYTES, UsageClient, UsageNotSent, pack
+
+
+def record(n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"e{n}",
+        "account_id": "alice",
+        "feature": "text_generation",
+        "quantity": 500,
+        "occurred_at": "2026-11-25T12:00:00Z",
+        "worker_id": "w1",
+        **extra,
+    }
+
+
+def test_a_message_splits_into_valid_and_rejected_records_with_reasons() -> None:
+    body = message_body([record(1), record(2, quantity=2.5), record(3, occurred_at="2026-11-25T12:00:00"), {"x": 1}])
+    valid, rejected = parse_message(body)
+    assert [r.event_id for r in valid] == ["e1"]
+    reasons = [r.reason for r in rejected]
+    assert "quantity" in reasons[0] and "occurred_at" in reasons[1] and "event_id" in reasons[2]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", json.dumps({"records": [record(1)]}), json.dumps({"schema": "tollbooth.usage/v9", "records": []})],
+)
+def test_a_broken_message_is_rejected_whole(body: str) -> None:
+    valid, rejected = parse_message(body)
+    assert valid == [] and len(rejected) == 1 and rejected[0].record == body
+    assert rejected[0].reason.startswith("message: ")
+
+
+def test_the_fingerprint_sees_every_field() -> None:
+    (first,), _ = parse_message(message_body([record(1)]))
+    (same,), _ = parse_message(message_body([record(1)]))
+    (other,), _ = parse_message(message_body([record(1, gpu_ms=5)]))
+    assert first.fingerprint() == same.fingerprint() != other.fingerprint()
+
+
+def test_records_pack_into_messages_under_the_size_and_count_limits() -> None:
+    big = [record(n, model="m" * 100) for n in range(3000)]
+    messages = pack(big)
+    assert [r for m in messages for r in m] == big
+    assert all(len(message_body(m).encode()) <= MAX_MESSAGE_BYTES for m in messages)
+    assert all(len(m) <= MAX_RECORDS_PER_MESSAGE for m in messages)
+
+
+class FlakySqs:
+    """Accepts a message only on its ``fail_times + 1``-th attempt; counts calls."""
+
+    def __init__(self, fail_times: int = 0, raise_first: bool = False) -> None:
+        self.fail_times = fail_times
+        self.raise_first = raise_first
+        self.attempts: dict[str, int] = {}
+        self.accepted: list[str] = []
+        self.calls = 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls += 1
+        assert len(Entries) <= 10 and sum(len(e["MessageBody"].encode()) for e in Entries) <= 262_144
+        if self.raise_first and self.calls == 1:
+            raise ConnectionError("network down")
+        failed = []
+        for entry in Entries:
+            seen = self.attempts.get(entry["MessageBody"], 0)
+            self.attempts[entry["MessageBody"]] = seen + 1
+            if seen < self.fail_times:
+                failed.append({"Id": entry["Id"], "Code": "InternalError", "SenderFault": False})
+            else:
+                self.accepted.append(entry["MessageBody"])
+        return {"Successful": [], "Failed": failed}
+
+
+def sent_records(sqs: FlakySqs) -> list[str]:
+    return [r["event_id"] for body in sqs.accepted for r in json.loads(body)["records"]]
+
+
+def test_the_client_sends_ten_messages_per_call_and_retries_what_failed() -> None:
+    sqs = FlakySqs(fail_times=2, raise_first=True)
+    client = UsageClient("q", sqs, sleep=lambda _: None)
+    records = [record(n, model="m" * 128) for n in range(3000)]
+    report = client.send(records)
+    assert sorted(sent_records(sqs)) == sorted(r["event_id"] for r in records)
+    assert report.messages == len(sqs.accepted) and report.retries >= 2
+
+
+def test_the_client_never_drops_a_record_silently() -> None:
+    sqs = FlakySqs(fail_times=100)
+    client = UsageClient("q", sqs, max_attempts=3, sleep=lambda _: None)
+    with pytest.raises(UsageNotSent) as failure:
+        client.send([record(n) for n in range(25)])
+    assert sorted(r["event_id"] for r in failure.value.records) == sorted(f"e{n}" for n in range(25))
+
+
+def test_the_client_refuses_invalid_records_before_sending() -> None:
+    sqs = FlakySqs()
+    with pytest.raises(ValueError, match="quantity"):
+        UsageClient("q", sqs).send([record(1), record(2, quantity=-1)])
+    assert sqs.calls == 0
+
+
+def test_messages_go_ten_per_call_within_the_batch_size_limit() -> None:
+    small = [(n, "x" * 100) for n in range(25)]
+    assert [len(batch) for batch in UsageClient._batches(small)] == [10, 10, 5]
+    large = [(n, "x" * 100_000) for n in range(5)]
+    assert [len(batch) for batch in UsageClient._batches(large)] == [2, 2, 1]
+    sqs = FlakySqs()
+    report = UsageClient("q", sqs).send([record(n) for n in range(24 * MAX_RECORDS_PER_MESSAGE)])
+    assert report.messages == 24 and report.calls == sqs.calls
