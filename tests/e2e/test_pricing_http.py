@@ -6,10 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from tests.e2e.conftest import Api
-
-
-def fresh_account() -> str:
-    return f"acct-{uuid.uuid4().hex[:10]}"
+from tests.e2e.test_http import fresh_account
 
 
 def buy(api: Api, account: str, package_id: str) -> dict:

@@ -229,15 +229,22 @@ def allocate(account: Account, amount: int, now: int, use: Use | None = None) ->
         raise InsufficientCredits(
             message, required=amount, available=available, missing={"licence": use.licence, "feature": use.feature}
         )
+    draws, _ = take_in_order(eligible, amount)
+    return draws
+
+
+def take_in_order(lots: list[Lot], amount: int) -> tuple[tuple[Draw, ...], int]:
+    """Take up to ``amount`` from ``lots`` in burn-down order: the draws, and what is left untaken."""
     draws = []
     left = amount
-    for lot in burn_down_order(eligible):
+    for lot in burn_down_order(lots):
         if left == 0:
             break
         take = min(lot.remaining, left)
-        draws.append(Draw(lot.lot_id, take))
+        if take > 0:
+            draws.append(Draw(lot.lot_id, take))
         left -= take
-    return tuple(draws)
+    return tuple(draws), left
 
 
 def next_expiry(account: Account, now: int) -> Expiry | None:
@@ -267,15 +274,7 @@ def perks_at(account: Account, now: int) -> Perks:
 def draw_what_lots_can(account: Account, amount: int, now: int, use: Use) -> tuple[tuple[Draw, ...], int]:
     """For usage already performed: draw what the lots that may pay for ``use`` can, in
     burn-down order, and return the draws and what is left unpaid (it becomes arrears)."""
-    left = amount
-    draws = []
-    for lot in burn_down_order([lot for lot in account.lots if lot.spendable_at(now) and lot.pays_for(use)]):
-        if left == 0:
-            break
-        take = min(lot.remaining, left)
-        draws.append(Draw(lot.lot_id, take))
-        left -= take
-    return tuple(draws), left
+    return take_in_order([lot for lot in account.lots if lot.spendable_at(now) and lot.pays_for(use)], amount)
 
 
 def with_draws(account: Account, draws: tuple[Draw, ...]) -> Account:
@@ -288,14 +287,8 @@ def with_draws(account: Account, draws: tuple[Draw, ...]) -> Account:
 
 def pay_off_arrears(lots: list[Lot], arrears: int) -> tuple[list[Lot], int]:
     """New lots with arrears taken out of them first, soonest-expiring first; and what was paid."""
-    left = arrears
-    paid: dict[str, int] = {}
-    for lot in burn_down_order(lots):
-        if left <= 0:
-            break
-        take = min(lot.remaining, left)
-        paid[lot.lot_id] = take
-        left -= take
+    draws, left = take_in_order(lots, arrears)
+    paid = {draw.lot_id: draw.amount for draw in draws}
     return [replace(lot, remaining=lot.remaining - paid.get(lot.lot_id, 0)) for lot in lots], arrears - left
 
 
@@ -315,15 +308,8 @@ def rollover(account: Account, plan_id: str, period_start: int, cap: int) -> tup
     ending = [
         lot for lot in account.lots if lot.plan_id == plan_id and lot.expires_at == period_start and lot.remaining > 0
     ]
-    transfers = []
-    left = cap
-    for lot in burn_down_order(ending):
-        if left == 0:
-            break
-        take = min(lot.remaining, left)
-        transfers.append(Draw(lot.lot_id, take))
-        left -= take
-    return tuple(transfers)
+    transfers, _ = take_in_order(ending, cap)
+    return transfers
 
 
 # -- expiry ----------------------------------------------------------------------
