@@ -1,12 +1,14 @@
 """The embedded AWS: a moto server on loopback, and the template's resources created in it.
 
 moto's DynamoDB is not safe under concurrent requests (a cancelled transaction
-restores a deep copy of the whole table, wiping writes made meanwhile), so the
-server handles one request at a time, as one DynamoDB partition would order them.
+restores its backup, wiping writes made meanwhile), so the server handles one
+DynamoDB request at a time, as one DynamoDB partition would order them; and its transaction
+backups are made cheap (``_snapshot_items_not_tables``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -45,20 +47,83 @@ def use_offline_environment() -> None:
 
 
 class _Serialized:
-    """WSGI middleware: one request at a time through moto."""
+    """WSGI middleware: one DynamoDB request at a time through moto. Other services go
+    through at once: an SQS long poll must not hold up the ledger."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return list(self._app(environ, start_response))
         with self._lock:
             return list(self._app(environ, start_response))
+
+
+def _snapshot_items_not_tables() -> None:
+    """Make moto's TransactWriteItems cost what it writes, not what the table holds.
+
+    moto backs a transaction up by deep-copying every table it touches, once per item,
+    and restores the copies if it is cancelled: O(table size) per transaction, which
+    makes a long-lived local table slower with every write. Here the backup is of the
+    items the transaction names, restored the same way on cancellation. The server runs
+    one request at a time, so nothing else can write in between.
+    """
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.table import Table
+
+    if getattr(models, "_tollbooth_item_snapshots", False):
+        return
+    real_copy = copy
+
+    class _TablesAreNotCopied:
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else real_copy.deepcopy(value, memo)
+
+    models.copy = _TablesAreNotCopied  # type: ignore[assignment]
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        snapshot: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for entry in transact_items:
+            op: dict[str, Any] = next(iter(entry.values()), {}) if isinstance(entry, dict) else {}
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            try:
+                if "Key" in op:
+                    key = op["Key"]
+                else:
+                    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+                current = self.get_item(op["TableName"], key)
+            except Exception:  # moto's own validation will refuse this transaction
+                continue
+            before = None if current is None else real_copy.deepcopy(current.to_json()["Attributes"])
+            snapshot.append((op["TableName"], key, before))
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table_name, key, before in reversed(snapshot):
+                if before is None:
+                    if self.get_item(table_name, key) is not None:
+                        self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, before)
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    models._tollbooth_item_snapshots = True  # type: ignore[attr-defined]
 
 
 class MotoServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        _snapshot_items_not_tables()
 
         app = _Serialized(DomainDispatcherApplication(create_backend_app))
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -96,8 +96,8 @@ def _wait_for_ready(process: subprocess.Popen[str], timeout: float) -> str:
 def api(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     state_dir = tmp_path_factory.mktemp(f"stack-{engine.name}")
     port = free_port()
-    # The expiry schedule runs every second here, so tests can watch lots expire.
-    env = {**os.environ, "PORT": str(port), "ENGINE": "moto", "EXPIRY_RATE_SECONDS": "1", "USAGE_RETRY_SECONDS": "1"}
+    # The expiry schedule runs every 2 seconds here, so tests can watch lots expire.
+    env = {**os.environ, "PORT": str(port), "ENGINE": "moto", "EXPIRY_RATE_SECONDS": "2", "USAGE_RETRY_SECONDS": "1"}
     if engine.name == "dynamodb-local":
         env.update(ENGINE="dynamodb-local", DYNAMODB_ENDPOINT=engine.dynamodb_url)
     process = subprocess.Popen(

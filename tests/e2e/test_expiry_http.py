@@ -18,7 +18,7 @@ def reply_queue(api: Api) -> str:
     return str(api.endpoints["events_tap_queue_url"])
 
 
-def published(api: Api, account: str, timeout: float = 30) -> list[dict]:
+def published(api: Api, account: str, until: str, timeout: float = 60) -> list[dict]:
     """Events about ``account`` copied to the stack's local events queue (deleted once read)."""
     sqs = client("sqs", api.endpoints["aws_endpoint_url"])
     found: list[dict] = []
@@ -32,33 +32,44 @@ def published(api: Api, account: str, timeout: float = 30) -> list[dict]:
                 sqs.delete_message(
                     QueueUrl=api.endpoints["events_tap_queue_url"], ReceiptHandle=message["ReceiptHandle"]
                 )
-        if any(event["detail-type"] == "credits.expired" for event in found):
+        if any(event["detail-type"] == until for event in found):
             return found
         time.sleep(0.2)
     return found
 
 
-def test_the_schedule_expires_a_lot_and_publishes_its_events(api: Api) -> None:
-    # Given 5 credits that expire in a few seconds
-    account = f"acct-{uuid.uuid4().hex[:10]}"
-    expires = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
+def grant_expiring(api: Api, account: str, expires_in: timedelta) -> str:
+    expires = (datetime.now(UTC) + expires_in).isoformat()
     grant = api.call(
         "POST",
         f"/v1/accounts/{account}/grants",
         token=api.service(),
         body={"credits": "5", "source": "promotional", "reason": "trial", "expires_at": expires},
-        key="trial",
+        key=f"trial-{uuid.uuid4().hex[:6]}",
     )
-    assert grant.status == 201
-    lot_id = grant.body["lots"][0]["lot_id"]
-    # When a sweep runs now (make expire-now), well before the expiry, the lot is warned
-    # about (by that sweep or by the schedule, whichever came first)
-    expire_now(api)
-    # And when the schedule runs after expiry (every second here), the write-off goes out, once
-    events = published(api, account)
-    kinds = [(event["detail-type"], event["detail"]["event_id"]) for event in events]
-    assert ("credits.expiring", f"credits.expiring:{account}:{lot_id}") in kinds
-    assert ("credits.expired", f"credits.expired:{account}:{lot_id}") in kinds
+    assert grant.status == 201, grant.body
+    return str(grant.body["lots"][0]["lot_id"])
+
+
+def test_the_schedule_warns_before_a_lot_expires(api: Api) -> None:
+    # Given 5 credits that expire tomorrow, inside the 7-day warning window
+    account = f"acct-{uuid.uuid4().hex[:10]}"
+    lot_id = grant_expiring(api, account, timedelta(days=1))
+    # When the schedule runs (every couple of seconds here), Then credits.expiring goes out
+    events = published(api, account, until="credits.expiring")
+    assert [(e["detail-type"], e["detail"]["event_id"]) for e in events] == [
+        ("credits.expiring", f"credits.expiring:{account}:{lot_id}")
+    ]
+    assert events[0]["detail"]["amount"] == "5.000"
+
+
+def test_the_schedule_expires_a_lot_and_writes_off_its_credits(api: Api) -> None:
+    # Given 5 credits that expire in two seconds
+    account = f"acct-{uuid.uuid4().hex[:10]}"
+    lot_id = grant_expiring(api, account, timedelta(seconds=2))
+    # When the schedule runs after expiry, Then the write-off is published
+    events = published(api, account, until="credits.expired")
+    assert f"credits.expired:{account}:{lot_id}" in {e["detail"]["event_id"] for e in events}
     # And the ledger holds the breakage, and the balance is empty
     user = api.user(account)
     ledger = api.call("GET", f"/v1/accounts/{account}/ledger", token=user).body["entries"]

@@ -169,13 +169,16 @@ def test_rollover_takes_what_the_ending_period_left_up_to_the_cap() -> None:
         allowance("allow", 300, T - 100, T),
         replace(allowance("rolled", 200, T - 100, T), source="rollover", priority=12),
         allowance("other-plan", 900, T - 100, T, plan="team"),
-        allowance("older", 900, T - 200, T - 100),
+        allowance("older", 900, T - 80 * 86_400_000, T - 40 * 86_400_000),
     )
     account = Account("a", lots=ending)
     # Then the older credits (the rollover lot, lower priority) carry first, up to the cap
-    assert rollover(account, "pro", T, 400) == (Draw("rolled", 200), Draw("allow", 200))
-    assert rollover(account, "pro", T, 10_000) == (Draw("rolled", 200), Draw("allow", 300))
-    assert rollover(account, "pro", T, 0) == ()
+    grace = 2 * 86_400_000
+    assert rollover(account, "pro", T, 400, grace) == (Draw("rolled", 200), Draw("allow", 200))
+    assert rollover(account, "pro", T, 10_000, grace) == (Draw("rolled", 200), Draw("allow", 300))
+    assert rollover(account, "pro", T, 0, grace) == ()
+    # A billing calendar anchored on the 31st starts the next period days after this one ended
+    assert rollover(account, "pro", T + 86_400_000, 400, grace) == (Draw("rolled", 200), Draw("allow", 200))
 
 
 def test_a_transfer_moves_credits_without_changing_the_balance() -> None:

@@ -42,6 +42,8 @@ from tollbooth.outbox import flush_outbox
 from tollbooth.repository import Repository, WriteConflict
 
 EXPIRE_KEY_PREFIX = "tollbooth:expire:"
+# Publish the outbox once it holds this many events, so the account item stays small.
+OUTBOX_FLUSH_AT = 25
 
 
 @dataclass
@@ -171,13 +173,23 @@ class ExpirySweeper:
             account = self._apply(write_off(account, lot, now), now)
             report.expired_lots += 1
             report.expired_credits += lot.remaining
+            if len(account.pending_events) >= OUTBOX_FLUSH_AT:  # keep the account item small
+                account = self._flush(account, now, report)
         warnings = due_for_warning(account, now, self.indexing.warning_window)
-        if warnings:
-            account = self._apply(warn(account, warnings, now), now)
-            report.warned_lots += len(warnings)
+        # Each lot warned is one more item in the transaction: stay within the engine's limit.
+        step = max(1, self.repository.max_transaction_items - 1)
+        for start in range(0, len(warnings), step):
+            account = self._apply(warn(account, warnings[start : start + step], now), now)
+            report.warned_lots += len(warnings[start : start + step])
+            if len(account.pending_events) >= OUTBOX_FLUSH_AT:
+                account = self._flush(account, now, report)
+        self._flush(account, now, report)
+
+    def _flush(self, account: Account, now: int, report: SweepReport) -> Account:
         published = len(account.pending_events)
-        flush_outbox(self.repository, self.publisher, account, now)
+        account = flush_outbox(self.repository, self.publisher, account, now)
         report.events_published += published
+        return account
 
     def _apply(self, mutation: Mutation, now: int) -> Account:
         self.repository.apply(mutation, now)

@@ -131,7 +131,8 @@ class UsageIngestor:
                 logger.exception("outbox left for the sweep", extra={"account_id": account_id})
 
     def _dead_letter(self, message: _Message, report: IngestionReport) -> None:
-        if not message.rejected:
+        # A message that will be delivered again is dead-lettered then, once, not now.
+        if not message.rejected or message.retry_reason is not None:
             return
         for rejected in message.rejected:
             record = rejected.record if isinstance(rejected.record, dict) else {}

@@ -302,11 +302,17 @@ def billing_period_end(account: Account, now: int) -> int | None:
     return min(ends, default=None)
 
 
-def rollover(account: Account, plan_id: str, period_start: int, cap: int) -> tuple[Draw, ...]:
+def rollover(account: Account, plan_id: str, period_start: int, cap: int, window: int) -> tuple[Draw, ...]:
     """What carries into a plan's period starting at ``period_start``: up to ``cap`` of what
-    is left in the plan's lots that ended at that instant, oldest-first by burn-down order."""
+    is left in the plan's lots that ended in the ``window`` ms before it (the last period,
+    wherever the billing calendar put its end), oldest-first by burn-down order."""
     ending = [
-        lot for lot in account.lots if lot.plan_id == plan_id and lot.expires_at == period_start and lot.remaining > 0
+        lot
+        for lot in account.lots
+        if lot.plan_id == plan_id
+        and lot.expires_at is not None
+        and period_start - window < lot.expires_at <= period_start
+        and lot.remaining > 0
     ]
     transfers, _ = take_in_order(ending, cap)
     return transfers
@@ -330,7 +336,7 @@ def write_off_at(lot: Lot) -> int | None:
 
 def due_for_expiry(account: Account, now: int) -> list[Lot]:
     """Lots with credits left whose write-off time has come, in burn-down order."""
-    due = [lot for lot in account.lots if lot.remaining > 0 and (write_off_at(lot) or now + 1) <= now]
+    due = [lot for lot in account.lots if lot.remaining > 0 and (at := write_off_at(lot)) is not None and at <= now]
     return burn_down_order(due)
 
 

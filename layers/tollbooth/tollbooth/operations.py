@@ -129,6 +129,10 @@ def expiry_from(policy: ExpiryPolicy, granted_at: int, period_end: int | None = 
 
 
 REUSED = "event_id already charged with a different record"
+# How far ahead of our clock a worker's occurred_at may be (its clock may run fast).
+MAX_CLOCK_SKEW_MS = 5 * 60_000
+# Refusals that depend on the account's state: a remembered state is re-read before refusing.
+STATE_REFUSALS = (InsufficientCredits, FeatureLocked, InvalidPeriod)
 
 
 @dataclass(frozen=True)
@@ -372,13 +376,12 @@ class LedgerService:
     # -- mutations -------------------------------------------------------------
 
     def purchase(self, account_id: str, package_id: str, payment_reference: str, idem: Idempotency) -> Outcome:
-        catalog = self.catalogs.in_force(self._now())
-        package = catalog.packages.get(package_id)
-        if package is None:
-            raise UnknownPackage(f"unknown package {package_id!r}; known packages: {sorted(catalog.packages)}")
-        campaign = catalog.campaign_for(package_id, self._now())
-
         def build(account: Account, now: int) -> Mutation:
+            catalog = self.catalogs.in_force(now)
+            package = catalog.packages.get(package_id)
+            if package is None:
+                raise UnknownPackage(f"unknown package {package_id!r}; known packages: {sorted(catalog.packages)}")
+            campaign = catalog.campaign_for(package_id, now)
             period_end = billing_period_end(account, now)
 
             def package_lot(source: LotSource, credits: int, expiry: ExpiryPolicy, priority: int, paid: int) -> Lot:
@@ -431,14 +434,14 @@ class LedgerService:
         if credits <= 0:
             raise InvalidRequest("credits must be greater than 0")
         expires_ms = None if expires_at is None else clock.from_datetime(expires_at)
-        catalog = self.catalogs.in_force(self._now())
         terms = LotTerms(licences=licences, features=features)
-        for name in sorted(set(licences or ()) - set(catalog.licences)):
-            raise InvalidRequest(f"licences: {name!r} is not one of {list(catalog.licences)}")
-        for name in sorted(set(features or ()) - set(catalog.features)):
-            raise InvalidRequest(f"features: {name!r} is not one of {sorted(catalog.features)}")
 
         def build(account: Account, now: int) -> Mutation:
+            catalog = self.catalogs.in_force(now)
+            for name in sorted(set(licences or ()) - set(catalog.licences)):
+                raise InvalidRequest(f"licences: {name!r} is not one of {list(catalog.licences)}")
+            for name in sorted(set(features or ()) - set(catalog.features)):
+                raise InvalidRequest(f"features: {name!r} is not one of {sorted(catalog.features)}")
             if expires_ms is not None and expires_ms <= now:
                 raise InvalidExpiry("expires_at must be in the future")
             lot = lot_with_terms(
@@ -457,21 +460,31 @@ class LedgerService:
 
         return self._mutate(account_id, idem, build)
 
-    def grant_allowance(self, account_id: str, plan_id: str, period_start: datetime) -> Outcome:
+    def grant_allowance(
+        self, account_id: str, plan_id: str, period_start: datetime, period_end: datetime | None = None
+    ) -> Outcome:
         """Grant a plan's allowance for the period starting at ``period_start``, once per
-        account, plan and period, carrying over what the last period left, up to the cap."""
-        catalog = self.catalogs.in_force(self._now())
-        plan = catalog.plans.get(plan_id)
-        if plan is None:
-            raise UnknownPlan(f"unknown plan {plan_id!r}; known plans: {sorted(catalog.plans)}")
+        account, plan and period, carrying over what the last period left, up to the cap.
+
+        The period ends at ``period_end`` when the billing system says so (its calendar may
+        anchor on the 31st), else one plan period (calendar months) after it starts."""
         start = clock.from_datetime(period_start)
-        end = clock.add_months(start, plan.months)
+        given_end = None if period_end is None else clock.from_datetime(period_end)
         period = {"plan_id": plan_id, "period_start": clock.to_iso(start)}
+        if given_end is not None:
+            period["period_end"] = clock.to_iso(given_end)
         idem = Idempotency.derived(
             f"{RESERVED_KEY_PREFIX}allowance:{plan_id}:{clock.to_iso(start)}", "allowance", account_id, period
         )
 
         def build(account: Account, now: int) -> Mutation:
+            catalog = self.catalogs.in_force(now)
+            plan = catalog.plans.get(plan_id)
+            if plan is None:
+                raise UnknownPlan(f"unknown plan {plan_id!r}; known plans: {sorted(catalog.plans)}")
+            end = clock.add_months(start, plan.months) if given_end is None else given_end
+            if end <= start:
+                raise InvalidPeriod("period_end must be after period_start")
             if not start <= now < end:
                 raise InvalidPeriod(
                     f"the period {clock.to_iso(start)} to {clock.to_iso(end)} is not current; "
@@ -482,7 +495,7 @@ class LedgerService:
                     raise InvalidPeriod(
                         f"plan {plan_id!r} already granted a period that ends at {clock.to_iso(lot.expires_at or 0)}"
                     )
-            carried = rollover(account, plan_id, start, plan.rollover_cap)
+            carried = rollover(account, plan_id, start, plan.rollover_cap, ROLLOVER_GRACE_MS)
             common = {"created_at": now, "expires_at": end, "currency": plan.currency, "plan_id": plan_id}
             lots = [
                 lot_with_terms(
@@ -528,11 +541,10 @@ class LedgerService:
     def consume(
         self, account_id: str, feature: str, quantity: int, dimensions: dict[str, str], idem: Idempotency
     ) -> Outcome:
-        catalog = self.catalogs.in_force(self._now())
-        charge = price(catalog, feature, quantity, dimensions)
-        use = Use(charge.feature, charge.licence, charge.locked, tuple(catalog.unlocked_by(charge.feature)))
-
         def build(account: Account, now: int) -> Mutation:
+            catalog = self.catalogs.in_force(now)
+            charge = price(catalog, feature, quantity, dimensions)
+            use = Use(charge.feature, charge.licence, charge.locked, tuple(catalog.unlocked_by(charge.feature)))
             draws = allocate(account, charge.amount, now, use)
             seq = account.seq + 1
             entry_id = ids.new_id("led", now)
@@ -577,8 +589,12 @@ class LedgerService:
             if first_of.setdefault(record.event_id, index) != index:  # the same event twice in one batch
                 repeats.append(index)
                 continue
+            occurred = clock.from_datetime(record.occurred_at)
+            if occurred > self._now() + MAX_CLOCK_SKEW_MS:
+                outcomes[index] = UsageOutcome(record.event_id, "rejected", "occurred_at is in the future")
+                continue
             try:
-                catalog = self.catalogs.in_force(clock.from_datetime(record.occurred_at))
+                catalog = self.catalogs.in_force(occurred)
                 charge = price(catalog, record.feature, record.quantity, record.dimensions)
             except TollboothError as error:
                 outcomes[index] = UsageOutcome(record.event_id, "rejected", f"{error.code}: {error.message}")
@@ -586,7 +602,8 @@ class LedgerService:
             priced.append((index, record, charge))
         written: Account | None = None
         while priced:
-            done, written = self._charge_usage(account_id, priced)
+            done, state = self._charge_usage(account_id, priced)
+            written = state or written
             outcomes.update(done)
             priced = [item for item in priced if item[0] not in done]
         for index in repeats:
@@ -625,8 +642,10 @@ class LedgerService:
                     first = self.repository.find_idempotency_record(account_id, usage_key(record.event_id))
                     if first is None:
                         continue
-                    same = first.fingerprint == record.fingerprint()
-                    outcomes[index] = UsageOutcome(record.event_id, "duplicate" if same else "rejected", REUSED)
+                    if first.fingerprint == record.fingerprint():
+                        outcomes[index] = UsageOutcome(record.event_id, "duplicate")
+                    else:
+                        outcomes[index] = UsageOutcome(record.event_id, "rejected", REUSED)
                     pending = [item for item in pending if item[0] != index]
                 if not pending:
                     return outcomes, None
@@ -698,8 +717,8 @@ class LedgerService:
             now = self._now()
             try:
                 mutation = build(account, now)
-            except (InsufficientCredits, FeatureLocked, InvalidExpiry, InvalidPeriod):
-                if not fresh:  # never refuse on a remembered state
+            except TollboothError as refusal:
+                if not fresh and isinstance(refusal, STATE_REFUSALS):  # never refuse on a remembered state
                     account = None
                     continue
                 # A replay of a request that once succeeded must still get its first answer,

@@ -114,7 +114,7 @@ class ExpiryIndex(GlobalSecondaryIndex["AccountItem"]):
 class AccountItem(TableItem, discriminator="account"):
     account_id = UnicodeAttribute()
     version = NumberAttribute()
-    seq = NumberAttribute()
+    seq = NumberAttribute(null=True)
     balance = NumberAttribute()
     granted = NumberAttribute()
     consumed = NumberAttribute()
@@ -203,7 +203,7 @@ class LedgerPage:
 def _entry_from_item(item: LedgerItem) -> LedgerEntry:
     return LedgerEntry(
         entry_id=item.entry_id,
-        seq=int(item.seq),
+        seq=int(item.version if item.seq is None else item.seq),  # items written before seq existed
         kind=item.kind,  # type: ignore[arg-type]
         amount=int(item.amount),
         balance_after=int(item.balance_after),
@@ -296,7 +296,7 @@ def _account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None) -
     return Account(
         account_id=item.account_id,
         version=int(item.version),
-        seq=int(item.seq),
+        seq=int(item.version if item.seq is None else item.seq),  # items written before seq existed
         balance=int(item.balance),
         granted=int(item.granted),
         consumed=int(item.consumed),
@@ -375,7 +375,7 @@ class Repository:
             fingerprint=item.fingerprint,
             status_code=int(item.status_code),
             body=json.loads(item.body),
-            seq=int(item.seq),
+            seq=int(item.version if item.seq is None else item.seq),  # items written before seq existed
         )
 
     def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
@@ -432,7 +432,6 @@ class Repository:
         """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
         pk = Keys.account(mutation.account.account_id)
         after = mutation.account_after
-        entry = mutation.entry
         # Each item with the guard it must pass, and what a failure of that guard means.
         puts: list[tuple[Model, Any, str]] = [
             (
@@ -456,18 +455,18 @@ class Repository:
                 created_at=now,
             )
             puts.append((idempotency_item, IdempotencyItem.pk.does_not_exist(), WriteConflict.IDEMPOTENCY_KEY))
-        for entry in mutation.entries:
+        for written in mutation.entries:
             ledger_item = LedgerItem(
                 pk,
-                Keys.entry(entry.seq),
-                entry_id=entry.entry_id,
-                seq=entry.seq,
-                kind=entry.kind,
-                amount=entry.amount,
-                balance_after=entry.balance_after,
-                created_at=entry.created_at,
-                idempotency_key=entry.idempotency_key,
-                details=entry.details,
+                Keys.entry(written.seq),
+                entry_id=written.entry_id,
+                seq=written.seq,
+                kind=written.kind,
+                amount=written.amount,
+                balance_after=written.balance_after,
+                created_at=written.created_at,
+                idempotency_key=written.idempotency_key,
+                details=written.details,
             )
             puts.append((ledger_item, LedgerItem.pk.does_not_exist(), WriteConflict.VERSION))
         puts += [(_lot_item(pk, lot), LotItem.pk.does_not_exist(), WriteConflict.VERSION) for lot in mutation.new_lots]

@@ -58,6 +58,9 @@ class GrantRequest(_Request):
 class AllowanceRequest(_Request):
     plan_id: Name
     period_start: AwareDatetime = Field(description="The instant the billing period starts")
+    period_end: AwareDatetime | None = Field(
+        default=None, description="When it ends; one plan period (calendar months) later if absent"
+    )
 
 
 class ConsumeRequest(_Request):

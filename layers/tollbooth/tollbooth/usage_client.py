@@ -96,6 +96,8 @@ class UsageClient:
         valid = [UsageRecord.model_validate(record).model_dump(mode="json", exclude_none=True) for record in records]
         messages = [body(group) for group in pack(valid)]
         pending = list(enumerate(messages))
+        refused: list[tuple[int, str]] = []  # SQS said the message itself is wrong: no retry
+        reason = ""
         calls = retries = 0
         for attempt in range(self.max_attempts):
             if not pending:
@@ -106,11 +108,15 @@ class UsageClient:
             failed: list[tuple[int, str]] = []
             for batch in self._batches(pending):
                 calls += 1
-                failed += self._send_batch(batch)
+                retry, permanent, why = self._send_batch(batch)
+                failed += retry
+                refused += permanent
+                reason = why or reason
             pending = failed
-        if pending:
-            unsent = [record for _, text in pending for record in json.loads(text)["records"]]
-            raise UsageNotSent(f"SQS did not accept them after {self.max_attempts} attempts", unsent)
+        if pending or refused:
+            unsent = [record for _, text in sorted(refused + pending) for record in json.loads(text)["records"]]
+            why = reason if refused else f"SQS did not accept them after {self.max_attempts} attempts"
+            raise UsageNotSent(why, unsent)
         return SendReport(records=len(valid), messages=len(messages), calls=calls, retries=retries)
 
     @staticmethod
@@ -129,17 +135,20 @@ class UsageClient:
             batches.append(current)
         return batches
 
-    def _send_batch(self, batch: list[tuple[int, str]]) -> list[tuple[int, str]]:
-        """Send one SendMessageBatch; return the messages to try again."""
+    def _send_batch(self, batch: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], list[tuple[int, str]], str]:
+        """Send one SendMessageBatch: the messages to try again, those SQS refused for good, and why."""
         entries = [{"Id": str(index), "MessageBody": text} for index, text in batch]
         try:
             reply = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except Exception:  # throttled, or the network: every message in the call is retried
-            return batch
+            return batch, [], ""
         by_id = dict(batch)
-        failed = reply.get("Failed", [])
-        permanent = [f for f in failed if f.get("SenderFault")]
-        if permanent:
-            unsent = [record for f in permanent for record in json.loads(by_id[int(f["Id"])])["records"]]
-            raise UsageNotSent(f"SQS refused a message: {permanent[0].get('Message', permanent[0]['Code'])}", unsent)
-        return [(int(f["Id"]), by_id[int(f["Id"])]) for f in failed]
+        retry, refused, reason = [], [], ""
+        for failure in reply.get("Failed", []):
+            message = (int(failure["Id"]), by_id[int(failure["Id"])])
+            if failure.get("SenderFault"):
+                refused.append(message)
+                reason = f"SQS refused a message: {failure.get('Message', failure.get('Code', ''))}"
+            else:
+                retry.append(message)
+        return retry, refused, reason

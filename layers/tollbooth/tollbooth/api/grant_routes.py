@@ -66,4 +66,6 @@ def grant(account_id: str, request: GrantRequest):
 def grant_allowance(account_id: str, request: AllowanceRequest):
     # No Idempotency-Key needed: the account, plan and period are the key.
     authorize(router, account_id, service_only=True)
-    return json_response(get_service().grant_allowance(account_id, request.plan_id, request.period_start))
+    return json_response(
+        get_service().grant_allowance(account_id, request.plan_id, request.period_start, request.period_end)
+    )
