@@ -257,3 +257,36 @@ def test_an_end_of_period_package_expires_with_the_subscription_period(
     allowance(pricing, at(2026, 12, 1))
     with_plan = buy(pricing, "top_up", "pi_2").body["lots"][0]
     assert with_plan["expires_at"] == "2027-01-01T00:00:00.000Z"
+
+
+def test_a_replay_gets_its_first_answer_even_after_the_catalog_dropped_what_it_bought(
+    pricing: LedgerService, repository: Repository, clock
+) -> None:
+    first = buy(pricing, "pro_pack", "pi_1")
+    # A later catalog no longer sells the package; a retry of the same purchase still replays
+    retired = COMMON.replace("[packages.pro_pack]", "[packages.retired_pack]").replace(
+        'packages = ["pro_pack"]', 'packages = ["retired_pack"]'
+    )
+    later = CatalogHistory.of(parse_catalog('version = "v9"\neffective_from = 2026-01-01T00:00:00Z\n' + retired))
+    again = LedgerService(repository, later, now=clock)
+    body = {"package_id": "pro_pack", "payment_reference": "pi_1"}
+    replay = again.purchase(ACCOUNT, "pro_pack", "pi_1", Idempotency.of("pi_1", "purchase", ACCOUNT, body))
+    assert replay.replayed and replay.body == first.body
+
+
+def test_an_allowance_on_a_calendar_anchored_on_the_31st_still_rolls_over(
+    pricing: LedgerService, repository: Repository, clock
+) -> None:
+    # Given a billing calendar whose periods run Jan 31 - Feb 28 - Mar 31
+    jan31, feb28, mar31 = at(2027, 1, 31), at(2027, 2, 28), at(2027, 3, 31)
+    clock.pinned = jan31
+    pricing.grant_allowance(ACCOUNT, "pro", datetime(2027, 1, 31, tzinfo=UTC), datetime(2027, 2, 28, tzinfo=UTC))
+    clock.pinned = feb28
+    pricing.grant_allowance(ACCOUNT, "pro", datetime(2027, 2, 28, tzinfo=UTC), datetime(2027, 3, 31, tzinfo=UTC))
+    # When March 31 starts a period, Then what February left (up to the cap) rolls over
+    clock.pinned = mar31 + 1000
+    third = pricing.grant_allowance(ACCOUNT, "pro", datetime(2027, 3, 31, tzinfo=UTC))
+    rolled = [lot for lot in third.body["lots"] if lot["source"] == "rollover"]
+    assert [lot["granted"] for lot in rolled] == ["30.000"]
+    assert third.body["lots"][0]["expires_at"] == "2027-04-30T00:00:00.000Z"  # no period_end: one month
+    assert_conserved(repository)

@@ -292,3 +292,39 @@ def test_conservation_holds_across_ingestion_and_api_consumes_together(
     assert account.consumed == (outcomes["api"] + 18) * 1000
     assert account.balance == 30_000 - account.consumed
     assert_conserved(store, "both")
+
+
+class BusyFor(LedgerService):
+    """The real service, except that one account is always busy."""
+
+    busy = "busy"
+
+    def ingest_usage(self, account_id: str, records: list) -> Any:  # type: ignore[override]
+        if account_id == self.busy:
+            from tollbooth.errors import ConcurrentUpdate
+
+            raise ConcurrentUpdate("the account stayed busy")
+        return super().ingest_usage(account_id, records)
+
+
+def test_a_message_that_will_be_retried_is_not_dead_lettered_yet(
+    store: Repository, clock: Clock, events: Recorder, dead_letters: DeadLetterBox
+) -> None:
+    clock.pinned = NOW
+    service = BusyFor(store, load_history(), now=clock)
+    fund(service, "calm", 10)
+    body = message_body([usage("ok", "calm"), usage("later", "busy"), {**usage("bad", "calm"), "quantity": 0}])
+    retry, report = UsageIngestor(service, events, dead_letters).ingest([("m1", body)])
+    # The message comes back (its busy account's record is not charged yet): no DLQ copy now
+    assert set(retry) == {"m1"} and dead_letters.sent == [] and report.charged == 1
+    # Once the account is free, the redelivery charges the rest and dead-letters the bad record once
+    service.busy = "nobody"
+    retry, report = UsageIngestor(service, events, dead_letters).ingest([("m1", body)])
+    assert retry == {} and (report.charged, report.duplicates) == (1, 1)
+    assert [[r["event_id"] for r in sent["records"]] for sent, _, _ in dead_letters.sent] == [["bad"]]
+
+
+def test_usage_from_the_future_is_refused(ingestor: UsageIngestor, ledger: LedgerService, store: Repository) -> None:
+    fund(ledger, "a", 10)
+    _, report = deliver(ingestor, [("m", message_body([usage("f", "a", occurred_at="2027-02-01T00:06:00Z")]))])
+    assert report.rejected == 1 and store.load_account("a").consumed == 0

@@ -118,3 +118,29 @@ def test_messages_go_ten_per_call_within_the_batch_size_limit() -> None:
     sqs = FlakySqs()
     report = UsageClient("q", sqs).send([record(n) for n in range(24 * MAX_RECORDS_PER_MESSAGE)])
     assert report.messages == 24 and report.calls == sqs.calls
+
+
+class RefusingSqs(FlakySqs):
+    """Refuses one message for good (the sender's fault), takes the others."""
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls += 1
+        failed = []
+        for entry in Entries:
+            if '"e0"' in entry["MessageBody"]:
+                failed.append({"Id": entry["Id"], "Code": "InvalidMessageContents", "SenderFault": True})
+            else:
+                self.accepted.append(entry["MessageBody"])
+        return {"Successful": [], "Failed": failed}
+
+
+def test_a_refused_message_is_reported_and_the_rest_are_still_sent() -> None:
+    sqs = RefusingSqs()
+    records = [record(n, model="m" * 128) for n in range(3000)]
+    with pytest.raises(UsageNotSent) as failure:
+        UsageClient("q", sqs, sleep=lambda _: None).send(records)
+    unsent = {r["event_id"] for r in failure.value.records}
+    assert "e0" in unsent and "InvalidMessageContents" in failure.value.reason
+    # Every record is either sent or reported, never neither
+    assert unsent | set(sent_records(sqs)) == {r["event_id"] for r in records}
+    assert not unsent & set(sent_records(sqs))
