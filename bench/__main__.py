@@ -27,8 +27,7 @@ def main() -> int:
         dynamodb_local.stop()
     moto = MotoServer().start()
     try:
-        # moto deep-copies the whole table on every transaction, so its cost grows with the
-        # table: a short run keeps it comparable to its own bare UpdateItem.
+        # moto is slow and serialized: a short run says enough.
         results.append(consume.bench_engine("moto", moto.url, min(consume.ROUNDS, 100), min(consume.WARMUP, 20)))
         ingestion.append(usage.bench_usage("moto", moto.url, max_items=100, batches=20))
     finally:

@@ -92,8 +92,8 @@ one engine, so it holds across machines better than the absolute figures do.
   uncontended consume is 1 request and a cold one 2.
 - *Bare conditional UpdateItem* is the least a debit can cost: one boto3 UpdateItem with a
   condition, no ledger, no idempotency.
-- moto copies the whole table on every transaction; its figures describe moto, not
-  Tollbooth. DynamoDB Local is AWS's own engine and the one to read.
+- moto is a Python emulation, run one DynamoDB request at a time; its figures describe
+  moto, not Tollbooth. DynamoDB Local is AWS's own engine and the one to read.
 - The import figure runs in a site holding only the layer's requirements plus boto3, as the
   python3.13 runtime has it, with tracing on as deployed.
 
