@@ -13,6 +13,7 @@ Invariants (checked by the tests):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 from tollbooth.errors import FeatureLocked, InsufficientCredits
@@ -161,7 +162,7 @@ class Mutation:
     def idempotency(self) -> IdempotencyRecord | None:
         return self.records[0] if self.records else None
 
-    @property
+    @cached_property
     def account_after(self) -> Account:
         """The exact state once written: the version guard rules out any change in between."""
         amounts = [(entry.kind, entry.amount) for entry in self.entries]
