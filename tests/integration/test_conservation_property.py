@@ -1,0 +1,112 @@
+"""A property: whatever mix of grants, purchases, API consumes, worker usage, time passing
+and expiry sweeps an account goes through, its lots and its ledger agree."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import UTC, datetime
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from tests.integration.conftest import Clock, assert_conserved
+from tests.integration.test_expiry import Recorder
+from tests.integration.test_usage import DeadLetterBox
+from tollbooth import clock as clocks
+from tollbooth.catalog import load_history
+from tollbooth.errors import InsufficientCredits
+from tollbooth.expiry import ExpirySweeper
+from tollbooth.ingestion import UsageIngestor
+from tollbooth.ledger import ExpiryIndexing
+from tollbooth.operations import Idempotency, LedgerService
+from tollbooth.repository import Repository
+from tollbooth.usage import message_body
+
+DAY = 86_400_000
+START = clocks.from_datetime(datetime(2027, 6, 1, tzinfo=UTC))
+
+
+def test_lots_and_ledger_always_agree(engine, table_name: str) -> None:  # type: ignore[no-untyped-def]
+    repository = Repository(
+        table_name,
+        "us-east-1",
+        endpoint_url=engine.dynamodb_url,
+        max_transaction_items=engine.max_transaction_items,
+        expiry=ExpiryIndexing(warning_window=7 * DAY, shards=2),
+    )
+
+    class Account(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock = Clock()
+            self.clock.pinned = START
+            self.account = f"prop-{uuid.uuid4().hex[:10]}"
+            self.service = LedgerService(repository, load_history(), now=self.clock, max_write_attempts=30)
+            self.n = 0
+
+        def key(self) -> str:
+            self.n += 1
+            return f"k{self.n}"
+
+        @rule(credits=st.integers(1, 50), days=st.one_of(st.none(), st.integers(1, 60)))
+        def grant(self, credits: int, days: int | None) -> None:
+            expires = None if days is None else datetime.fromtimestamp((self.clock() + days * DAY) / 1000, tz=UTC)
+            idem = Idempotency.of(self.key(), "grant", self.account, {"n": self.n})
+            self.service.grant(self.account, credits * 1000, "promotional", "p", expires, None, idem)
+
+        @rule(package=st.sampled_from(["starter", "standard"]))
+        def purchase(self, package: str) -> None:
+            reference = f"pi-{uuid.uuid4().hex}"
+            body = {"package_id": package, "payment_reference": reference}
+            self.service.purchase(
+                self.account, package, reference, Idempotency.of(self.key(), "purchase", self.account, body)
+            )
+
+        @rule(words=st.integers(1, 40_000))
+        def consume(self, words: int) -> None:
+            body = {"feature": "text_generation", "quantity": words, "n": self.n}
+            idem = Idempotency.of(self.key(), "consume", self.account, body)
+            # A refusal may change nothing, which the invariant checks
+            with contextlib.suppress(InsufficientCredits):
+                self.service.consume(self.account, "text_generation", words, {}, idem)
+
+        @rule(records=st.lists(st.integers(1, 30_000), min_size=1, max_size=4), again=st.booleans())
+        def report_usage(self, records: list[int], again: bool) -> None:
+            occurred = clocks.to_iso(self.clock())
+            batch = [
+                {
+                    "event_id": f"{self.account}-{self.key()}",
+                    "account_id": self.account,
+                    "feature": "text_generation",
+                    "quantity": words,
+                    "occurred_at": occurred,
+                    "worker_id": "w",
+                }
+                for words in records
+            ]
+            ingestor = UsageIngestor(self.service, Recorder(), DeadLetterBox())
+            deliveries = 2 if again else 1  # a redelivered message charges nothing more
+            for _ in range(deliveries):
+                retry, _ = ingestor.ingest([("m", message_body(batch))])
+                assert retry == {}
+
+        @rule(days=st.integers(1, 45))
+        def time_passes(self, days: int) -> None:
+            self.clock.pinned = self.clock() + days * DAY
+
+        @rule()
+        def sweep(self) -> None:
+            ExpirySweeper(repository, Recorder(), repository.expiry, now=self.clock).sweep()
+
+        @invariant()
+        def lots_and_ledger_agree(self) -> None:
+            assert_conserved(repository, self.account)
+
+    run_state_machine_as_test(
+        Account,
+        settings=settings(
+            max_examples=10, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
+    )
