@@ -26,7 +26,9 @@ from tollbooth_local import tokens
 from tollbooth_local.template import Route
 
 Invoke = Callable[[str, dict[str, Any]], Any]
-SERVICE_ARN = "arn:aws:iam::123456789012:role/tollbooth-local-service"
+# How a SigV4 request signed with a role's credentials arrives: the role's session.
+SERVICE_ROLE = "tollbooth-local-service"
+SERVICE_ARN = f"arn:aws:sts::123456789012:assumed-role/{SERVICE_ROLE}/local-session"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from tollbooth_local.aws import (
     use_offline_environment,
 )
 from tollbooth_local.containers import Containers
-from tollbooth_local.gateway import Gateway, serve
+from tollbooth_local.gateway import SERVICE_ROLE, Gateway, serve
 from tollbooth_local.pollers import QueuePoller, QueueSource
 from tollbooth_local.schedules import Scheduler, rate_seconds
 from tollbooth_local.template import Template
@@ -27,7 +27,8 @@ from tollbooth_local.template import Template
 STACK_NAME = "tollbooth-local"
 EVENTS_TAP = "tollbooth-local-events"
 # Local differences from a deployment, all of them about the host, none about behaviour.
-LOCAL_PARAMETERS = {"EnableSwagger": "true"}
+# As `sam deploy --parameter-overrides` would set them for a developer's stack.
+LOCAL_PARAMETERS = {"EnableSwagger": "true", "CreditIssuerRoles": SERVICE_ROLE}
 
 
 def function_environment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +15,9 @@ from tollbooth import clock as clocks
 from tollbooth.catalog import load_history
 from tollbooth.errors import InsufficientCredits, StorageUnavailable
 from tollbooth.expiry import ExpirySweeper
-from tollbooth.ledger import ExpiryIndexing
+from tollbooth.ledger import Account, ExpiryIndexing
 from tollbooth.operations import Idempotency, LedgerService
-from tollbooth.repository import Repository
+from tollbooth.repository import Keys, Repository
 
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 3, 1, tzinfo=UTC))
@@ -295,3 +295,44 @@ def test_an_allowance_with_rollover_is_written_off_only_after_the_next_grant_cou
     report = sweeper(store, recorder, clock).sweep()
     assert report.expired_lots == 1 and report.expired_credits == 1_500_000  # 2,000 - the 500 rolled over
     assert_conserved(store, "p")
+
+
+class IndexDown(Repository):
+    """The real repository, whose expiry index query fails for one shard, as a throttled or
+    unreachable DynamoDB would make it."""
+
+    broken_shard = 0
+
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
+        if shard == self.broken_shard:
+            raise StorageUnavailable("the ledger store failed; retry the request")
+        yield from super().accounts_due(shard, now, page_size)
+
+
+def test_a_failed_index_query_is_logged_counted_and_left_for_the_next_run(
+    ledger: LedgerService, store: Repository, recorder: Recorder, clock: Clock, engine, table_name: str
+) -> None:
+    # Given due lots on accounts spread across the shards
+    instant = START + 50 * DAY
+    accounts = [f"acct-{i}" for i in range(12)]
+    for account in accounts:
+        grant(ledger, account, 1, instant, "lot")
+    clock.pinned = instant
+    broken = IndexDown(
+        table_name,
+        "us-east-1",
+        endpoint_url=engine.dynamodb_url,
+        expiry=INDEXING,
+        max_transaction_items=engine.max_transaction_items,
+    )
+    broken.broken_shard = int(Keys.expiry_shard(accounts[0], INDEXING.shards).removeprefix("EXPIRY#"))
+    # When the sweep runs and one shard's index query fails
+    report = ExpirySweeper(broken, recorder, INDEXING, now=clock).sweep()
+    # Then the run ends normally, counts the shard, and expires everything the other shards hold
+    assert report.shards_failed == 1 and not report.complete
+    left = [a for a in accounts if not expire_entries(store, a)]
+    assert accounts[0] in left and report.expired_lots == len(accounts) - len(left) > 0
+    # And the next run, with the index back, finishes the job
+    again = sweeper(store, recorder, clock).sweep()
+    assert again.complete and again.expired_lots == len(left)
+    assert all(len(expire_entries(store, a)) == 1 for a in accounts)

@@ -12,7 +12,8 @@ import pytest
 from tests.integration.conftest import ACCOUNT, Clock, assert_conserved
 from tollbooth import clock as clocks
 from tollbooth.catalog import CatalogHistory, parse_catalog
-from tollbooth.errors import FeatureLocked, InsufficientCredits, InvalidPeriod
+from tollbooth.context import Caller, RequestContext
+from tollbooth.errors import FeatureLocked, GrantTooLarge, InsufficientCredits, InvalidPeriod, PeriodConflict
 from tollbooth.operations import Idempotency, LedgerService, Outcome
 from tollbooth.repository import Repository
 
@@ -290,3 +291,97 @@ def test_an_allowance_on_a_calendar_anchored_on_the_31st_still_rolls_over(
     assert [lot["granted"] for lot in rolled] == ["30.000"]
     assert third.body["lots"][0]["expires_at"] == "2027-04-30T00:00:00.000Z"  # no period_end: one month
     assert_conserved(repository)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ((2000, 1, 1), (2099, 1, 1)),  # a century for one monthly fee
+        ((2026, 11, 20), (2026, 11, 21)),  # a day
+        ((2026, 11, 1), (2026, 12, 15)),  # six weeks
+    ],
+)
+def test_an_allowance_period_must_be_one_period_of_the_plan(
+    pricing: LedgerService, repository: Repository, start: tuple[int, ...], end: tuple[int, ...]
+) -> None:
+    # When a monthly plan is asked for a period of another length, Then it is refused and nothing is granted
+    with pytest.raises(InvalidPeriod, match="monthly"):
+        pricing.grant_allowance(ACCOUNT, "pro", datetime(*start, tzinfo=UTC), datetime(*end, tzinfo=UTC))  # type: ignore[misc]
+    assert repository.load_account(ACCOUNT).granted == 0
+
+
+def test_periods_of_seconds_cannot_mint_an_allowance_each(
+    pricing: LedgerService, repository: Repository, clock
+) -> None:
+    # Given periods two seconds long, each a new key (the account, plan and period)
+    for n in range(3):
+        start = at(2026, 11, 20) + n * 2000
+        clock.pinned = start + 1
+        with pytest.raises(InvalidPeriod):
+            pricing.grant_allowance(
+                ACCOUNT, "pro", datetime.fromtimestamp(start / 1000, UTC), datetime.fromtimestamp(start / 1000 + 2, UTC)
+            )
+    # Then none of them granted anything
+    assert repository.load_account(ACCOUNT).granted == 0
+
+
+def test_the_same_period_start_with_another_end_is_a_documented_conflict(pricing: LedgerService, clock) -> None:
+    # Given the period Jan 31 - Feb 28 was granted
+    clock.pinned = at(2027, 2, 1)
+    first = pricing.grant_allowance(
+        ACCOUNT, "pro", datetime(2027, 1, 31, tzinfo=UTC), datetime(2027, 2, 28, tzinfo=UTC)
+    )
+    # When the same start arrives with another (valid) end, Then it is a period conflict
+    with pytest.raises(PeriodConflict, match="2027-01-31"):
+        pricing.grant_allowance(ACCOUNT, "pro", datetime(2027, 1, 31, tzinfo=UTC), datetime(2027, 3, 3, tzinfo=UTC))
+    # And the original request still replays
+    again = pricing.grant_allowance(
+        ACCOUNT, "pro", datetime(2027, 1, 31, tzinfo=UTC), datetime(2027, 2, 28, tzinfo=UTC)
+    )
+    assert again.replayed and again.body == first.body
+
+
+def test_a_grant_is_capped_by_the_catalog_and_records_who_asked(repository: Repository, clock) -> None:
+    capped = CatalogHistory.of(
+        parse_catalog(
+            V1.replace(
+                'licences = ["personal", "commercial"]', 'licences = ["personal", "commercial"]\nmax_grant = 500'
+            )
+        )
+    )
+    service = LedgerService(repository, capped, now=clock)
+    caller = RequestContext(Caller("service", "arn:aws:sts::1:assumed-role/support-tools/jo"))
+    body = {"credits": "501"}
+    # When a grant asks for more than the catalog's max_grant, Then it is refused and nothing is created
+    with pytest.raises(GrantTooLarge, match=r"500\.000"):
+        service.grant(
+            ACCOUNT,
+            501_000,
+            "promotional",
+            "r",
+            None,
+            None,
+            Idempotency.of("k1", "grant", ACCOUNT, body),
+            context=caller,
+        )
+    assert repository.load_account(ACCOUNT).granted == 0
+    # When it asks for the cap, Then it is granted, and the entry records the caller
+    service.grant(
+        ACCOUNT, 500_000, "promotional", "r", None, None, Idempotency.of("k2", "grant", ACCOUNT, {}), context=caller
+    )
+    (entry,) = repository.list_entries(ACCOUNT, 10).entries
+    assert entry.details["caller"] == {"kind": "service", "id": "arn:aws:sts::1:assumed-role/support-tools/jo"}
+    assert service.ledger(ACCOUNT, 10, None).entries[0].caller.id.endswith("support-tools/jo")  # type: ignore[union-attr]
+
+
+def test_every_api_mutation_records_its_caller(pricing: LedgerService, repository: Repository, clock) -> None:
+    service = RequestContext(Caller("service", "arn:aws:sts::1:assumed-role/checkout/s"))
+    user = RequestContext(Caller("user", "alice-sub"))
+    clock.pinned = at(2026, 12, 1) + 1000
+    pricing.grant_allowance(ACCOUNT, "pro", datetime(2026, 12, 1, tzinfo=UTC), context=service)
+    body = {"package_id": "pro_pack", "payment_reference": "pi_1"}
+    pricing.purchase(ACCOUNT, "pro_pack", "pi_1", Idempotency.of("pi_1", "purchase", ACCOUNT, body), context=service)
+    use_body = {"feature": "image", "quantity": 1, "dimensions": {}}
+    pricing.consume(ACCOUNT, "image", 1, {}, Idempotency.of("u1", "consume", ACCOUNT, use_body), context=user)
+    callers = [entry.details["caller"]["kind"] for entry in reversed(repository.list_entries(ACCOUNT, 10).entries)]
+    assert callers == ["service", "service", "user"]

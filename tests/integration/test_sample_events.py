@@ -46,6 +46,8 @@ def deployed_like(engine: Engine, table_name: str, moto_server: MotoServer) -> I
         AWS_ENDPOINT_URL_DYNAMODB=engine.dynamodb_url,
         MAX_TRANSACTION_ITEMS=str(engine.max_transaction_items),
         POWERTOOLS_SERVICE_NAME="tollbooth",
+        # The role the sample events sign as, allowed to create credits as a deployment would.
+        CREDIT_ISSUER_ROLES="product-backend",
     )
     caches = (get_settings, get_service, get_sweeper, get_publisher, get_ingestor)
     for cached in caches:
@@ -132,3 +134,29 @@ def test_the_allowance_sample_grants_a_plan_period_once() -> None:
     assert first["statusCode"] == 201 and first["json"]["lots"][0]["plan_id"] == body["plan_id"]
     assert invoke("GrantFunction", "allowance.json", body)["json"] == first["json"]
     assert invoke("AccountFunction", "balance.json")["json"]["available"] == first["json"]["balance"]
+
+
+@pytest.mark.usefixtures("deployed_like")
+@pytest.mark.parametrize("roles", ["", "support-tools", "product-backend-2"])
+def test_a_service_role_the_deployment_does_not_name_cannot_create_credits(roles: str) -> None:
+    # Given a deployment whose CreditIssuerRoles does not name the sample events' role
+    os.environ["CREDIT_ISSUER_ROLES"] = roles
+    get_settings.cache_clear()
+    # When it purchases, grants or grants an allowance, Then it is forbidden and nothing is created
+    for function_id, file in [("PurchaseFunction", "purchase.json"), ("GrantFunction", "grant.json")]:
+        refused = invoke(function_id, file)
+        assert refused["statusCode"] == 403 and "CreditIssuerRoles" in refused["json"]["error"]["message"]
+    assert invoke("GrantFunction", "allowance.json")["statusCode"] == 403
+    assert invoke("AccountFunction", "balance.json")["json"]["balance"] == "0.000"
+    # And consuming, which creates nothing, is still open to every service
+    assert invoke("ConsumeFunction", "consume.json")["json"]["error"]["code"] == "insufficient_credits"
+
+
+@pytest.mark.usefixtures("deployed_like")
+def test_the_ledger_shows_which_role_created_the_credits() -> None:
+    invoke("PurchaseFunction", "purchase.json")
+    (entry,) = invoke("AccountFunction", "ledger.json")["json"]["entries"]
+    assert entry["caller"] == {
+        "kind": "service",
+        "id": "arn:aws:sts::123456789012:assumed-role/product-backend/checkout",
+    }

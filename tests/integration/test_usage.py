@@ -17,7 +17,7 @@ from tests.integration.conftest import Clock, assert_conserved
 from tests.integration.test_expiry import Recorder
 from tollbooth import clock as clocks
 from tollbooth.catalog import CatalogHistory, load_history, parse_catalog
-from tollbooth.errors import InsufficientCredits
+from tollbooth.errors import ConcurrentUpdate, InsufficientCredits
 from tollbooth.ingestion import UsageIngestor
 from tollbooth.operations import Idempotency, LedgerService
 from tollbooth.repository import Repository
@@ -328,3 +328,83 @@ def test_usage_from_the_future_is_refused(ingestor: UsageIngestor, ledger: Ledge
     fund(ledger, "a", 10)
     _, report = deliver(ingestor, [("m", message_body([usage("f", "a", occurred_at="2027-02-01T00:06:00Z")]))])
     assert report.rejected == 1 and store.load_account("a").consumed == 0
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", 1_800_000_000])
+def test_a_poison_record_in_a_mixed_batch_costs_only_itself(
+    ingestor: UsageIngestor, ledger: LedgerService, store: Repository, dead_letters: DeadLetterBox, occurred_at: object
+) -> None:
+    # Given four messages: valid usage for a, a record whose occurred_at cannot be an instant, valid for b and c
+    for account in ("a", "b", "c"):
+        fund(ledger, account, 10)
+    poison = {**usage("poison", "a"), "occurred_at": occurred_at}
+    messages = [
+        ("m-a", message_body([usage("ua", "a")])),
+        ("m-poison", message_body([poison])),
+        ("m-b", message_body([usage("ub", "b", 2)])),
+        ("m-c", message_body([usage("uc", "c", 3)])),
+    ]
+    # When the batch is ingested
+    retry, report = deliver(ingestor, messages)
+    # Then nothing is retried, every valid record is charged once, and only the poison is dead-lettered, with why
+    assert retry == {} and (report.charged, report.rejected) == (3, 1)
+    assert [store.load_account(account).consumed for account in ("a", "b", "c")] == [1000, 2000, 3000]
+    ((body, reasons, source),) = dead_letters.sent
+    assert source == "m-poison" and body["records"] == [poison]
+    assert reasons[0].startswith("occurred_at:")
+    # And a redelivery of the whole batch charges nothing again
+    _, again = deliver(ingestor, messages)
+    assert (again.charged, again.duplicates) == (0, 3)
+
+
+class FailsFor:
+    """A ledger service whose usage charging fails unexpectedly for one account."""
+
+    def __init__(self, service: LedgerService, account: str) -> None:
+        self.service, self.account = service, account
+        self.repository = service.repository
+
+    def ingest_usage(self, account_id: str, records: list) -> Any:
+        if account_id == self.account:
+            raise RuntimeError("a bug nobody has found yet")
+        return self.service.ingest_usage(account_id, records)
+
+    def now(self) -> int:
+        return self.service.now()
+
+
+def test_an_unexpected_error_for_one_account_is_retried_then_dead_lettered_with_its_reason_on_the_last_receive(
+    ledger: LedgerService, store: Repository, dead_letters: DeadLetterBox, events: Recorder
+) -> None:
+    # Given charging account b fails with an unexpected error, and one message holds usage for a and b
+    ingestor = UsageIngestor(FailsFor(ledger, "b"), events, dead_letters)  # type: ignore[arg-type]
+    for account in ("a", "b", "c"):
+        fund(ledger, account, 10)
+    messages = [("m-ab", message_body([usage("ua", "a"), usage("ub", "b")])), ("m-c", message_body([usage("uc", "c")]))]
+    # When it is received (not for the last time)
+    retry, report = ingestor.ingest(messages)
+    # Then the batch survives: a and c are charged, and only the message holding b's record is retried
+    assert list(retry) == ["m-ab"] and "RuntimeError" in retry["m-ab"] and report.charged == 2
+    assert dead_letters.sent == []
+    # When SQS delivers it for the last time
+    retry, report = ingestor.ingest(messages[:1], last_receive={"m-ab"})
+    # Then b's record is dead-lettered with its reason instead of being moved without one, and a is not charged twice
+    assert retry == {} and (report.charged, report.duplicates) == (0, 1)
+    ((body, reasons, source),) = dead_letters.sent
+    assert source == "m-ab" and [r["event_id"] for r in body["records"]] == ["ub"]
+    assert reasons == ["not charged: unexpected error (RuntimeError); see the logs"]
+    assert [store.load_account(account).consumed for account in ("a", "b", "c")] == [1000, 0, 1000]
+
+
+def test_a_busy_account_on_the_last_receive_is_dead_lettered_with_its_reason(
+    ledger: LedgerService, dead_letters: DeadLetterBox, events: Recorder
+) -> None:
+    class Busy(FailsFor):
+        def ingest_usage(self, account_id: str, records: list) -> Any:
+            raise ConcurrentUpdate("the account stayed busy; the usage will be retried")
+
+    ingestor = UsageIngestor(Busy(ledger, "a"), events, dead_letters)  # type: ignore[arg-type]
+    retry, _ = ingestor.ingest([("m", message_body([usage("u1", "a")]))], last_receive={"m"})
+    assert retry == {}
+    ((_, reasons, _),) = dead_letters.sent
+    assert reasons == ["not charged: the account stayed busy; the usage will be retried"]

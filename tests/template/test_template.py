@@ -186,7 +186,10 @@ def test_usage_flows_from_a_queue_with_partial_batch_responses_a_dlq_and_an_alar
     # SQS must not redeliver a message while the function may still be working on it
     assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["UsageDeadLetterQueue", "Arn"]}
-    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) >= 2
+    # The consumer knows the queue's receive limit, so it can dead-letter with reasons on the last one
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "UsageMaxReceives"}
+    assert function["Environment"]["Variables"]["USAGE_MAX_RECEIVES"] == {"Ref": "UsageMaxReceives"}
+    assert int(TEMPLATE.parameter_defaults()["UsageMaxReceives"]) >= 2
     (mapping,) = TEMPLATE.event_source_mappings()
     assert mapping["FunctionId"] == "UsageFunction"
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

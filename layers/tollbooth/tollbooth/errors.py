@@ -62,6 +62,16 @@ class InvalidPeriod(TollboothError):
     code = "invalid_period"
 
 
+class PeriodConflict(TollboothError):
+    """A plan's period was already granted from the same start with another end."""
+
+    code = "period_conflict"
+
+
+class GrantTooLarge(TollboothError):
+    code = "grant_too_large"
+
+
 class InvalidDimension(TollboothError):
     code = "invalid_dimension"
 

@@ -24,7 +24,6 @@ from fractions import Fraction
 from typing import Any
 
 from tollbooth import clock, ids
-from tollbooth.errors import StorageUnavailable
 from tollbooth.events import Publisher, lot_event
 from tollbooth.ledger import (
     Account,
@@ -55,6 +54,7 @@ class SweepReport:
     events_published: int = 0
     conflicts: int = 0
     failures: int = 0  # accounts left for the next run (publishing or storage failed)
+    shards_failed: int = 0  # shards whose index query failed; their accounts wait for the next run
     complete: bool = True  # False: the time budget ran out; the next run carries on
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,11 +142,18 @@ class ExpirySweeper:
         now = self._now()
         report = SweepReport()
         for shard in range(self.indexing.shards):
-            for account in self.repository.accounts_due(shard, now, self.page_size):
-                if time_left is not None and time_left() < reserve_ms:
-                    report.complete = False
-                    return report
-                self._settle(account, now, report)
+            try:
+                for account in self.repository.accounts_due(shard, now, self.page_size):
+                    if time_left is not None and time_left() < reserve_ms:
+                        report.complete = False
+                        return report
+                    self._settle(account, now, report)
+            except Exception:
+                # The index query failed: what is left of this shard stays due, and the next
+                # run finds it.
+                logger.exception("expiry shard left for the next run", extra={"shard": shard})
+                report.shards_failed += 1
+                report.complete = False
         return report
 
     def _settle(self, account: Account, now: int, report: SweepReport) -> None:
@@ -162,7 +169,7 @@ class ExpirySweeper:
                 if fresh is None:
                     return
                 account = fresh
-            except StorageUnavailable:
+            except Exception:  # storage, publishing, or a surprise: this account waits, the rest go on
                 logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
                 report.failures += 1
                 return

@@ -6,15 +6,18 @@ batch and each account's records are charged in as few transactions as fit (see
 unknown feature, quantity out of range, an event_id reused with different contents) is
 logged with its reason, counted, and sent to the dead-letter queue, wrapped as a
 message of its own that can be redriven once the cause is fixed. A message is retried
-only when something it holds could not be written for a reason that may pass: a busy
-account, or storage or the dead-letter queue failing. Retrying is always safe: records
-already charged are recognised by their event_id and charged nothing.
+only when something it holds could not be written: a busy account, storage or the
+dead-letter queue failing, or an unexpected error while charging one account (which
+never touches the other accounts of the batch). On a message's last receive, what still
+could not be charged is dead-lettered with its reason instead, so nothing reaches the
+dead-letter queue without one. Retrying is always safe: records already charged are
+recognised by their event_id and charged nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -23,8 +26,11 @@ from tollbooth.events import Publisher
 from tollbooth.observability import count, logger
 from tollbooth.operations import LedgerService
 from tollbooth.outbox import flush_outbox
-from tollbooth.repository import WriteConflict
 from tollbooth.usage import Rejected, UsageRecord, message_body, parse_message
+
+# SQS message attributes are small: the reasons list is kept within this many characters.
+REASONS_ATTRIBUTE_LIMIT = 4096
+MAX_REASON_LENGTH = 500
 
 
 class DeadLetters(Protocol):
@@ -44,13 +50,26 @@ class SqsDeadLetters:
         if self._client is None:
             self._client = self._client_factory()
         attributes = {
-            "reasons": {"DataType": "String", "StringValue": json.dumps(reasons)[:4096]},
+            "reasons": {"DataType": "String", "StringValue": reasons_attribute(reasons)},
+            "reason_count": {"DataType": "Number", "StringValue": str(len(reasons))},
             "source_message_id": {"DataType": "String", "StringValue": source_message_id},
         }
         try:
             self._client.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes)
         except Exception as error:  # botocore's errors: the message is retried instead
             raise StorageUnavailable("the dead-letter queue refused the message") from error
+
+
+def reasons_attribute(reasons: list[str], limit: int = REASONS_ATTRIBUTE_LIMIT) -> str:
+    """The reasons as a JSON list that fits in ``limit`` characters: each reason cut to
+    ``MAX_REASON_LENGTH``, then as many as fit; ``reason_count`` says how many there were."""
+    kept: list[str] = []
+    for reason in reasons:
+        short = reason if len(reason) <= MAX_REASON_LENGTH else reason[: MAX_REASON_LENGTH - 3] + "..."
+        if len(json.dumps([*kept, short])) > limit:
+            break
+        kept.append(short)
+    return json.dumps(kept)
 
 
 @dataclass
@@ -74,6 +93,13 @@ class _Message:
     records: list[UsageRecord] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     retry_reason: str | None = None
+    last_receive: bool = False  # SQS will not deliver it again: dead-letter, never retry
+
+    def could_not_charge(self, record: UsageRecord, reason: str) -> None:
+        if self.last_receive:
+            self.rejected.append(Rejected(reason=f"not charged: {reason}", record=record.model_dump(mode="json")))
+        else:
+            self.retry_reason = reason
 
 
 class UsageIngestor:
@@ -82,13 +108,17 @@ class UsageIngestor:
         self.publisher = publisher
         self.dead_letters = dead_letters
 
-    def ingest(self, messages: list[tuple[str, str]]) -> tuple[dict[str, str], IngestionReport]:
-        """Charge a batch of (message_id, body); return the messages to retry (with why)."""
+    def ingest(
+        self, messages: list[tuple[str, str]], last_receive: Collection[str] = ()
+    ) -> tuple[dict[str, str], IngestionReport]:
+        """Charge a batch of (message_id, body); return the messages to retry (with why).
+
+        ``last_receive`` names the messages SQS will not deliver again."""
         report = IngestionReport(messages=len(messages))
         parsed = []
         for message_id, body in messages:
             records, rejected = parse_message(body)
-            parsed.append(_Message(message_id, records, rejected))
+            parsed.append(_Message(message_id, records, rejected, last_receive=message_id in last_receive))
             report.records += len(records) + len(rejected)
         by_account: dict[str, list[tuple[_Message, UsageRecord]]] = {}
         for message in parsed:
@@ -109,9 +139,15 @@ class UsageIngestor:
         try:
             outcomes, written = self.service.ingest_usage(account_id, [record for _, record in items])
         except (ConcurrentUpdate, StorageUnavailable) as error:
-            logger.warning("usage will be retried", extra={"account_id": account_id, "reason": error.message})
-            for message, _ in items:
-                message.retry_reason = error.message
+            logger.warning("usage not charged", extra={"account_id": account_id, "reason": error.message})
+            for message, record in items:
+                message.could_not_charge(record, error.message)
+            return
+        except Exception as error:  # a bug or a surprise: it costs this account's records, not the batch
+            logger.exception("usage not charged: unexpected error", extra={"account_id": account_id})
+            count("UsageAccountsFailed")
+            for message, record in items:
+                message.could_not_charge(record, f"unexpected error ({type(error).__name__}); see the logs")
             return
         for (message, record), outcome in zip(items, outcomes, strict=True):
             if outcome.status == "charged":
@@ -126,7 +162,7 @@ class UsageIngestor:
         if written is not None and written.pending_events:
             try:
                 flush_outbox(self.service.repository, self.publisher, written, self.service.now())
-            except (StorageUnavailable, WriteConflict):
+            except Exception:
                 # Committed and safe in the outbox: the expiry sweep publishes it.
                 logger.exception("outbox left for the sweep", extra={"account_id": account_id})
 

@@ -66,11 +66,23 @@ def expiry_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     count("LotsExpired", report.expired_lots)
     count("ExpiryWarnings", report.warned_lots)
     count("ExpiryAccountsFailed", report.failures)
+    count("ExpiryShardsFailed", report.shards_failed)
     logger.info("expiry sweep", extra=report.as_dict())
     return report.as_dict()
 
 
 processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def on_last_receive(records: list[dict[str, Any]]) -> set[str]:
+    """The messages SQS moves to the dead-letter queue if they fail this time."""
+    limit = get_settings().usage_max_receives
+    last = set()
+    for record in records:
+        received = str((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+        if received.isdigit() and int(received) >= limit:
+            last.add(record["messageId"])
+    return last
 
 
 @logger.inject_lambda_context
@@ -79,8 +91,9 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def usage_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Records of one account are charged together across the whole batch, so the batch is
     # ingested first; the processor then reports, per message, what must be retried.
-    messages = [(record["messageId"], record["body"]) for record in event.get("Records", [])]
-    retry, report = get_ingestor().ingest(messages)
+    records = event.get("Records", [])
+    messages = [(record["messageId"], record["body"]) for record in records]
+    retry, report = get_ingestor().ingest(messages, last_receive=on_last_receive(records))
     count("UsageRecordsCharged", report.charged)
     count("UsageRecordsDuplicate", report.duplicates)
     logger.info("usage batch", extra=report.as_dict())

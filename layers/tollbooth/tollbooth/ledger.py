@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
+from tollbooth import clock
 from tollbooth.errors import FeatureLocked, InsufficientCredits
 from tollbooth.money import format_credits
 
@@ -301,6 +302,19 @@ def billing_period_end(account: Account, now: int) -> int | None:
         if lot.source == "allowance" and lot.expires_at is not None and lot.created_at <= now < lot.expires_at
     ]
     return min(ends, default=None)
+
+
+# A billing calendar anchored on a late day of the month clamps short months (Jan 31,
+# Feb 28, Mar 31): a period then ends up to this many days after start + the plan's months.
+PERIOD_CLAMP_DAYS = 3
+
+
+def is_plan_period(start: int, end: int, months: int) -> bool:
+    """Whether [start, end) is one period of a plan that lasts ``months`` calendar months:
+    it ends at start + months, or up to PERIOD_CLAMP_DAYS whole days later."""
+    nominal = clock.add_months(start, months)
+    late = end - nominal
+    return 0 <= late <= PERIOD_CLAMP_DAYS * 86_400_000 and late % 86_400_000 == 0
 
 
 def rollover(account: Account, plan_id: str, period_start: int, cap: int, window: int) -> tuple[Draw, ...]:

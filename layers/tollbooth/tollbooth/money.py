@@ -16,7 +16,7 @@ MILLICREDITS_PER_CREDIT = 1000
 # Upper bound of any single amount: keeps totals far inside DynamoDB's 38 digits.
 MAX_MILLICREDITS = 10**18
 
-_DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$")
+_DECIMAL_RE = re.compile(r"(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?")
 
 
 def parse_credits(value: object) -> int:
@@ -35,7 +35,7 @@ def parse_credits(value: object) -> int:
         value = format(value, "f")
     if not isinstance(value, str):
         raise ValueError('credits must be a decimal string such as "12.5" or an integer')
-    if not _DECIMAL_RE.match(value):
+    if not _DECIMAL_RE.fullmatch(value):
         raise ValueError("credits must be a non-negative decimal with at most 3 decimal places")
     milli = Fraction(Decimal(value)) * MILLICREDITS_PER_CREDIT
     if milli.denominator != 1 or milli > MAX_MILLICREDITS:  # pragma: no cover - regex bounds it

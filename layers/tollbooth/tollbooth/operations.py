@@ -22,9 +22,11 @@ from typing import Any, Literal
 
 from tollbooth import clock, ids
 from tollbooth.catalog import CatalogHistory, ExpiryPolicy, LotTerms
+from tollbooth.context import INTERNAL, RequestContext
 from tollbooth.errors import (
     ConcurrentUpdate,
     FeatureLocked,
+    GrantTooLarge,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
     InsufficientCredits,
@@ -33,12 +35,14 @@ from tollbooth.errors import (
     InvalidPeriod,
     InvalidRequest,
     PaymentReferenceUsed,
+    PeriodConflict,
     TollboothError,
     UnknownPackage,
     UnknownPlan,
 )
 from tollbooth.ledger import (
     DEFAULT_PRIORITY,
+    PERIOD_CLAMP_DAYS,
     Account,
     Draw,
     Expiry,
@@ -53,6 +57,7 @@ from tollbooth.ledger import (
     burn_down_order,
     draw_what_lots_can,
     expiring_within,
+    is_plan_period,
     next_expiry,
     pay_off_arrears,
     perks_at,
@@ -375,7 +380,15 @@ class LedgerService:
 
     # -- mutations -------------------------------------------------------------
 
-    def purchase(self, account_id: str, package_id: str, payment_reference: str, idem: Idempotency) -> Outcome:
+    def purchase(
+        self,
+        account_id: str,
+        package_id: str,
+        payment_reference: str,
+        idem: Idempotency,
+        *,
+        context: RequestContext = INTERNAL,
+    ) -> Outcome:
         def build(account: Account, now: int) -> Mutation:
             catalog = self.catalogs.in_force(now)
             package = catalog.packages.get(package_id)
@@ -414,6 +427,7 @@ class LedgerService:
                 "payment_reference": payment_reference,
                 "lot_ids": [lot.lot_id for lot in lots],
                 "catalog_version": catalog.version,
+                "caller": context.caller.record(),
             }
             return self._credit(account, now, idem, "purchase", lots, details, payment_reference)
 
@@ -430,6 +444,8 @@ class LedgerService:
         idem: Idempotency,
         licences: tuple[str, ...] | None = None,
         features: tuple[str, ...] | None = None,
+        *,
+        context: RequestContext = INTERNAL,
     ) -> Outcome:
         if credits <= 0:
             raise InvalidRequest("credits must be greater than 0")
@@ -444,6 +460,11 @@ class LedgerService:
                 raise InvalidRequest(f"features: {name!r} is not one of {sorted(catalog.features)}")
             if expires_ms is not None and expires_ms <= now:
                 raise InvalidExpiry("expires_at must be in the future")
+            if credits > catalog.max_grant:
+                raise GrantTooLarge(
+                    f"a single grant may create at most {format_credits(catalog.max_grant)} credits "
+                    f"(max_grant in catalog {catalog.version})"
+                )
             lot = lot_with_terms(
                 terms,
                 lot_id=ids.new_id("lot", now),
@@ -455,13 +476,25 @@ class LedgerService:
                 priority=DEFAULT_PRIORITY[source] if priority is None else priority,
                 reason=reason,
             )
-            details = {"source": source, "reason": reason, "lot_ids": [lot.lot_id], "catalog_version": catalog.version}
+            details = {
+                "source": source,
+                "reason": reason,
+                "lot_ids": [lot.lot_id],
+                "catalog_version": catalog.version,
+                "caller": context.caller.record(),
+            }
             return self._credit(account, now, idem, "grant", [lot], details, None)
 
         return self._mutate(account_id, idem, build)
 
     def grant_allowance(
-        self, account_id: str, plan_id: str, period_start: datetime, period_end: datetime | None = None
+        self,
+        account_id: str,
+        plan_id: str,
+        period_start: datetime,
+        period_end: datetime | None = None,
+        *,
+        context: RequestContext = INTERNAL,
     ) -> Outcome:
         """Grant a plan's allowance for the period starting at ``period_start``, once per
         account, plan and period, carrying over what the last period left, up to the cap.
@@ -483,8 +516,12 @@ class LedgerService:
             if plan is None:
                 raise UnknownPlan(f"unknown plan {plan_id!r}; known plans: {sorted(catalog.plans)}")
             end = clock.add_months(start, plan.months) if given_end is None else given_end
-            if end <= start:
-                raise InvalidPeriod("period_end must be after period_start")
+            if not is_plan_period(start, end, plan.months):
+                raise InvalidPeriod(
+                    f"plan {plan_id!r} is {plan.period}: a period starting at {clock.to_iso(start)} ends at "
+                    f"{clock.to_iso(clock.add_months(start, plan.months))}, or up to "
+                    f"{PERIOD_CLAMP_DAYS} days later where the billing calendar clamps a short month"
+                )
             if not start <= now < end:
                 raise InvalidPeriod(
                     f"the period {clock.to_iso(start)} to {clock.to_iso(end)} is not current; "
@@ -533,13 +570,27 @@ class LedgerService:
                 "lot_ids": [lot.lot_id for lot in lots],
                 "rolled_over": [{"lot_id": t.lot_id, "amount": t.amount} for t in carried],
                 "catalog_version": catalog.version,
+                "caller": context.caller.record(),
             }
             return self._credit(account, now, idem, "allowance", lots, details, None, carried)
 
-        return self._mutate(account_id, idem, build)
+        try:
+            return self._mutate(account_id, idem, build)
+        except IdempotencyKeyReused:
+            raise PeriodConflict(
+                f"plan {plan_id!r} was already granted for the period starting at {clock.to_iso(start)}, "
+                "with another period_end"
+            ) from None
 
     def consume(
-        self, account_id: str, feature: str, quantity: int, dimensions: dict[str, str], idem: Idempotency
+        self,
+        account_id: str,
+        feature: str,
+        quantity: int,
+        dimensions: dict[str, str],
+        idem: Idempotency,
+        *,
+        context: RequestContext = INTERNAL,
     ) -> Outcome:
         def build(account: Account, now: int) -> Mutation:
             catalog = self.catalogs.in_force(now)
@@ -568,6 +619,7 @@ class LedgerService:
                     "dimensions": charge.dimensions,
                     "draws": [{"lot_id": draw.lot_id, "amount": draw.amount} for draw in draws],
                     "catalog_version": charge.catalog_version,
+                    "caller": context.caller.record(),
                 },
             )
             return Mutation(account, (entry,), (IdempotencyRecord(idem.key, idem.fingerprint, 200, body, seq),), draws)
@@ -589,15 +641,18 @@ class LedgerService:
             if first_of.setdefault(record.event_id, index) != index:  # the same event twice in one batch
                 repeats.append(index)
                 continue
-            occurred = clock.from_datetime(record.occurred_at)
-            if occurred > self._now() + MAX_CLOCK_SKEW_MS:
-                outcomes[index] = UsageOutcome(record.event_id, "rejected", "occurred_at is in the future")
-                continue
             try:
+                occurred = clock.from_datetime(record.occurred_at)
+                if occurred > self._now() + MAX_CLOCK_SKEW_MS:
+                    outcomes[index] = UsageOutcome(record.event_id, "rejected", "occurred_at is in the future")
+                    continue
                 catalog = self.catalogs.in_force(occurred)
                 charge = price(catalog, record.feature, record.quantity, record.dimensions)
             except TollboothError as error:
                 outcomes[index] = UsageOutcome(record.event_id, "rejected", f"{error.code}: {error.message}")
+                continue
+            except ValueError as error:  # a record built past the contract's validation
+                outcomes[index] = UsageOutcome(record.event_id, "rejected", f"occurred_at: {error}")
                 continue
             priced.append((index, record, charge))
         written: Account | None = None

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, StrictStr
 
+from tollbooth.contract import Identifier, Instant, Name, PaymentReference, StrictModel
 from tollbooth.money import parse_credits
 
 CreditsIn = Annotated[
@@ -29,41 +30,36 @@ def _positive(millicredits: int) -> int:
 PositiveCreditsIn = Annotated[CreditsIn, AfterValidator(_positive)]
 CreditsOut = Annotated[str, Field(description='Credits as a decimal string with 3 places, e.g. "12.500".')]
 Timestamp = Annotated[str, Field(description="ISO-8601 UTC with milliseconds, e.g. 2027-01-31T00:00:00.000Z")]
-Name = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PurchaseRequest(_Request):
+class PurchaseRequest(StrictModel):
     package_id: Name
-    payment_reference: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+    payment_reference: PaymentReference
 
 
-class GrantRequest(_Request):
+class GrantRequest(StrictModel):
     credits: PositiveCreditsIn
     source: Literal["bonus", "promotional", "adjustment"]
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     priority: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
-    licences: list[Name] | None = Field(
+    licences: list[Identifier] | None = Field(
         default=None, min_length=1, max_length=16, description="The licences these credits may pay for (all if absent)"
     )
-    features: list[Name] | None = Field(
+    features: list[Identifier] | None = Field(
         default=None, min_length=1, max_length=64, description="The features these credits may pay for (all if absent)"
     )
 
 
-class AllowanceRequest(_Request):
+class AllowanceRequest(StrictModel):
     plan_id: Name
-    period_start: AwareDatetime = Field(description="The instant the billing period starts")
-    period_end: AwareDatetime | None = Field(
+    period_start: Instant = Field(description="The instant the billing period starts")
+    period_end: Instant | None = Field(
         default=None, description="When it ends; one plan period (calendar months) later if absent"
     )
 
 
-class ConsumeRequest(_Request):
+class ConsumeRequest(StrictModel):
     feature: Name
     quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
     dimensions: dict[Name, Name] = Field(default_factory=dict, max_length=16)
@@ -150,6 +146,11 @@ class UsageLineView(BaseModel):
     resources: dict[str, Any] = Field(description="What the usage took: tokens, GPU time, provider cost")
 
 
+class CallerView(BaseModel):
+    kind: Literal["user", "service", "system"]
+    id: str = Field(description="The user's subject, the service's IAM principal ARN, or the job")
+
+
 class LedgerEntryView(BaseModel):
     entry_id: str
     seq: int
@@ -181,6 +182,7 @@ class LedgerEntryView(BaseModel):
     currency: str | None = None
     lot_granted: CreditsOut | None = None
     breakage_minor: int | None = Field(default=None, description="What the expired credits cost, in minor units")
+    caller: CallerView | None = Field(default=None, description="Who asked for the change (API requests)")
 
 
 class LedgerPageResponse(BaseModel):

@@ -29,6 +29,11 @@ class Settings(BaseModel):
     event_bus_name: str | None = None
     # Where the usage consumer sends records it can never charge (only it needs this).
     usage_dlq_url: str | None = None
+    # The usage queue's maxReceiveCount: on that receive, what cannot be charged is
+    # dead-lettered with its reason rather than left for SQS to move without one.
+    usage_max_receives: int = Field(default=5, ge=1, le=1000)
+    # The IAM roles allowed to create credits (purchases, grants, allowances); none if empty.
+    credit_issuer_roles: tuple[str, ...] = ()
     # Items DynamoDB accepts in one transaction (100; older DynamoDB Local builds take 10).
     max_transaction_items: int = Field(default=100, ge=10, le=100)
 
@@ -51,9 +56,12 @@ class Settings(BaseModel):
             "expiry_shards": "EXPIRY_SHARDS",
             "event_bus_name": "EVENT_BUS_NAME",
             "usage_dlq_url": "USAGE_DLQ_URL",
+            "usage_max_receives": "USAGE_MAX_RECEIVES",
             "max_transaction_items": "MAX_TRANSACTION_ITEMS",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})
+        roles = env.get("CREDIT_ISSUER_ROLES", "")
+        values["credit_issuer_roles"] = tuple(role.strip() for role in roles.split(",") if role.strip())
         return cls.model_validate(values)
 
 

@@ -14,35 +14,33 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from tollbooth.contract import AccountId, Instant, Name, StrictModel, describe_problems
 
 SCHEMA = "tollbooth.usage/v1"
 MAX_RECORDS_PER_MESSAGE = 500
 
-Name = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
-AccountId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 NonNegative = Annotated[StrictInt, Field(ge=0, le=10**15)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProviderCost(_Strict):
+class ProviderCost(StrictModel):
     """What the work cost upstream (the model provider), in minor units of a currency."""
 
     amount_minor: NonNegative
     currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
 
 
-class UsageRecord(_Strict):
+class UsageRecord(StrictModel):
     # Unique per account, chosen by the worker: the record is charged once, whatever happens.
     event_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/\-]+$")]
     account_id: AccountId
     feature: Name
     quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
     dimensions: dict[Name, Name] = Field(default_factory=dict, max_length=16)
-    occurred_at: AwareDatetime
+    # When the work was done (bounded like every instant; how late it may arrive is the
+    # ingestion's policy, not the contract's).
+    occurred_at: Instant
     worker_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
     # Resource metrics, kept with the charge for margin reports.
     tokens_in: NonNegative | None = None
@@ -62,14 +60,14 @@ class UsageRecord(_Strict):
         )
 
 
-class UsageMessage(_Strict):
+class UsageMessage(StrictModel):
     schema_: Literal["tollbooth.usage/v1"] = Field(alias="schema")
     records: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_RECORDS_PER_MESSAGE)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class Rejected(_Strict):
+class Rejected(StrictModel):
     """A record (or a whole message) that cannot be charged, and why."""
 
     reason: str
@@ -77,7 +75,7 @@ class Rejected(_Strict):
 
 
 def _reason(error: ValidationError) -> str:
-    return "; ".join(".".join(str(part) for part in item["loc"]) + ": " + item["msg"] for item in error.errors()[:5])
+    return describe_problems(error.errors())
 
 
 def parse_message(body: str) -> tuple[list[UsageRecord], list[Rejected]]:

@@ -9,7 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tollbooth.context import Caller, RequestContext
 from tollbooth.errors import Forbidden, Unauthenticated
+
+
+def role_of(principal_arn: str) -> str | None:
+    """The IAM role behind a caller's ARN: ``arn:aws:sts::1:assumed-role/NAME/session``
+    (how a role's SigV4 requests arrive) or ``arn:aws:iam::1:role/path/NAME``."""
+    resource = principal_arn.split(":", 5)[-1] if principal_arn.startswith("arn:") else ""
+    kind, _, rest = resource.partition("/")
+    if kind == "assumed-role" and rest:
+        return rest.split("/", 1)[0]
+    if kind == "role" and rest:
+        return rest.rsplit("/", 1)[-1]
+    return None
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,18 @@ class Principal:
     def require_account(self, account_id: str) -> None:
         if self.kind == "user" and self.account_id != account_id:
             raise Forbidden("a user token may only act on its own account")
+
+    def require_credit_issuer(self, roles: tuple[str, ...]) -> None:
+        """Only the service roles the deployment names may create credits."""
+        role = role_of(self.name) if self.kind == "service" else None
+        if role is None or role not in roles:
+            raise Forbidden(
+                f"role {role or self.name!r} may not create credits; "
+                "the deployment's CreditIssuerRoles parameter names the roles that may"
+            )
+
+    def context(self, request_id: str | None = None) -> RequestContext:
+        return RequestContext(Caller(self.kind, self.name), request_id)
 
 
 def principal_from(event: dict[str, Any], account_claim: str) -> Principal:

@@ -40,9 +40,11 @@ DEBITED: dict[int, OpenAPIResponse] = {
     },
 )
 def consume(account_id: str, request: ConsumeRequest):
-    authorize(router, account_id)
+    context = authorize(router, account_id)
     idem = Idempotency.of(idempotency_key(router), "consume", account_id, request.model_dump(mode="json"))
-    outcome = get_service().consume(account_id, request.feature, request.quantity, request.dimensions, idem)
+    outcome = get_service().consume(
+        account_id, request.feature, request.quantity, request.dimensions, idem, context=context
+    )
     if not outcome.replayed:
         count("Consumes")
     return json_response(outcome)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from tollbooth import errors
+from tollbooth.contract import describe_problems
 from tollbooth.money import format_credits
 
 logger = Logger(child=True)
@@ -25,11 +26,13 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.IdempotencyKeyReused: 409,
     errors.PaymentReferenceUsed: 409,
     errors.ConcurrentUpdate: 409,
+    errors.PeriodConflict: 409,
     errors.UnknownFeature: 422,
     errors.UnknownPackage: 422,
     errors.UnknownPlan: 422,
     errors.NoCatalogInForce: 422,
     errors.InvalidPeriod: 422,
+    errors.GrantTooLarge: 422,
     errors.InvalidDimension: 422,
     errors.InvalidExpiry: 422,
     errors.InvalidQuantity: 422,
@@ -51,13 +54,11 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
 
 def _validation_message(error: RequestValidationError) -> tuple[int, str, str]:
     problems = error.errors()
-    if any(problem.get("type") == "json_invalid" for problem in problems):
-        return 400, "malformed_json", "the request body is not valid JSON"
-    parts = []
-    for problem in problems[:5]:
-        location = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
-        parts.append(f"{location or 'body'}: {problem.get('msg', 'invalid')}")
-    return 422, "validation_error", "; ".join(parts) or "the request is invalid"
+    for problem in problems:
+        if problem.get("type") == "json_invalid":
+            why = (problem.get("ctx") or {}).get("error")
+            return 400, "malformed_json", "the request body is not valid JSON" + (f": {why}" if why else "")
+    return 422, "validation_error", describe_problems(problems, skip=("body",)) or "the request is invalid"
 
 
 def register_error_handlers(app: APIGatewayHttpResolver) -> None:

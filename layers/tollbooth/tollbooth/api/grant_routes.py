@@ -20,7 +20,7 @@ CREDIT_ERRORS = error_responses(
     {
         400: "Missing Idempotency-Key, malformed JSON or bad account id",
         401: "No valid credentials",
-        403: "Not a service",
+        403: "Not a service, or a role that may not create credits",
         409: "Idempotency-Key reused with another body, or payment already granted",
         422: "Invalid body",
     }
@@ -32,7 +32,7 @@ CREATED: dict[int, OpenAPIResponse] = {
 
 @router.post("/v1/accounts/<account_id>/grants", summary="Grant credits", responses={**CREATED, **CREDIT_ERRORS})
 def grant(account_id: str, request: GrantRequest):
-    authorize(router, account_id, service_only=True)
+    context = authorize(router, account_id, creates_credits=True)
     idem = Idempotency.of(idempotency_key(router), "grant", account_id, request.model_dump(mode="json"))
     outcome = get_service().grant(
         account_id,
@@ -44,6 +44,7 @@ def grant(account_id: str, request: GrantRequest):
         idem,
         licences=None if request.licences is None else tuple(request.licences),
         features=None if request.features is None else tuple(request.features),
+        context=context,
     )
     return json_response(outcome)
 
@@ -57,15 +58,18 @@ def grant(account_id: str, request: GrantRequest):
             {
                 400: "Malformed JSON or bad account id",
                 401: "No valid credentials",
-                403: "Not a service",
-                422: "Unknown plan, or a period that is not current or overlaps one already granted",
+                403: "Not a service, or a role that may not create credits",
+                409: "This plan's period starting at period_start was already granted with another period_end",
+                422: "Unknown plan, or a period that is not current, not the plan's length, or overlaps one granted",
             }
         ),
     },
 )
 def grant_allowance(account_id: str, request: AllowanceRequest):
     # No Idempotency-Key needed: the account, plan and period are the key.
-    authorize(router, account_id, service_only=True)
+    context = authorize(router, account_id, creates_credits=True)
     return json_response(
-        get_service().grant_allowance(account_id, request.plan_id, request.period_start, request.period_end)
+        get_service().grant_allowance(
+            account_id, request.plan_id, request.period_start, request.period_end, context=context
+        )
     )

@@ -18,9 +18,9 @@ router = Router()
     "/v1/accounts/<account_id>/purchases", summary="Record a package purchase", responses={**CREATED, **CREDIT_ERRORS}
 )
 def purchase(account_id: str, request: PurchaseRequest):
-    authorize(router, account_id, service_only=True)
+    context = authorize(router, account_id, creates_credits=True)
     idem = Idempotency.of(idempotency_key(router), "purchase", account_id, request.model_dump(mode="json"))
-    outcome = get_service().purchase(account_id, request.package_id, request.payment_reference, idem)
+    outcome = get_service().purchase(account_id, request.package_id, request.payment_reference, idem, context=context)
     if not outcome.replayed:
         count("PackagesPurchased")
     return json_response(outcome)

@@ -7,7 +7,6 @@ connection) is built on first use and kept for the life of the Lambda container.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tollbooth.api.auth import Principal, principal_from
+from tollbooth.api.body import BodyRefused, normalize_body, strict_json_object
 from tollbooth.api.errors import register_error_handlers
+from tollbooth.context import RequestContext
+from tollbooth.contract import is_account_id
 from tollbooth.errors import InvalidRequest
 from tollbooth.observability import logger, metrics, tracer
 from tollbooth.operations import Outcome
@@ -26,7 +28,6 @@ from tollbooth.schemas import ErrorResponse
 from tollbooth.settings import get_settings
 
 IDEMPOTENCY_HEADER = "idempotency-key"
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 
 
 def current_principal(router: Router) -> Principal:
@@ -34,15 +35,21 @@ def current_principal(router: Router) -> Principal:
     return principal_from(router.current_event.raw_event, get_settings().account_claim)
 
 
-def authorize(router: Router, account_id: str, *, service_only: bool = False) -> Principal:
-    """Check the caller may act on ``account_id`` (and is a service, where required)."""
+def authorize(
+    router: Router, account_id: str, *, service_only: bool = False, creates_credits: bool = False
+) -> RequestContext:
+    """Check the caller may act on ``account_id`` (and is a service, or one of the roles
+    that may create credits, where required); who called, for the use case to record."""
     principal = current_principal(router)
-    if service_only:
+    if service_only or creates_credits:
         principal.require_service()
-    if not ACCOUNT_ID.match(account_id):
+    if creates_credits:
+        principal.require_credit_issuer(get_settings().credit_issuer_roles)
+    if not is_account_id(account_id):
         raise InvalidRequest("account_id must be 1 to 128 characters of A-Z a-z 0-9 _ . : @ -")
     principal.require_account(account_id)
-    return principal
+    request_id = (router.current_event.raw_event.get("requestContext") or {}).get("requestId")
+    return principal.context(request_id if isinstance(request_id, str) else None)
 
 
 def error_responses(descriptions: dict[int, str]) -> dict[int, OpenAPIResponse]:
@@ -68,7 +75,7 @@ def json_response(outcome: Outcome) -> Response:
 
 
 def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=strict_json_object)
     register_error_handlers(app)
     for router in routers:
         app.include_router(router)
@@ -82,14 +89,15 @@ def lambda_handler_for(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any],
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        content_type = (event.get("headers") or {}).get("content-type", "")
-        if event.get("body") and content_type and not content_type.startswith("application/json"):
-            # Powertools would read a form body as a form; this API speaks JSON only.
-            error = {"code": "unsupported_content_type", "message": "send the body as JSON (application/json)"}
+        # Before the resolver, not in a middleware: Powertools validates the body before
+        # any middleware runs, and would read a form as a form or fail on bytes.
+        try:
+            normalize_body(event)
+        except BodyRefused as refused:
             return {
                 "statusCode": 400,
                 "headers": {"Content-Type": "application/json"},
-                "body": json.dumps({"error": error}),
+                "body": json.dumps({"error": {"code": refused.code, "message": refused.message}}),
             }
         return app.resolve(event, context)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -43,8 +44,8 @@ CATALOG_DIR = Path(__file__).with_name("versions")
 LICENCE_DIMENSION = "licence"
 
 Millicredits = Annotated[int, BeforeValidator(parse_credits)]
-_IDENTIFIER = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
-Identifier = Annotated[str, Field(pattern=_IDENTIFIER)]
+IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 _EXPIRY_RE = re.compile(r"^(never|end of billing period|([1-9][0-9]{0,3}) (days|months))$")
 
 
@@ -55,6 +56,14 @@ def _exact_decimal(value: object) -> Decimal:
 
 
 ExactDecimal = Annotated[Decimal, BeforeValidator(_exact_decimal)]
+
+
+def _in_range(moment: datetime) -> datetime:
+    clock.in_range(moment)
+    return moment
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 
 class _Strict(BaseModel):
@@ -206,8 +215,8 @@ class Campaign(_Strict):
     ``bonus_percent`` % of the package's credits as an extra bonus lot."""
 
     name: str
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
     bonus_percent: ExactDecimal
     packages: tuple[Identifier, ...] = Field(min_length=1)
     # Defaults to the package's bonus expiry (or its expiry).
@@ -237,7 +246,7 @@ class Campaign(_Strict):
 class Catalog(_Strict):
     version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     # The instant this version starts pricing requests.
-    effective_from: AwareDatetime
+    effective_from: Instant
     features: dict[Identifier, Feature] = Field(min_length=1)
     packages: dict[Identifier, Package] = Field(default_factory=dict)
     plans: dict[Identifier, Plan] = Field(default_factory=dict)
@@ -248,6 +257,9 @@ class Catalog(_Strict):
     # feature has no licence dimension.
     licences: tuple[Identifier, ...] = Field(default=("personal",), min_length=1)
     default_licence: Identifier = "personal"
+    # The most credits one service grant may create (a typo or a compromised role must not
+    # mint without bound).
+    max_grant: Millicredits = Field(default=1_000_000_000)
 
     @property
     def effective_from_ms(self) -> int:
