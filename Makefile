@@ -39,9 +39,10 @@ example-worker: $(STAMP) ## an example AI worker reports usage to the running lo
 token: $(STAMP) ## a dev bearer token: ACCOUNT=<id> for a user, ROLE=service for a service
 	@$(BIN)/python -m tollbooth_local token $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(ROLE),--role $(ROLE))
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, and the layers' import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
@@ -66,7 +67,7 @@ test-template: $(STAMP)
 	$(BIN)/pytest tests/template
 
 catalog-check: $(STAMP) ## validate the catalog file(s); problems are reported by path
-	$(BIN)/python -m tollbooth.catalog $(FILE)
+	$(BIN)/python -m tollbooth.domain.catalog $(FILE)
 
 validate: $(STAMP) ## sam validate --lint and cfn-lint
 	$(BIN)/sam validate --lint

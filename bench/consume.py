@@ -62,7 +62,7 @@ def consume_event(account: str, key: str) -> dict[str, Any]:
 def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict[str, Any]:
     import boto3
 
-    from tollbooth.service import get_service
+    from tollbooth.bootstrap import get_service
     from tollbooth.settings import get_settings
     from tollbooth_local.aws import create_table
     from tollbooth_local.functions import LambdaContext, load_function
@@ -77,7 +77,7 @@ def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict
     handler = load_function(template.functions()["ConsumeFunction"])
     account = f"bench-{uuid.uuid4().hex[:6]}"
     service = get_service()
-    from tollbooth.operations import Idempotency
+    from tollbooth.app.idempotency import Idempotency
 
     service.grant(account, 10**12, "promotional", "bench", None, None, Idempotency.of("fund", "grant", account, {}))
     context = LambdaContext("ConsumeFunction", 10)

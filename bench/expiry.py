@@ -28,10 +28,10 @@ class Discard:
 
 
 def bench_expiry(dynamodb_url: str) -> dict[str, Any]:
-    from tollbooth.clock import now_ms
-    from tollbooth.expiry import ExpirySweeper
-    from tollbooth.ledger import Account, ExpiryIndexing, Lot
-    from tollbooth.repository import Repository
+    from tollbooth.adapters.dynamodb import Repository
+    from tollbooth.app.sweep import ExpirySweeper
+    from tollbooth.domain.clock import now_ms
+    from tollbooth.domain.ledger import Account, ExpiryIndexing, Lot
     from tollbooth_local.aws import create_table
     from tollbooth_local.template import Template
 

@@ -51,9 +51,8 @@ def record(account: str) -> dict[str, Any]:
 def bench_usage(name: str, dynamodb_url: str, max_items: int, batches: int = BATCHES) -> dict[str, Any]:
     import boto3
 
-    from tollbooth.jobs import get_ingestor, get_publisher
-    from tollbooth.operations import Idempotency
-    from tollbooth.service import get_service
+    from tollbooth.app.idempotency import Idempotency
+    from tollbooth.bootstrap import get_ingestor, get_publisher, get_service
     from tollbooth.settings import get_settings
     from tollbooth_local.aws import create_table
     from tollbooth_local.functions import LambdaContext, load_function

@@ -1,5 +1,5 @@
 """Expiry function: the scheduled sweep that writes off expired credit lots."""
 
-from tollbooth.jobs import expiry_handler
+from tollbooth.handlers import expiry_handler
 
 lambda_handler = expiry_handler

@@ -1,5 +1,5 @@
 """Usage function: charges batches of usage that AI workers send through SQS."""
 
-from tollbooth.jobs import usage_handler
+from tollbooth.handlers import usage_handler
 
 lambda_handler = usage_handler

@@ -12,7 +12,7 @@ import uuid
 
 from tests.e2e.conftest import Api
 from tests.e2e.test_http import fresh_account, fund
-from tollbooth.usage import message_body
+from tollbooth.contracts.usage import message_body
 from tollbooth_local.aws import client
 from tollbooth_local.template import REPO_ROOT
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Engine
-from tollbooth.catalog import load_history
-from tollbooth.clock import now_ms
-from tollbooth.operations import LedgerService
-from tollbooth.repository import Repository
+from tollbooth.adapters.dynamodb import Repository
+from tollbooth.app.service import LedgerService
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.clock import now_ms
 
 
 class Clock:

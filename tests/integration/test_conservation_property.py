@@ -14,15 +14,16 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from tests.integration.conftest import Clock, assert_conserved
 from tests.integration.test_expiry import Recorder
 from tests.integration.test_usage import DeadLetterBox
-from tollbooth import clock as clocks
-from tollbooth.catalog import load_history
-from tollbooth.errors import InsufficientCredits
-from tollbooth.expiry import ExpirySweeper
-from tollbooth.ingestion import UsageIngestor
-from tollbooth.ledger import ExpiryIndexing
-from tollbooth.operations import Idempotency, LedgerService
-from tollbooth.repository import Repository
-from tollbooth.usage import message_body
+from tollbooth.adapters.dynamodb import Repository
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.ingestion import UsageIngestor
+from tollbooth.app.service import LedgerService
+from tollbooth.app.sweep import ExpirySweeper
+from tollbooth.contracts.usage import message_body
+from tollbooth.domain import clock as clocks
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.errors import InsufficientCredits
+from tollbooth.domain.ledger import ExpiryIndexing
 
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 6, 1, tzinfo=UTC))

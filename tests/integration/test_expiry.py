@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Clock, assert_conserved
-from tollbooth import clock as clocks
-from tollbooth.catalog import load_history
-from tollbooth.errors import InsufficientCredits, StorageUnavailable
-from tollbooth.expiry import ExpirySweeper
-from tollbooth.ledger import Account, ExpiryIndexing
-from tollbooth.operations import Idempotency, LedgerService
-from tollbooth.repository import Keys, Repository
+from tollbooth.adapters.dynamodb import Keys, Repository
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.service import LedgerService
+from tollbooth.app.sweep import ExpirySweeper
+from tollbooth.domain import clock as clocks
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.errors import InsufficientCredits, StorageUnavailable
+from tollbooth.domain.ledger import Account, ExpiryIndexing
 
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 3, 1, tzinfo=UTC))

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import assert_conserved
-from tollbooth import clock as clocks
-from tollbooth.catalog import load_history
-from tollbooth.errors import IdempotencyKeyReused, InsufficientCredits, PaymentReferenceUsed
-from tollbooth.ledger import Draw, IdempotencyRecord, LedgerEntry, Mutation
-from tollbooth.operations import Idempotency, LedgerService
-from tollbooth.repository import Repository, WriteConflict
+from tollbooth.adapters.dynamodb import Repository
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.ports import WriteConflict
+from tollbooth.app.service import LedgerService
+from tollbooth.domain import clock as clocks
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.errors import IdempotencyKeyReused, InsufficientCredits, PaymentReferenceUsed
+from tollbooth.domain.ledger import Draw, IdempotencyRecord, LedgerEntry, Mutation
 
 ACCOUNT = "acct-1"
 

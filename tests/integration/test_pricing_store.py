@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.integration.conftest import ACCOUNT, Clock, assert_conserved
-from tollbooth import clock as clocks
-from tollbooth.catalog import CatalogHistory, parse_catalog
-from tollbooth.context import Caller, RequestContext
-from tollbooth.errors import FeatureLocked, GrantTooLarge, InsufficientCredits, InvalidPeriod, PeriodConflict
-from tollbooth.operations import Idempotency, LedgerService, Outcome
-from tollbooth.repository import Repository
+from tollbooth.adapters.dynamodb import Repository
+from tollbooth.app.context import Caller, RequestContext
+from tollbooth.app.idempotency import Idempotency, Outcome
+from tollbooth.app.service import LedgerService
+from tollbooth.domain import clock as clocks
+from tollbooth.domain.catalog import CatalogHistory, parse_catalog
+from tollbooth.domain.errors import FeatureLocked, GrantTooLarge, InsufficientCredits, InvalidPeriod, PeriodConflict
 
 COMMON = """
 licences = ["personal", "commercial"]

@@ -15,13 +15,14 @@ import pytest
 
 from tests.integration.conftest import Clock, assert_conserved
 from tests.integration.test_expiry import Recorder
-from tollbooth import clock as clocks
-from tollbooth.catalog import CatalogHistory, load_history, parse_catalog
-from tollbooth.errors import ConcurrentUpdate, InsufficientCredits
-from tollbooth.ingestion import UsageIngestor
-from tollbooth.operations import Idempotency, LedgerService
-from tollbooth.repository import Repository
-from tollbooth.usage import message_body
+from tollbooth.adapters.dynamodb import Repository
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.ingestion import UsageIngestor
+from tollbooth.app.service import LedgerService
+from tollbooth.contracts.usage import message_body
+from tollbooth.domain import clock as clocks
+from tollbooth.domain.catalog import CatalogHistory, load_history, parse_catalog
+from tollbooth.domain.errors import ConcurrentUpdate, InsufficientCredits
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
 
@@ -301,7 +302,7 @@ class BusyFor(LedgerService):
 
     def ingest_usage(self, account_id: str, records: list) -> Any:  # type: ignore[override]
         if account_id == self.busy:
-            from tollbooth.errors import ConcurrentUpdate
+            from tollbooth.domain.errors import ConcurrentUpdate
 
             raise ConcurrentUpdate("the account stayed busy")
         return super().ingest_usage(account_id, records)

@@ -174,7 +174,9 @@ def test_sam_build_makes_arm64_layers_without_docker(tmp_path: Path) -> None:
     assert {elf_machine(path) for path in compiled} == {183}
     assert any("cpython-313-aarch64" in path.name for path in compiled)
     # And the library layer and every function are in place
-    assert (build_dir / "TollboothLayer" / "python" / "tollbooth" / "catalog" / "versions" / "2026-11-01.toml").exists()
+    assert (
+        build_dir / "TollboothLayer" / "python" / "tollbooth" / "domain" / "catalog" / "versions" / "2026-11-01.toml"
+    ).exists()
     for function_id in EXPECTED_ACTIONS:
         assert (build_dir / function_id / "app.py").exists()
     shutil.rmtree(build_dir)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tollbooth import clock
-from tollbooth.catalog import (
+from tollbooth.domain import clock
+from tollbooth.domain.catalog import (
     CATALOG_DIR,
     CatalogError,
     ExpiryPolicy,
@@ -18,9 +18,9 @@ from tollbooth.catalog import (
     parse_history,
     price_per_credit,
 )
-from tollbooth.clock import now_ms
-from tollbooth.errors import CatalogVersionNotFound, NoCatalogInForce
-from tollbooth.money import format_rounded
+from tollbooth.domain.clock import now_ms
+from tollbooth.domain.errors import CatalogVersionNotFound, NoCatalogInForce
+from tollbooth.domain.money import format_rounded
 
 MINIMAL = """
 version = "t1"
@@ -117,11 +117,13 @@ def test_catalog_check_reports_problems_by_path_and_fails(tmp_path: Path) -> Non
     broken = tmp_path / "catalog.toml"
     broken.write_text(MINIMAL + '[features.words.dimensions.res]\ndefault = "8k"\nvalues = { hd = 2 }\n')
     result = subprocess.run(
-        [sys.executable, "-m", "tollbooth.catalog", str(broken)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tollbooth.domain.catalog", str(broken)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
     assert "features.words.dimensions.res" in result.stderr and "'8k'" in result.stderr
-    good = subprocess.run([sys.executable, "-m", "tollbooth.catalog"], capture_output=True, text=True, check=False)
+    good = subprocess.run(
+        [sys.executable, "-m", "tollbooth.domain.catalog"], capture_output=True, text=True, check=False
+    )
     assert good.returncode == 0 and "ok, version" in good.stdout
 
 
@@ -236,7 +238,7 @@ def test_catalog_check_validates_a_directory_of_versions(tmp_path: Path) -> None
     (tmp_path / "v1.toml").write_text(version_file("v1", "2026-01-01T00:00:00Z"))
     (tmp_path / "v2.toml").write_text(version_file("v2", "2026-01-01T00:00:00Z"))
     result = subprocess.run(
-        [sys.executable, "-m", "tollbooth.catalog", str(tmp_path)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tollbooth.domain.catalog", str(tmp_path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 1 and "the same instant as version 'v1'" in result.stderr
 

@@ -11,15 +11,15 @@ import pytest
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from tollbooth import clock
+from tollbooth.adapters.sqs import reasons_attribute
 from tollbooth.api.auth import Principal, role_of
 from tollbooth.api.body import BodyRefused, normalize_body, strict_json_object
-from tollbooth.contract import Instant, is_account_id
-from tollbooth.errors import Forbidden
-from tollbooth.ingestion import reasons_attribute
-from tollbooth.ledger import is_plan_period
-from tollbooth.money import parse_credits
-from tollbooth.schemas import AllowanceRequest, GrantRequest, PurchaseRequest
+from tollbooth.contracts.common import Instant, is_account_id
+from tollbooth.contracts.http import AllowanceRequest, GrantRequest, PurchaseRequest
+from tollbooth.domain import clock
+from tollbooth.domain.errors import Forbidden
+from tollbooth.domain.ledger import is_plan_period
+from tollbooth.domain.money import parse_credits
 
 INSTANT = TypeAdapter(Instant)
 DAY = 86_400_000

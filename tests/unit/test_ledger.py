@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from tollbooth.errors import FeatureLocked, InsufficientCredits
-from tollbooth.ledger import (
+from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
+from tollbooth.domain.ledger import (
     Account,
     Draw,
     IdempotencyRecord,

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from tollbooth.money import format_credits, parse_credits
+from tollbooth.domain.money import format_credits, parse_credits
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tollbooth.catalog import load_history
-from tollbooth.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits
-from tollbooth.ledger import Account, IdempotencyRecord, Lot, Mutation
-from tollbooth.operations import Idempotency, LedgerService
-from tollbooth.repository import WriteConflict
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.ports import WriteConflict
+from tollbooth.app.service import LedgerService
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits
+from tollbooth.domain.ledger import Account, IdempotencyRecord, Lot, Mutation
 
 NOW = 1_800_000_000_000
 

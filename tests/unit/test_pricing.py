@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import worked_examples
-from tollbooth.catalog import load_history, parse_catalog
-from tollbooth.clock import now_ms
-from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
-from tollbooth.money import format_credits
-from tollbooth.pricing import ceil_to, price
+from tollbooth.domain.catalog import load_history, parse_catalog
+from tollbooth.domain.clock import now_ms
+from tollbooth.domain.errors import InvalidDimension, InvalidQuantity, UnknownFeature
+from tollbooth.domain.money import format_credits
+from tollbooth.domain.pricing import ceil_to, price
 
 CATALOG = load_history().in_force(now_ms())
 

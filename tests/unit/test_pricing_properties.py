@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.conftest import event
-from tollbooth.catalog import load_history
-from tollbooth.clock import now_ms
-from tollbooth.ledger import Account, IdempotencyRecord, Lot, Mutation
-from tollbooth.money import format_credits
-from tollbooth.operations import Idempotency, LedgerService
-from tollbooth.schemas import ConsumeRequest, GrantRequest
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.service import LedgerService
+from tollbooth.contracts.http import ConsumeRequest, GrantRequest
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.clock import now_ms
+from tollbooth.domain.ledger import Account, IdempotencyRecord, Lot, Mutation
+from tollbooth.domain.money import format_credits
 from tollbooth.settings import get_settings
 from tollbooth_local.functions import LambdaContext, load_function
 from tollbooth_local.template import Template

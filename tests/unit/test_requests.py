@@ -2,10 +2,11 @@
 
 import pytest
 
-from tollbooth import errors
 from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.errors import STATUS_BY_ERROR, status_for
-from tollbooth.operations import Idempotency, decode_cursor, encode_cursor
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.views import decode_cursor, encode_cursor
+from tollbooth.domain import errors
 
 
 def test_the_fingerprint_ignores_key_order_but_not_values() -> None:

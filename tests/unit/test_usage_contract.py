@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tollbooth.usage import MAX_RECORDS_PER_MESSAGE, message_body, parse_message
+from tollbooth.contracts.usage import MAX_RECORDS_PER_MESSAGE, message_body, parse_message
 from tollbooth.usage_client import MAX_MESSAGE_BYTES, UsageClient, UsageNotSent, pack
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tollbooth.usage import MAX_RECORDS_PER_MESSAGE, SCHEMA, UsageRecord
+from tollbooth.contracts.usage import MAX_RECORDS_PER_MESSAGE, SCHEMA, UsageRecord
 
 # SQS takes 262,144 bytes per message and per SendMessageBatch call; keep a margin.
 MAX_MESSAGE_BYTES = 250_000

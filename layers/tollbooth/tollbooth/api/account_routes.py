@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from tollbooth.api.runtime import authorize
-from tollbooth.operations import LEDGER_PAGE_MAX
-from tollbooth.schemas import BalanceResponse, LedgerPageResponse
-from tollbooth.service import get_service
+from tollbooth.app.views import LEDGER_PAGE_MAX
+from tollbooth.bootstrap import get_service
+from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 
 router = Router()
 

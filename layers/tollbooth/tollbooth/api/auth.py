@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tollbooth.context import Caller, RequestContext
-from tollbooth.errors import Forbidden, Unauthenticated
+from tollbooth.app.context import Caller, RequestContext
+from tollbooth.domain.errors import Forbidden, Unauthenticated
 
 
 def role_of(principal_arn: str) -> str | None:

@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from tollbooth import clock
-from tollbooth.catalog import Catalog, CatalogHistory, LotTerms, discount, load_history, price_per_credit
-from tollbooth.money import format_credits, format_rounded
+from tollbooth.domain import clock
+from tollbooth.domain.catalog import Catalog, CatalogHistory, LotTerms, discount, load_history, price_per_credit
+from tollbooth.domain.money import format_credits, format_rounded
 
 router = Router()
 

@@ -11,10 +11,10 @@ from tollbooth.api.runtime import (
     idempotency_key,
     json_response,
 )
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.bootstrap import get_service
+from tollbooth.contracts.http import ConsumeRequest, ConsumeResponse
 from tollbooth.observability import count
-from tollbooth.operations import Idempotency
-from tollbooth.schemas import ConsumeRequest, ConsumeResponse
-from tollbooth.service import get_service
 
 router = Router()
 DEBITED: dict[int, OpenAPIResponse] = {

@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from tollbooth import errors
-from tollbooth.contract import describe_problems
-from tollbooth.money import format_credits
+from tollbooth.contracts.common import describe_problems
+from tollbooth.domain import errors
+from tollbooth.domain.money import format_credits
 
 logger = Logger(child=True)
 

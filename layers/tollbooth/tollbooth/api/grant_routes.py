@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from tollbooth.api.runtime import authorize, error_responses, idempotency_key, json_response
-from tollbooth.operations import Idempotency
-from tollbooth.schemas import AllowanceRequest, GrantRequest, GrantResponse
-from tollbooth.service import get_service
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.bootstrap import get_service
+from tollbooth.contracts.http import AllowanceRequest, GrantRequest, GrantResponse
 
 router = Router()
 

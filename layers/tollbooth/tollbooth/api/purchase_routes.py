@@ -6,10 +6,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from tollbooth.api.grant_routes import CREATED, CREDIT_ERRORS
 from tollbooth.api.runtime import authorize, idempotency_key, json_response
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.bootstrap import get_service
+from tollbooth.contracts.http import PurchaseRequest
 from tollbooth.observability import count
-from tollbooth.operations import Idempotency
-from tollbooth.schemas import PurchaseRequest
-from tollbooth.service import get_service
 
 router = Router()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from tollbooth.api.runtime import current_principal, error_responses
-from tollbooth.catalog import load_history
-from tollbooth.clock import now_ms
-from tollbooth.money import format_credits, format_exact, format_fraction
-from tollbooth.pricing import Charge, price
-from tollbooth.schemas import MultiplierView, QuoteBreakdown, QuoteRequest, QuoteResponse
+from tollbooth.contracts.http import MultiplierView, QuoteBreakdown, QuoteRequest, QuoteResponse
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.clock import now_ms
+from tollbooth.domain.money import format_credits, format_exact, format_fraction
+from tollbooth.domain.pricing import Charge, price
 
 router = Router()
 

@@ -19,12 +19,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.body import BodyRefused, normalize_body, strict_json_object
 from tollbooth.api.errors import register_error_handlers
-from tollbooth.context import RequestContext
-from tollbooth.contract import is_account_id
-from tollbooth.errors import InvalidRequest
+from tollbooth.app.context import RequestContext
+from tollbooth.app.idempotency import Outcome
+from tollbooth.contracts.common import is_account_id
+from tollbooth.contracts.http import ErrorResponse
+from tollbooth.domain.errors import InvalidRequest
 from tollbooth.observability import logger, metrics, tracer
-from tollbooth.operations import Outcome
-from tollbooth.schemas import ErrorResponse
 from tollbooth.settings import get_settings
 
 IDEMPOTENCY_HEADER = "idempotency-key"

@@ -27,7 +27,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
@@ -44,8 +43,9 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from tollbooth.errors import StorageUnavailable
-from tollbooth.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, next_due_at
+from tollbooth.app.ports import LedgerPage, WriteConflict
+from tollbooth.domain.errors import StorageUnavailable
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, next_due_at
 
 ENTRY_SEQ_DIGITS = 12
 
@@ -178,26 +178,6 @@ class PaymentItem(TableItem, discriminator="payment"):
 
 # ---------------------------------------------------------------------------
 # Outcomes the service reacts to. They are not errors of the caller.
-
-
-class WriteConflict(Exception):
-    """The transaction was cancelled; ``reason`` says which guard stopped it."""
-
-    VERSION = "version"  # another mutation of the account won the race: reload and retry
-    IDEMPOTENCY_KEY = "idempotency_key"  # the key was used before: replay or 409
-    PAYMENT_REFERENCE = "payment_reference"  # the payment was granted before
-    UNKNOWN = "unknown"  # the engine gave no reasons: look the key up, then retry
-
-    def __init__(self, reason: str, keys: set[str] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.keys = keys or set()  # for IDEMPOTENCY_KEY: the keys already used
-
-
-@dataclass(frozen=True)
-class LedgerPage:
-    entries: list[LedgerEntry]
-    next_seq: int | None  # pass back as ``before_seq`` for the next (older) page
 
 
 def _entry_from_item(item: LedgerItem) -> LedgerEntry:

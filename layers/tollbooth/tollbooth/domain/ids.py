@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from tollbooth.clock import now_ms
+from tollbooth.domain.clock import now_ms
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 

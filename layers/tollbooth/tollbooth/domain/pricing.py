@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from tollbooth.catalog import LICENCE_DIMENSION, Catalog, Feature
-from tollbooth.errors import InvalidDimension, InvalidQuantity, UnknownFeature
+from tollbooth.domain.catalog import LICENCE_DIMENSION, Catalog, Feature
+from tollbooth.domain.errors import InvalidDimension, InvalidQuantity, UnknownFeature
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
-from tollbooth import clock
-from tollbooth.catalog import IDENTIFIER_PATTERN
+from tollbooth.domain import clock
+from tollbooth.domain.catalog import IDENTIFIER_PATTERN
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.:@\-]{1,128}$"
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9_.:@\-]{1,128}")

@@ -1,75 +1,30 @@
 """Usage ingestion: a batch of SQS messages from AI workers, charged exactly once.
 
 Each message is parsed on its own; records are grouped by account across the whole
-batch and each account's records are charged in as few transactions as fit (see
-``LedgerService.ingest_usage``). A record that can never be charged (bad schema,
-unknown feature, quantity out of range, an event_id reused with different contents) is
-logged with its reason, counted, and sent to the dead-letter queue, wrapped as a
-message of its own that can be redriven once the cause is fixed. A message is retried
-only when something it holds could not be written: a busy account, storage or the
-dead-letter queue failing, or an unexpected error while charging one account (which
-never touches the other accounts of the batch). On a message's last receive, what still
-could not be charged is dead-lettered with its reason instead, so nothing reaches the
-dead-letter queue without one. Retrying is always safe: records already charged are
-recognised by their event_id and charged nothing.
+batch and each account's records are charged in as few transactions as fit. A record
+that can never be charged (bad schema, unknown feature, quantity out of range, an
+event_id reused with different contents) is logged with its reason, counted, and sent to
+the dead-letter queue, wrapped as a message of its own that can be redriven once the
+cause is fixed. A message is retried only when something it holds could not be written:
+a busy account, storage or the dead-letter queue failing, or an unexpected error while
+charging one account (which never touches the other accounts of the batch). On a
+message's last receive, what still could not be charged is dead-lettered with its reason
+instead, so nothing reaches the dead-letter queue without one. Retrying is always safe:
+records already charged are recognised by their event_id and charged nothing.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from tollbooth.errors import ConcurrentUpdate, StorageUnavailable
-from tollbooth.events import Publisher
+from tollbooth.app.outbox import flush_outbox
+from tollbooth.app.ports import DeadLetters, Publisher
+from tollbooth.app.service import LedgerService
+from tollbooth.contracts.usage import Rejected, UsageRecord, message_body, parse_message
+from tollbooth.domain.errors import ConcurrentUpdate, StorageUnavailable
 from tollbooth.observability import count, logger
-from tollbooth.operations import LedgerService
-from tollbooth.outbox import flush_outbox
-from tollbooth.usage import Rejected, UsageRecord, message_body, parse_message
-
-# SQS message attributes are small: the reasons list is kept within this many characters.
-REASONS_ATTRIBUTE_LIMIT = 4096
-MAX_REASON_LENGTH = 500
-
-
-class DeadLetters(Protocol):
-    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
-        """Put a message on the dead-letter queue, or raise."""
-
-
-class SqsDeadLetters:
-    """SendMessage to the usage dead-letter queue; the client is created on first use."""
-
-    def __init__(self, queue_url: str, client_factory: Callable[[], Any]) -> None:
-        self.queue_url = queue_url
-        self._client_factory = client_factory
-        self._client: Any = None
-
-    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
-        if self._client is None:
-            self._client = self._client_factory()
-        attributes = {
-            "reasons": {"DataType": "String", "StringValue": reasons_attribute(reasons)},
-            "reason_count": {"DataType": "Number", "StringValue": str(len(reasons))},
-            "source_message_id": {"DataType": "String", "StringValue": source_message_id},
-        }
-        try:
-            self._client.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes)
-        except Exception as error:  # botocore's errors: the message is retried instead
-            raise StorageUnavailable("the dead-letter queue refused the message") from error
-
-
-def reasons_attribute(reasons: list[str], limit: int = REASONS_ATTRIBUTE_LIMIT) -> str:
-    """The reasons as a JSON list that fits in ``limit`` characters: each reason cut to
-    ``MAX_REASON_LENGTH``, then as many as fit; ``reason_count`` says how many there were."""
-    kept: list[str] = []
-    for reason in reasons:
-        short = reason if len(reason) <= MAX_REASON_LENGTH else reason[: MAX_REASON_LENGTH - 3] + "..."
-        if len(json.dumps([*kept, short])) > limit:
-            break
-        kept.append(short)
-    return json.dumps(kept)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tollbooth.catalog import CATALOG_DIR, Catalog, CatalogError, parse_catalog, read_history
+from tollbooth.domain.catalog import CATALOG_DIR, Catalog, CatalogError, parse_catalog, read_history
 
 
 def summary(catalog: Catalog) -> str:

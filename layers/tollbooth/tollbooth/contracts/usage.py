@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from tollbooth.contract import AccountId, Instant, Name, StrictModel, describe_problems
+from tollbooth.contracts.common import AccountId, Instant, Name, StrictModel, describe_problems
 
 SCHEMA = "tollbooth.usage/v1"
 MAX_RECORDS_PER_MESSAGE = 500

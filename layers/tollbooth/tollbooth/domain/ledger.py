@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
-from tollbooth import clock
-from tollbooth.errors import FeatureLocked, InsufficientCredits
-from tollbooth.money import format_credits
+from tollbooth.domain import clock
+from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
+from tollbooth.domain.money import format_credits
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
 EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire"]
@@ -125,6 +125,11 @@ class LedgerEntry:
     created_at: int
     idempotency_key: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+# Keys Tollbooth derives itself (one allowance per account, plan and period) use this
+# prefix, which a client's Idempotency-Key may not.
+RESERVED_KEY_PREFIX = "tollbooth:"
 
 
 @dataclass(frozen=True)

@@ -20,27 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from typing import Any
 
-from tollbooth import clock, ids
-from tollbooth.events import Publisher, lot_event
-from tollbooth.ledger import (
+from tollbooth.app.outbox import flush_outbox
+from tollbooth.app.ports import LedgerStore, Publisher, WriteConflict
+from tollbooth.domain import clock
+from tollbooth.domain.expiry import warn, write_off
+from tollbooth.domain.ledger import (
     Account,
-    Draw,
     ExpiryIndexing,
-    LedgerEntry,
-    Lot,
     Mutation,
     due_for_expiry,
     due_for_warning,
 )
-from tollbooth.money import round_half_even
 from tollbooth.observability import logger
-from tollbooth.outbox import flush_outbox
-from tollbooth.repository import Repository, WriteConflict
 
-EXPIRE_KEY_PREFIX = "tollbooth:expire:"
 # Publish the outbox once it holds this many events, so the account item stays small.
 OUTBOX_FLUSH_AT = 25
 
@@ -61,68 +55,10 @@ class SweepReport:
         return asdict(self)
 
 
-def breakage_minor(lot: Lot, amount: int) -> int | None:
-    """What the expired credits cost the buyer, in minor units (exact, then half-even)."""
-    if lot.price_minor is None or lot.granted == 0:
-        return None
-    return round_half_even(Fraction(lot.price_minor * amount, lot.granted))
-
-
-def write_off(account: Account, lot: Lot, now: int) -> Mutation:
-    """The mutation that expires what is left in ``lot``, with its ledger entry and event."""
-    amount = lot.remaining
-    entry_id = ids.new_id("led", now)
-    breakage = breakage_minor(lot, amount)
-    details = {
-        "lot_id": lot.lot_id,
-        "source": lot.source,
-        "package_id": lot.package_id,
-        "plan_id": lot.plan_id,
-        "expires_at": None if lot.expires_at is None else clock.to_iso(lot.expires_at),
-        "price_minor": lot.price_minor,
-        "currency": lot.currency,
-        "lot_granted": lot.granted,
-        "breakage_minor": breakage,
-    }
-    entry = LedgerEntry(
-        entry_id=entry_id,
-        seq=account.seq + 1,
-        kind="expire",
-        amount=-amount,
-        balance_after=account.balance - amount,
-        created_at=now,
-        idempotency_key=EXPIRE_KEY_PREFIX + lot.lot_id,
-        details=details,
-    )
-    event = lot_event(
-        "credits.expired",
-        account.account_id,
-        lot,
-        amount,
-        now,
-        entry_id=entry_id,
-        breakage_minor=breakage,
-        currency=lot.currency,
-    )
-    return Mutation(
-        account,
-        (entry,),
-        expirations=(Draw(lot.lot_id, amount),),
-        pending_events=(*account.pending_events, event),
-    )
-
-
-def warn(account: Account, lots: list[Lot], now: int) -> Mutation:
-    events = tuple(lot_event("credits.expiring", account.account_id, lot, lot.remaining, now) for lot in lots)
-    return Mutation(
-        account, warned=tuple(lot.lot_id for lot in lots), pending_events=(*account.pending_events, *events)
-    )
-
-
 class ExpirySweeper:
     def __init__(
         self,
-        repository: Repository,
+        repository: LedgerStore,
         publisher: Publisher,
         indexing: ExpiryIndexing,
         *,

@@ -8,12 +8,11 @@ the account due in the expiry index, so the sweep publishes whatever was left be
 
 from __future__ import annotations
 
-from tollbooth.events import Publisher
-from tollbooth.ledger import Account, Mutation
-from tollbooth.repository import Repository
+from tollbooth.app.ports import LedgerStore, Publisher
+from tollbooth.domain.ledger import Account, Mutation
 
 
-def flush_outbox(repository: Repository, publisher: Publisher, account: Account, now: int) -> Account:
+def flush_outbox(repository: LedgerStore, publisher: Publisher, account: Account, now: int) -> Account:
     """Publish the account's pending events, then empty its outbox; the state afterwards.
 
     Raises StorageUnavailable if publishing fails, or WriteConflict if the account changed

@@ -3,20 +3,14 @@ wired with the same Powertools utilities as the API."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tollbooth.events import EventBridgePublisher
-from tollbooth.expiry import ExpirySweeper
-from tollbooth.ingestion import SqsDeadLetters, UsageIngestor
+from tollbooth.bootstrap import get_ingestor, get_sweeper
 from tollbooth.observability import count, logger, metrics, tracer
-from tollbooth.repository import Repository
-from tollbooth.service import get_service
 from tollbooth.settings import get_settings
 
 # Stop this long before the function's timeout; what is left waits for the next run.
@@ -25,35 +19,6 @@ TIME_RESERVE_MS = 15_000
 
 class RetryLater(Exception):
     """Raised for a message to leave on the queue: SQS delivers it again."""
-
-
-@cache
-def get_publisher() -> EventBridgePublisher:
-    settings = get_settings()
-    if not settings.event_bus_name:
-        raise RuntimeError("EVENT_BUS_NAME is not set; this function publishes to it")
-    return EventBridgePublisher(settings.event_bus_name, lambda: boto3.client("events", region_name=settings.region))
-
-
-@cache
-def get_sweeper() -> ExpirySweeper:
-    settings = get_settings()
-    repository = Repository(
-        settings.table_name,
-        settings.region,
-        expiry=settings.expiry_indexing,
-        max_transaction_items=settings.max_transaction_items,
-    )
-    return ExpirySweeper(repository, get_publisher(), settings.expiry_indexing)
-
-
-@cache
-def get_ingestor() -> UsageIngestor:
-    settings = get_settings()
-    if not settings.usage_dlq_url:
-        raise RuntimeError("USAGE_DLQ_URL is not set; rejected usage goes there")
-    dead_letters = SqsDeadLetters(settings.usage_dlq_url, lambda: boto3.client("sqs", region_name=settings.region))
-    return UsageIngestor(get_service(), get_publisher(), dead_letters)
 
 
 @logger.inject_lambda_context

@@ -1,36 +1,42 @@
 """The application service: each public method is one use case of the ledger.
 
-It loads an account, lets the pure rules in ``ledger`` and ``pricing`` decide,
-and hands the resulting ``Mutation`` to the repository. Optimistic concurrency
-is retried a bounded number of times with jittered backoff.
+It loads an account, lets the pure rules in ``domain`` decide, and hands the resulting
+``Mutation`` to the store. Optimistic concurrency is retried a bounded number of times
+with jittered backoff.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import random
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from tollbooth import clock, ids
-from tollbooth.catalog import CatalogHistory, ExpiryPolicy, LotTerms
-from tollbooth.context import INTERNAL, RequestContext
-from tollbooth.errors import (
+from tollbooth.app.context import INTERNAL, RequestContext
+from tollbooth.app.idempotency import Idempotency, Outcome
+from tollbooth.app.known_accounts import KnownAccounts
+from tollbooth.app.ports import LedgerStore, WriteConflict
+from tollbooth.app.views import LEDGER_PAGE_MAX, decode_cursor, encode_cursor, entry_view, lot_view
+from tollbooth.contracts.http import (
+    BalanceResponse,
+    ConsumeResponse,
+    GrantResponse,
+    LedgerPageResponse,
+    NextExpiry,
+    PerksView,
+    Totals,
+)
+from tollbooth.contracts.usage import UsageRecord
+from tollbooth.domain import clock, ids
+from tollbooth.domain.catalog import CatalogHistory, ExpiryPolicy, LotTerms
+from tollbooth.domain.errors import (
     ConcurrentUpdate,
     FeatureLocked,
     GrantTooLarge,
-    IdempotencyKeyMissing,
     IdempotencyKeyReused,
     InsufficientCredits,
-    InvalidCursor,
     InvalidExpiry,
     InvalidPeriod,
     InvalidRequest,
@@ -40,12 +46,13 @@ from tollbooth.errors import (
     UnknownPackage,
     UnknownPlan,
 )
-from tollbooth.ledger import (
+from tollbooth.domain.grants import ROLLOVER_GRACE_MS, expiry_from, lot_with_terms
+from tollbooth.domain.ledger import (
     DEFAULT_PRIORITY,
     PERIOD_CLAMP_DAYS,
+    RESERVED_KEY_PREFIX,
     Account,
     Draw,
-    Expiry,
     IdempotencyRecord,
     LedgerEntry,
     Lot,
@@ -55,311 +62,25 @@ from tollbooth.ledger import (
     allocate,
     billing_period_end,
     burn_down_order,
-    draw_what_lots_can,
     expiring_within,
     is_plan_period,
     next_expiry,
     pay_off_arrears,
     perks_at,
     rollover,
-    with_draws,
 )
-from tollbooth.money import format_credits
-from tollbooth.pricing import Charge, price
-from tollbooth.repository import Repository, WriteConflict
-from tollbooth.schemas import (
-    BalanceResponse,
-    ConsumeResponse,
-    DrawView,
-    GrantResponse,
-    LedgerEntryView,
-    LedgerPageResponse,
-    LotView,
-    NextExpiry,
-    PerksView,
-    Totals,
-)
-from tollbooth.usage import UsageRecord
+from tollbooth.domain.money import format_credits
+from tollbooth.domain.pricing import Charge, price
+from tollbooth.domain.usage_charges import MAX_CLOCK_SKEW_MS, REUSED, UsageOutcome, usage_key, usage_mutation
 
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-# An allowance that can roll over is written off by the expiry sweep only this long after
-# its period ends, so that the next period's grant (which moves the rollover) comes first.
-ROLLOVER_GRACE_MS = 2 * 86_400_000
-# Keys Tollbooth derives itself (one allowance per account, plan and period) use this
-# prefix, which a client's Idempotency-Key may not.
-RESERVED_KEY_PREFIX = "tollbooth:"
-LEDGER_PAGE_MAX = 100
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """A request's key and the fingerprint of what it asked for."""
-
-    key: str
-    fingerprint: str
-
-    @classmethod
-    def of(cls, key: str | None, operation: str, account_id: str, body: dict[str, Any]) -> Idempotency:
-        if key is None or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise IdempotencyKeyMissing("send an Idempotency-Key header of 1 to 255 characters")
-        if key.startswith(RESERVED_KEY_PREFIX):
-            raise InvalidRequest(f"an Idempotency-Key may not start with {RESERVED_KEY_PREFIX!r}")
-        return cls.derived(key, operation, account_id, body)
-
-    @classmethod
-    def derived(cls, key: str, operation: str, account_id: str, body: dict[str, Any]) -> Idempotency:
-        canonical = json.dumps(
-            {"operation": operation, "account_id": account_id, "body": body}, sort_keys=True, separators=(",", ":")
-        )
-        return cls(key, hashlib.sha256(canonical.encode()).hexdigest())
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status_code: int
-    body: dict[str, Any]
-    replayed: bool = False
-
-
-def expiry_from(policy: ExpiryPolicy, granted_at: int, period_end: int | None = None) -> int | None:
-    """A lot's expiry under ``policy``. "End of billing period" needs the account's current
-    period; an account with no subscription gets one calendar month instead."""
-    if policy.kind == "days":
-        return clock.add_days(granted_at, policy.count)
-    if policy.kind == "months":
-        return clock.add_months(granted_at, policy.count)
-    if policy.kind == "period_end":
-        return period_end if period_end is not None else clock.add_months(granted_at, 1)
-    return None
-
-
-REUSED = "event_id already charged with a different record"
-# How far ahead of our clock a worker's occurred_at may be (its clock may run fast).
-MAX_CLOCK_SKEW_MS = 5 * 60_000
 # Refusals that depend on the account's state: a remembered state is re-read before refusing.
 STATE_REFUSALS = (InsufficientCredits, FeatureLocked, InvalidPeriod)
-
-
-@dataclass(frozen=True)
-class UsageOutcome:
-    event_id: str
-    status: Literal["charged", "duplicate", "rejected"]
-    reason: str | None = None
-    charged: int = 0  # millicredits
-
-
-def usage_key(event_id: str) -> str:
-    return f"{RESERVED_KEY_PREFIX}usage:{event_id}"
-
-
-def usage_mutation(
-    account: Account, pending: list[tuple[int, UsageRecord, Charge]], now: int, max_items: int
-) -> tuple[Mutation, list[tuple[int, UsageRecord, Charge]]]:
-    """One transaction charging as many of ``pending`` as fit in ``max_items``, in order:
-    the mutation, and which records it includes.
-
-    The records share one ``usage`` ledger entry that lists each of them (its charge, what
-    it took, the catalog version that priced it); each record's idempotency record points
-    at that entry. Items: the account, the entry, one idempotency record per record, and
-    each lot drawn. Unpaid usage becomes arrears; the first time the account goes into
-    arrears, an ``account.overdrawn`` event goes into its outbox."""
-    working = account
-    lines: list[dict[str, Any]] = []
-    drawn: dict[str, int] = {}
-    included: list[tuple[int, UsageRecord, Charge]] = []
-    unpaid_total = 0
-    for item in pending:
-        _, record, charge = item
-        draws, unpaid = draw_what_lots_can(working, charge.amount, now, Use(charge.feature, charge.licence))
-        lots_after = set(drawn) | {draw.lot_id for draw in draws}
-        if included and 2 + len(included) + 1 + len(lots_after) > max_items:
-            break
-        working = with_draws(working, draws)
-        for draw in draws:
-            drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
-        unpaid_total += unpaid
-        lines.append(
-            {
-                "event_id": record.event_id,
-                "feature": charge.feature,
-                "quantity": charge.quantity,
-                "dimensions": charge.dimensions,
-                "charged": charge.amount,
-                "unpaid": unpaid,
-                "catalog_version": charge.catalog_version,
-                "occurred_at": clock.to_iso(clock.from_datetime(record.occurred_at)),
-                "worker_id": record.worker_id,
-                "resources": record.metrics(),
-            }
-        )
-        included.append(item)
-    total = sum(line["charged"] for line in lines)
-    seq = account.seq + 1
-    entry_id = ids.new_id("led", now)
-    details = {
-        "records": lines,
-        "draws": [{"lot_id": lot_id, "amount": amount} for lot_id, amount in drawn.items()],
-        "unpaid": unpaid_total,
-    }
-    entry = LedgerEntry(entry_id, seq, "usage", -total, account.balance - total, now, None, details)
-    records = tuple(
-        IdempotencyRecord(
-            usage_key(record.event_id),
-            record.fingerprint(),
-            200,
-            {"event_id": record.event_id, "entry_id": entry_id, "charged": format_credits(charge.amount)},
-            seq,
-        )
-        for _, record, charge in included
-    )
-    events = account.pending_events
-    if account.arrears == 0 and unpaid_total > 0:
-        events = (*events, overdrawn_event(account.account_id, entry, unpaid_total, now))
-    mutation = Mutation(
-        account,
-        (entry,),
-        records,
-        draws=tuple(Draw(lot_id, amount) for lot_id, amount in drawn.items()),
-        arrears_change=unpaid_total,
-        pending_events=events,
-    )
-    return mutation, included
-
-
-def overdrawn_event(account_id: str, entry: LedgerEntry, arrears: int, now: int) -> dict[str, Any]:
-    """``account.overdrawn``: the account went into arrears (once per time it does)."""
-    return {
-        "schema_version": 1,
-        "event_id": f"account.overdrawn:{account_id}:{entry.seq}",
-        "type": "account.overdrawn",
-        "account_id": account_id,
-        "arrears": format_credits(arrears),
-        "entry_id": entry.entry_id,
-        "occurred_at": clock.to_iso(now),
-    }
-
-
-def lot_with_terms(terms: LotTerms, **fields: Any) -> Lot:
-    """A lot that carries the restrictions and perks of the package or plan granting it."""
-
-    def canonical(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if names is None else tuple(sorted(set(names)))
-
-    return Lot(
-        licences=canonical(terms.licences),
-        features=canonical(terms.features),
-        priority_processing=terms.priority_processing,
-        unlocks=canonical(terms.unlocks) or (),
-        **fields,
-    )
-
-
-def lot_view(lot: Lot) -> LotView:
-    return LotView(
-        lot_id=lot.lot_id,
-        source=lot.source,
-        granted=format_credits(lot.granted),
-        remaining=format_credits(lot.remaining),
-        expires_at=None if lot.expires_at is None else clock.to_iso(lot.expires_at),
-        priority=lot.priority,
-        created_at=clock.to_iso(lot.created_at),
-        package_id=lot.package_id,
-        price_minor=lot.price_minor,
-        currency=lot.currency,
-        reason=lot.reason,
-        licences=None if lot.licences is None else list(lot.licences),
-        features=None if lot.features is None else list(lot.features),
-        priority_processing=lot.priority_processing,
-        unlocks=list(lot.unlocks),
-        campaign_id=lot.campaign_id,
-        plan_id=lot.plan_id,
-    )
-
-
-def _draw_views(stored: list[dict[str, Any]] | None) -> list[DrawView] | None:
-    if stored is None:
-        return None
-    return [DrawView(lot_id=draw["lot_id"], amount=format_credits(draw["amount"])) for draw in stored]
-
-
-def entry_view(entry: LedgerEntry) -> LedgerEntryView:
-    details = dict(entry.details)
-    for amount_field in ("lot_granted", "unpaid", "arrears_paid"):
-        if amount_field in details:
-            details[amount_field] = format_credits(details[amount_field])
-    if "records" in details:
-        details["records"] = [
-            {**line, "charged": format_credits(line["charged"]), "unpaid": format_credits(line["unpaid"])}
-            for line in details["records"]
-        ]
-    draws = details.pop("draws", None)
-    rolled = details.pop("rolled_over", None)
-    return LedgerEntryView(
-        entry_id=entry.entry_id,
-        seq=entry.seq,
-        kind=entry.kind,
-        amount=format_credits(entry.amount),
-        balance_after=format_credits(entry.balance_after),
-        created_at=clock.to_iso(entry.created_at),
-        idempotency_key=entry.idempotency_key,
-        draws=_draw_views(draws),
-        rolled_over=_draw_views(rolled),
-        **details,
-    )
-
-
-def expiry_view(moment: Expiry) -> NextExpiry:
-    return NextExpiry(expires_at=clock.to_iso(moment.expires_at), amount=format_credits(moment.amount))
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"v": 1, "before": seq}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        seq = data["before"]
-        if data.get("v") != 1 or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-            raise ValueError
-        return seq
-    except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error) as error:
-        raise InvalidCursor("the cursor is not one this API returned") from error
-
-
-class KnownAccounts:
-    """A small LRU of account states this process wrote last. A hint only: never trusted
-    for a refusal or a read, always checked by the version guard on write."""
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._capacity = capacity
-        self._accounts: OrderedDict[str, Account] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, account_id: str) -> Account | None:
-        with self._lock:
-            account = self._accounts.get(account_id)
-            if account is not None:
-                self._accounts.move_to_end(account_id)
-            return account
-
-    def put(self, account_id: str, account: Account) -> None:
-        with self._lock:
-            self._accounts[account_id] = account
-            self._accounts.move_to_end(account_id)
-            while len(self._accounts) > self._capacity:
-                self._accounts.popitem(last=False)
-
-    def forget(self, account_id: str) -> None:
-        with self._lock:
-            self._accounts.pop(account_id, None)
 
 
 class LedgerService:
     def __init__(
         self,
-        repository: Repository,
+        repository: LedgerStore,
         catalogs: CatalogHistory,
         *,
         max_write_attempts: int = 10,

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, StrictStr
 
-from tollbooth.contract import Identifier, Instant, Name, PaymentReference, StrictModel
-from tollbooth.money import parse_credits
+from tollbooth.contracts.common import Identifier, Instant, Name, PaymentReference, StrictModel
+from tollbooth.domain.money import parse_credits
 
 CreditsIn = Annotated[
     int,

@@ -35,9 +35,9 @@ from pydantic import (
     model_validator,
 )
 
-from tollbooth import clock
-from tollbooth.errors import CatalogVersionNotFound, NoCatalogInForce
-from tollbooth.money import parse_credits
+from tollbooth.domain import clock
+from tollbooth.domain.errors import CatalogVersionNotFound, NoCatalogInForce
+from tollbooth.domain.money import parse_credits
 
 CATALOG_DIR = Path(__file__).with_name("versions")
 # The dimension whose value is a request's licence; lots may be restricted by licence.

@@ -1,0 +1,1 @@
+"""Adapters: the ports served by DynamoDB, EventBridge and SQS, and the in-memory twin."""

@@ -1,0 +1,65 @@
+"""The ports: what the use cases need from the world, as Protocols, and the outcomes a
+store reports that are not errors of the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Mutation
+
+
+class Publisher(Protocol):
+    def publish(self, events: Sequence[dict[str, Any]]) -> None:
+        """Publish every event or raise; a partial failure raises too (the caller retries all)."""
+
+
+class DeadLetters(Protocol):
+    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
+        """Put a message on the dead-letter queue, or raise."""
+
+
+class WriteConflict(Exception):
+    """The transaction was cancelled; ``reason`` says which guard stopped it."""
+
+    VERSION = "version"  # another mutation of the account won the race: reload and retry
+    IDEMPOTENCY_KEY = "idempotency_key"  # the key was used before: replay or 409
+    PAYMENT_REFERENCE = "payment_reference"  # the payment was granted before
+    UNKNOWN = "unknown"  # the engine gave no reasons: look the key up, then retry
+
+    def __init__(self, reason: str, keys: set[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.keys = keys or set()  # for IDEMPOTENCY_KEY: the keys already used
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    entries: list[LedgerEntry]
+    next_seq: int | None  # pass back as ``before_seq`` for the next (older) page
+
+
+class LedgerStore(Protocol):
+    """Where accounts, lots, ledger entries and idempotency records live. ``apply`` writes a
+    mutation all-or-nothing, guarded by the account version it was computed from, or raises
+    WriteConflict (a guard failed) or StorageUnavailable (the store failed)."""
+
+    expiry: ExpiryIndexing
+    max_transaction_items: int  # the most items one ``apply`` may write
+
+    def load_account(self, account_id: str) -> Account:
+        """The account with its live lots; a new account reads as empty."""
+
+    def load_expiry_view(self, account_id: str) -> Account | None:
+        """The account item alone: its lots are the live expiring ones."""
+
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
+        """Accounts of one expiry shard with work due at ``now``."""
+
+    def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
+        """Entries newest first; ``before_seq`` continues from an earlier page."""
+
+    def apply(self, mutation: Mutation, now: int) -> None: ...

@@ -1,0 +1,95 @@
+"""Domain state as the API contract shows it: lots, ledger entries and page cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from tollbooth.contracts.http import (
+    DrawView,
+    LedgerEntryView,
+    LotView,
+)
+from tollbooth.domain import clock
+from tollbooth.domain.errors import (
+    InvalidCursor,
+)
+from tollbooth.domain.ledger import (
+    LedgerEntry,
+    Lot,
+)
+from tollbooth.domain.money import format_credits
+
+LEDGER_PAGE_MAX = 100
+
+
+def lot_view(lot: Lot) -> LotView:
+    return LotView(
+        lot_id=lot.lot_id,
+        source=lot.source,
+        granted=format_credits(lot.granted),
+        remaining=format_credits(lot.remaining),
+        expires_at=None if lot.expires_at is None else clock.to_iso(lot.expires_at),
+        priority=lot.priority,
+        created_at=clock.to_iso(lot.created_at),
+        package_id=lot.package_id,
+        price_minor=lot.price_minor,
+        currency=lot.currency,
+        reason=lot.reason,
+        licences=None if lot.licences is None else list(lot.licences),
+        features=None if lot.features is None else list(lot.features),
+        priority_processing=lot.priority_processing,
+        unlocks=list(lot.unlocks),
+        campaign_id=lot.campaign_id,
+        plan_id=lot.plan_id,
+    )
+
+
+def _draw_views(stored: list[dict[str, Any]] | None) -> list[DrawView] | None:
+    if stored is None:
+        return None
+    return [DrawView(lot_id=draw["lot_id"], amount=format_credits(draw["amount"])) for draw in stored]
+
+
+def entry_view(entry: LedgerEntry) -> LedgerEntryView:
+    details = dict(entry.details)
+    for amount_field in ("lot_granted", "unpaid", "arrears_paid"):
+        if amount_field in details:
+            details[amount_field] = format_credits(details[amount_field])
+    if "records" in details:
+        details["records"] = [
+            {**line, "charged": format_credits(line["charged"]), "unpaid": format_credits(line["unpaid"])}
+            for line in details["records"]
+        ]
+    draws = details.pop("draws", None)
+    rolled = details.pop("rolled_over", None)
+    return LedgerEntryView(
+        entry_id=entry.entry_id,
+        seq=entry.seq,
+        kind=entry.kind,
+        amount=format_credits(entry.amount),
+        balance_after=format_credits(entry.balance_after),
+        created_at=clock.to_iso(entry.created_at),
+        idempotency_key=entry.idempotency_key,
+        draws=_draw_views(draws),
+        rolled_over=_draw_views(rolled),
+        **details,
+    )
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"v": 1, "before": seq}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        seq = data["before"]
+        if data.get("v") != 1 or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise ValueError
+        return seq
+    except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error) as error:
+        raise InvalidCursor("the cursor is not one this API returned") from error

@@ -1,0 +1,145 @@
+"""How a batch of usage records becomes one mutation per account: each record's charge,
+the lots it drew, what the lots could not pay (arrears), and one idempotency record per
+event_id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
+
+from tollbooth.domain import clock, ids
+from tollbooth.domain.ledger import (
+    RESERVED_KEY_PREFIX,
+    Account,
+    Draw,
+    IdempotencyRecord,
+    LedgerEntry,
+    Mutation,
+    Use,
+    draw_what_lots_can,
+    with_draws,
+)
+from tollbooth.domain.money import format_credits
+from tollbooth.domain.pricing import Charge
+
+REUSED = "event_id already charged with a different record"
+
+
+# How far ahead of our clock a worker's occurred_at may be (its clock may run fast).
+MAX_CLOCK_SKEW_MS = 5 * 60_000
+
+
+@dataclass(frozen=True)
+class UsageOutcome:
+    event_id: str
+    status: Literal["charged", "duplicate", "rejected"]
+    reason: str | None = None
+    charged: int = 0  # millicredits
+
+
+class UsageRecord(Protocol):
+    """What charging needs of a usage record (the wire contract's record has all of it)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def worker_id(self) -> str: ...
+    def fingerprint(self) -> str: ...
+    def metrics(self) -> dict[str, Any]: ...
+
+
+Record = TypeVar("Record", bound=UsageRecord)
+
+
+def usage_key(event_id: str) -> str:
+    return f"{RESERVED_KEY_PREFIX}usage:{event_id}"
+
+
+def usage_mutation(
+    account: Account, pending: list[tuple[int, Record, Charge]], now: int, max_items: int
+) -> tuple[Mutation, list[tuple[int, Record, Charge]]]:
+    """One transaction charging as many of ``pending`` as fit in ``max_items``, in order:
+    the mutation, and which records it includes.
+
+    The records share one ``usage`` ledger entry that lists each of them (its charge, what
+    it took, the catalog version that priced it); each record's idempotency record points
+    at that entry. Items: the account, the entry, one idempotency record per record, and
+    each lot drawn. Unpaid usage becomes arrears; the first time the account goes into
+    arrears, an ``account.overdrawn`` event goes into its outbox."""
+    working = account
+    lines: list[dict[str, Any]] = []
+    drawn: dict[str, int] = {}
+    included: list[tuple[int, Record, Charge]] = []
+    unpaid_total = 0
+    for item in pending:
+        _, record, charge = item
+        draws, unpaid = draw_what_lots_can(working, charge.amount, now, Use(charge.feature, charge.licence))
+        lots_after = set(drawn) | {draw.lot_id for draw in draws}
+        if included and 2 + len(included) + 1 + len(lots_after) > max_items:
+            break
+        working = with_draws(working, draws)
+        for draw in draws:
+            drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
+        unpaid_total += unpaid
+        lines.append(
+            {
+                "event_id": record.event_id,
+                "feature": charge.feature,
+                "quantity": charge.quantity,
+                "dimensions": charge.dimensions,
+                "charged": charge.amount,
+                "unpaid": unpaid,
+                "catalog_version": charge.catalog_version,
+                "occurred_at": clock.to_iso(clock.from_datetime(record.occurred_at)),
+                "worker_id": record.worker_id,
+                "resources": record.metrics(),
+            }
+        )
+        included.append(item)
+    total = sum(line["charged"] for line in lines)
+    seq = account.seq + 1
+    entry_id = ids.new_id("led", now)
+    details = {
+        "records": lines,
+        "draws": [{"lot_id": lot_id, "amount": amount} for lot_id, amount in drawn.items()],
+        "unpaid": unpaid_total,
+    }
+    entry = LedgerEntry(entry_id, seq, "usage", -total, account.balance - total, now, None, details)
+    records = tuple(
+        IdempotencyRecord(
+            usage_key(record.event_id),
+            record.fingerprint(),
+            200,
+            {"event_id": record.event_id, "entry_id": entry_id, "charged": format_credits(charge.amount)},
+            seq,
+        )
+        for _, record, charge in included
+    )
+    events = account.pending_events
+    if account.arrears == 0 and unpaid_total > 0:
+        events = (*events, overdrawn_event(account.account_id, entry, unpaid_total, now))
+    mutation = Mutation(
+        account,
+        (entry,),
+        records,
+        draws=tuple(Draw(lot_id, amount) for lot_id, amount in drawn.items()),
+        arrears_change=unpaid_total,
+        pending_events=events,
+    )
+    return mutation, included
+
+
+def overdrawn_event(account_id: str, entry: LedgerEntry, arrears: int, now: int) -> dict[str, Any]:
+    """``account.overdrawn``: the account went into arrears (once per time it does)."""
+    return {
+        "schema_version": 1,
+        "event_id": f"account.overdrawn:{account_id}:{entry.seq}",
+        "type": "account.overdrawn",
+        "account_id": account_id,
+        "arrears": format_credits(arrears),
+        "entry_id": entry.entry_id,
+        "occurred_at": clock.to_iso(now),
+    }
