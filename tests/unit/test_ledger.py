@@ -14,7 +14,6 @@ from tollbooth.domain.ledger import (
     Mutation,
     Use,
     allocate,
-    billing_period_end,
     burn_down_order,
     due_for_expiry,
     due_for_warning,
@@ -22,8 +21,8 @@ from tollbooth.domain.ledger import (
     next_due_at,
     next_expiry,
     perks_at,
-    rollover,
 )
+from tollbooth.domain.plans import billing_period_end, rollover
 
 T = 1_800_000_000_000  # a fixed "now" in epoch ms
 

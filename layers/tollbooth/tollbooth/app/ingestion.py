@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tollbooth.app.outbox import flush_outbox
+from tollbooth.app.outbox import flush
 from tollbooth.app.ports import DeadLetters, Publisher
 from tollbooth.app.service import LedgerService
 from tollbooth.contracts.usage import Rejected, UsageRecord, message_body, parse_message
@@ -62,6 +62,7 @@ class UsageIngestor:
         self.service = service
         self.publisher = publisher
         self.dead_letters = dead_letters
+        self._flush = flush(publisher)
 
     def ingest(
         self, messages: list[tuple[str, str]], last_receive: Collection[str] = ()
@@ -116,7 +117,7 @@ class UsageIngestor:
                 )
         if written is not None and written.pending_events:
             try:
-                flush_outbox(self.service.repository, self.publisher, written, self.service.now())
+                self.service.writes.write(account_id, self._flush, start=written)
             except Exception:
                 # Committed and safe in the outbox: the expiry sweep publishes it.
                 logger.exception("outbox left for the sweep", extra={"account_id": account_id})

@@ -8,18 +8,19 @@ the account due in the expiry index, so the sweep publishes whatever was left be
 
 from __future__ import annotations
 
-from tollbooth.app.ports import LedgerStore, Publisher
+from tollbooth.app.ports import Publisher
+from tollbooth.app.writes import Plan
 from tollbooth.domain.ledger import Account, Mutation
 
 
-def flush_outbox(repository: LedgerStore, publisher: Publisher, account: Account, now: int) -> Account:
-    """Publish the account's pending events, then empty its outbox; the state afterwards.
+def flush(publisher: Publisher) -> Plan:
+    """A plan for the write loop: publish the account's pending events, then empty its
+    outbox (publishing raises if it fails: nothing is lost, the events stay)."""
 
-    Raises StorageUnavailable if publishing fails, or WriteConflict if the account changed
-    meanwhile; either way nothing is lost."""
-    if not account.pending_events:
-        return account
-    publisher.publish(account.pending_events)
-    mutation = Mutation(account, pending_events=())
-    repository.apply(mutation, now)
-    return mutation.account_after
+    def plan(account: Account, now: int) -> Mutation | None:
+        if not account.pending_events:
+            return None
+        publisher.publish(account.pending_events)
+        return Mutation(account, pending_events=())
+
+    return plan

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tollbooth.app.outbox import flush_outbox
+from tollbooth.app.outbox import flush
 from tollbooth.app.ports import LedgerStore, Publisher, WriteConflict
+from tollbooth.app.writes import Writes
 from tollbooth.domain import clock
+from tollbooth.domain.errors import ConcurrentUpdate
 from tollbooth.domain.expiry import warn, write_off
 from tollbooth.domain.ledger import (
     Account,
@@ -70,8 +72,9 @@ class ExpirySweeper:
         self.publisher = publisher
         self.indexing = indexing
         self._now = now
-        self.max_attempts = max_attempts
         self.page_size = page_size
+        self.writes = Writes(repository, max_attempts=max_attempts, now=now)
+        self._flush = flush(publisher)
 
     def sweep(self, time_left: Callable[[], int] | None = None, reserve_ms: int = 10_000) -> SweepReport:
         """One run over every shard of the index; stops early when ``time_left()`` < ``reserve_ms``."""
@@ -83,7 +86,7 @@ class ExpirySweeper:
                     if time_left is not None and time_left() < reserve_ms:
                         report.complete = False
                         return report
-                    self._settle(account, now, report)
+                    self._settle(account, report)
             except Exception:
                 # The index query failed: what is left of this shard stays due, and the next
                 # run finds it.
@@ -92,48 +95,54 @@ class ExpirySweeper:
                 report.complete = False
         return report
 
-    def _settle(self, account: Account, now: int, report: SweepReport) -> None:
-        report.accounts += 1
-        for _ in range(self.max_attempts):
-            try:
-                self._settle_once(account, now, report)
-                return
-            except WriteConflict:
-                # A debit (or another sweep) changed the account: read its item again.
-                report.conflicts += 1
-                fresh = self.repository.load_expiry_view(account.account_id)
-                if fresh is None:
-                    return
-                account = fresh
-            except Exception:  # storage, publishing, or a surprise: this account waits, the rest go on
-                logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
-                report.failures += 1
-                return
-        report.failures += 1
-
-    def _settle_once(self, account: Account, now: int, report: SweepReport) -> None:
-        for lot in due_for_expiry(account, now):
-            account = self._apply(write_off(account, lot, now), now)
-            report.expired_lots += 1
-            report.expired_credits += lot.remaining
-            if len(account.pending_events) >= OUTBOX_FLUSH_AT:  # keep the account item small
-                account = self._flush(account, now, report)
+    def _next_step(self, account: Account, now: int) -> Mutation | None:
+        """What the account needs next, one guarded write at a time: write off a due lot,
+        warn of lots about to expire, publish the outbox (sooner when it grows, so the
+        account item stays small)."""
+        if len(account.pending_events) >= OUTBOX_FLUSH_AT:
+            return self._flush(account, now)
+        due = due_for_expiry(account, now)
+        if due:
+            return write_off(account, due[0], now)
         warnings = due_for_warning(account, now, self.indexing.warning_window)
-        # Each lot warned is one more item in the transaction: stay within the engine's limit.
-        step = max(1, self.repository.max_transaction_items - 1)
-        for start in range(0, len(warnings), step):
-            account = self._apply(warn(account, warnings[start : start + step], now), now)
-            report.warned_lots += len(warnings[start : start + step])
-            if len(account.pending_events) >= OUTBOX_FLUSH_AT:
-                account = self._flush(account, now, report)
-        self._flush(account, now, report)
+        if warnings:
+            # Each lot warned is one more item in the transaction: stay within the store's limit.
+            return warn(account, warnings[: max(1, self.repository.max_transaction_items - 1)], now)
+        return self._flush(account, now)
 
-    def _flush(self, account: Account, now: int, report: SweepReport) -> Account:
-        published = len(account.pending_events)
-        account = flush_outbox(self.repository, self.publisher, account, now)
-        report.events_published += published
-        return account
+    def _settle(self, account: Account, report: SweepReport) -> None:
+        report.accounts += 1
 
-    def _apply(self, mutation: Mutation, now: int) -> Account:
-        self.repository.apply(mutation, now)
-        return mutation.account_after
+        def conflicted(_: WriteConflict) -> bool:  # a debit (or another sweep) changed the account
+            report.conflicts += 1
+            return False
+
+        try:
+            while True:
+                written = self.writes.write(
+                    account.account_id,
+                    self._next_step,
+                    on_conflict=conflicted,
+                    start=account,
+                    load=self.repository.load_expiry_view,
+                )
+                if written is None:
+                    return
+                _count(report, written.mutation)
+                account = written.mutation.account_after
+        except ConcurrentUpdate:
+            logger.warning(
+                "expiry left for the next run: the account stayed busy", extra={"account_id": account.account_id}
+            )
+            report.failures += 1
+        except Exception:  # storage, publishing, or a surprise: this account waits, the rest go on
+            logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
+            report.failures += 1
+
+
+def _count(report: SweepReport, mutation: Mutation) -> None:
+    report.expired_lots += len(mutation.expirations)
+    report.expired_credits += sum(x.amount for x in mutation.expirations)
+    report.warned_lots += len(mutation.warned)
+    if mutation.pending_events == () and not mutation.entries and not mutation.warned:
+        report.events_published += len(mutation.account.pending_events)

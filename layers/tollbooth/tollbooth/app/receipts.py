@@ -1,0 +1,45 @@
+"""The answers a mutation keeps for replay: the one place the use cases know the HTTP
+contract's bodies, by decision, because an idempotency record must return the exact first
+answer, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.views import lot_view
+from tollbooth.contracts.http import ConsumeResponse, GrantResponse
+from tollbooth.domain.ledger import IdempotencyRecord, Mutation
+from tollbooth.domain.money import format_credits
+from tollbooth.domain.pricing import Charge
+
+
+def _kept(mutation: Mutation, idem: Idempotency, status: int, body: dict) -> Mutation:  # type: ignore[type-arg]
+    entry = mutation.entry
+    assert entry is not None, "a request's mutation writes an entry"
+    return replace(mutation, records=(IdempotencyRecord(idem.key, idem.fingerprint, status, body, entry.seq),))
+
+
+def with_credit_receipt(mutation: Mutation, idem: Idempotency, now: int) -> Mutation:
+    """201: the entry, the lots granted (after any arrears they paid) and what is available."""
+    entry = mutation.entry
+    assert entry is not None
+    body = GrantResponse(
+        entry_id=entry.entry_id,
+        lots=[lot_view(lot) for lot in mutation.new_lots],
+        balance=format_credits(mutation.account_after.available_at(now)),
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
+
+
+def with_consume_receipt(mutation: Mutation, charge: Charge, idem: Idempotency, now: int) -> Mutation:
+    """200: the entry, what was charged, and what is available after it."""
+    entry = mutation.entry
+    assert entry is not None
+    body = ConsumeResponse(
+        entry_id=entry.entry_id,
+        charged=format_credits(charge.amount),
+        balance=format_credits(mutation.account_after.available_at(now)),
+        catalog_version=charge.catalog_version,
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 200, body)

@@ -1,0 +1,44 @@
+"""What spending credits produces: a consume's draws from the lots that may pay for it, in
+burn-down order, as one mutation. A debit the credits do not cover is refused (402) here;
+usage already performed is charged elsewhere (``usage_charges``), into arrears if need be."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tollbooth.domain import ids
+from tollbooth.domain.catalog import Catalog
+from tollbooth.domain.ledger import Account, LedgerEntry, Mutation, Use, allocate
+from tollbooth.domain.pricing import Charge, price
+
+
+def consume(catalog: Catalog, feature: str, quantity: int, dimensions: dict[str, str]) -> tuple[Charge, Use]:
+    """What a request costs at ``catalog``, and what kind of credits may pay for it."""
+    charge = price(catalog, feature, quantity, dimensions)
+    return charge, Use(charge.feature, charge.licence, charge.locked, tuple(catalog.unlocked_by(charge.feature)))
+
+
+def consume_mutation(
+    account: Account, charge: Charge, use: Use, now: int, key: str, caller: Mapping[str, str]
+) -> Mutation:
+    """Debit ``charge`` from the lots that may pay for ``use``, or InsufficientCredits /
+    FeatureLocked with what is missing."""
+    draws = allocate(account, charge.amount, now, use)
+    entry = LedgerEntry(
+        entry_id=ids.new_id("led", now),
+        seq=account.seq + 1,
+        kind="consume",
+        amount=-charge.amount,
+        balance_after=account.balance - charge.amount,
+        created_at=now,
+        idempotency_key=key,
+        details={
+            "feature": charge.feature,
+            "quantity": charge.quantity,
+            "dimensions": charge.dimensions,
+            "draws": [{"lot_id": draw.lot_id, "amount": draw.amount} for draw in draws],
+            "catalog_version": charge.catalog_version,
+            "caller": dict(caller),
+        },
+    )
+    return Mutation(account, (entry,), draws=draws)
