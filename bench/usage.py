@@ -12,6 +12,8 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +50,18 @@ def record(account: str) -> dict[str, Any]:
     }
 
 
-def bench_usage(name: str, dynamodb_url: str, max_items: int, batches: int = BATCHES) -> dict[str, Any]:
-    import boto3
+@dataclass(frozen=True)
+class _Rig:
+    """A fresh ledger table, UsageFunction's handler on it, and funded accounts."""
 
+    table: str
+    handler: Callable[[dict[str, Any], Any], Any]
+    context: Any
+    hot: str
+    spread: list[str]
+
+
+def _rig(dynamodb_url: str, max_items: int) -> _Rig:
     from tollbooth.app.idempotency import Idempotency
     from tollbooth.bootstrap import get_ingestor, get_publisher, get_service
     from tollbooth.settings import get_settings
@@ -79,49 +90,57 @@ def bench_usage(name: str, dynamodb_url: str, max_items: int, batches: int = BAT
     service = get_service()
     for account in [hot, *spread]:
         service.grant(account, 10**12, "promotional", "bench", None, None, Idempotency.of("f", "grant", account, {}))
+    return _Rig(table, handler, context, hot, spread)
 
-    def through_handler(accounts: list[str]) -> float:
-        started = time.perf_counter()
-        result = handler(sqs_event([record(account) for account in accounts]), context)
-        assert result == {"batchItemFailures": []}, result
-        return time.perf_counter() - started
 
+def _through_handler(rig: _Rig, accounts: list[str]) -> float:
+    started = time.perf_counter()
+    result = rig.handler(sqs_event([record(account) for account in accounts]), rig.context)
+    assert result == {"batchItemFailures": []}, result
+    return time.perf_counter() - started
+
+
+def _bare_puts(client: Any, rig: _Rig) -> float:
+    started = time.perf_counter()
+    for _ in range(PER_BATCH):
+        item = {
+            "pk": {"S": f"bare-{uuid.uuid4().hex}"},
+            "sk": {"S": "usage"},
+            "body": {"S": json.dumps(record(rig.hot))},
+        }
+        client.put_item(TableName=rig.table, Item=item)
+    return time.perf_counter() - started
+
+
+def _writes_per_record(rig: _Rig, accounts: list[str]) -> float:
+    COUNTER.reset()
+    COUNTER.enabled = True
+    for _ in range(10):
+        _through_handler(rig, accounts)
+    COUNTER.enabled = False
+    writes = sum(COUNTER.operations[op] for op in ("TransactWriteItems", "PutItem", "UpdateItem"))
+    return writes / (10 * PER_BATCH)
+
+
+def bench_usage(name: str, dynamodb_url: str, max_items: int, batches: int = BATCHES) -> dict[str, Any]:
+    import boto3
+
+    rig = _rig(dynamodb_url, max_items)
     client = boto3.client("dynamodb", endpoint_url=dynamodb_url, region_name="us-east-1")
-
-    def bare_puts() -> float:
-        started = time.perf_counter()
-        for _ in range(PER_BATCH):
-            item = {
-                "pk": {"S": f"bare-{uuid.uuid4().hex}"},
-                "sk": {"S": "usage"},
-                "body": {"S": json.dumps(record(hot))},
-            }
-            client.put_item(TableName=table, Item=item)
-        return time.perf_counter() - started
-
+    hot_batch = [rig.hot] * PER_BATCH
     for _ in range(10):  # warm both paths
-        through_handler([hot] * PER_BATCH)
-        bare_puts()
-    ours = sum(through_handler([hot] * PER_BATCH) for _ in range(batches))
-    bare = sum(bare_puts() for _ in range(batches))
-
-    def writes_per_record(accounts: list[str]) -> float:
-        COUNTER.reset()
-        COUNTER.enabled = True
-        for _ in range(10):
-            through_handler(accounts)
-        COUNTER.enabled = False
-        writes = sum(COUNTER.operations[op] for op in ("TransactWriteItems", "PutItem", "UpdateItem"))
-        return writes / (10 * PER_BATCH)
-
+        _through_handler(rig, hot_batch)
+        _bare_puts(client, rig)
+    ours = sum(_through_handler(rig, hot_batch) for _ in range(batches))
+    bare = sum(_bare_puts(client, rig) for _ in range(batches))
     return {
         "engine": name,
         "max_items": max_items,
         "records": batches * PER_BATCH,
         "ours_rps": batches * PER_BATCH / ours,
         "bare_rps": batches * PER_BATCH / bare,
-        "shared_writes": writes_per_record([hot] * PER_BATCH),
-        "distinct_writes": writes_per_record(spread),
+        "shared_writes": _writes_per_record(rig, hot_batch),
+        "distinct_writes": _writes_per_record(rig, rig.spread),
     }
 
 

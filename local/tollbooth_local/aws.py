@@ -61,6 +61,16 @@ class _Serialized:
             return list(self._app(environ, start_response))
 
 
+def _item_key(table: Any, op: dict[str, Any]) -> dict[str, Any]:
+    """The key of the item a transaction operation names: its Key, or taken from its Item (a Put)."""
+    if "Key" in op:
+        return op["Key"]
+    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+    return key
+
+
 def _snapshot_items_not_tables() -> None:
     """Make moto's TransactWriteItems cost what it writes, not what the table holds.
 
@@ -93,12 +103,7 @@ def _snapshot_items_not_tables() -> None:
             if table is None:
                 continue
             try:
-                if "Key" in op:
-                    key = op["Key"]
-                else:
-                    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
-                    if table.range_key_attr is not None:
-                        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+                key = _item_key(table, op)
                 current = self.get_item(op["TableName"], key)
             except Exception:  # moto's own validation will refuse this transaction
                 continue

@@ -10,7 +10,18 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from tollbooth.domain import clock
-from tollbooth.domain.catalog import Catalog, CatalogHistory, LotTerms, discount, load_history, price_per_credit
+from tollbooth.domain.catalog import (
+    Campaign,
+    Catalog,
+    CatalogHistory,
+    Feature,
+    LotTerms,
+    Package,
+    Plan,
+    discount,
+    load_history,
+    price_per_credit,
+)
 from tollbooth.domain.money import format_credits, format_rounded
 
 router = Router()
@@ -28,6 +39,75 @@ def _terms(terms: LotTerms) -> dict:
     }
 
 
+def _versions(history: CatalogHistory, in_force: str | None) -> list[dict]:
+    return [
+        {
+            "version": other.version,
+            "effective_from": clock.to_iso(other.effective_from_ms),
+            "in_force": other.version == in_force,
+        }
+        for other in history.versions
+    ]
+
+
+def _feature(catalog: Catalog, feature_id: str, feature: Feature) -> dict:
+    return {
+        "description": feature.description,
+        "unit": feature.unit,
+        "credits": format_credits(feature.credits),
+        "per": feature.per,
+        "granularity": format_credits(feature.granularity),
+        "minimum": format_credits(feature.minimum),
+        "max_quantity": feature.max_quantity,
+        "locked": feature.locked,
+        "unlocked_by": catalog.unlocked_by(feature_id) if feature.locked else [],
+        "dimensions": {
+            name: {"default": dim.default, "values": {value: str(mult) for value, mult in dim.values.items()}}
+            for name, dim in feature.dimensions.items()
+        },
+    }
+
+
+def _package(package: Package, base: Package | None) -> dict:
+    return {
+        "name": package.name,
+        "price_minor": package.price_minor,
+        "currency": package.currency,
+        "credits": format_credits(package.credits),
+        "bonus_credits": format_credits(package.bonus_credits),
+        "expiry": str(package.expiry),
+        "bonus_expiry": str(package.bonus_expiry or package.expiry),
+        # Display figures: minor units per credit (bonus included), and % off the base package.
+        "price_per_credit_minor": format_rounded(price_per_credit(package), 4),
+        "discount_percent": None if base is None else format_rounded(discount(package, base) * 100, 1),
+        **_terms(package),
+    }
+
+
+def _plan(plan: Plan) -> dict:
+    return {
+        "name": plan.name,
+        "period": plan.period,
+        "price_minor": plan.price_minor,
+        "currency": plan.currency,
+        "allowance": format_credits(plan.allowance),
+        "rollover_cap": format_credits(plan.rollover_cap),
+        "expiry": "end of billing period",
+        **_terms(plan),
+    }
+
+
+def _campaign(campaign: Campaign, now: int) -> dict:
+    return {
+        "name": campaign.name,
+        "starts_at": clock.to_iso(clock.from_datetime(campaign.starts_at)),
+        "ends_at": clock.to_iso(clock.from_datetime(campaign.ends_at)),
+        "bonus_percent": str(campaign.bonus_percent),
+        "packages": list(campaign.packages),
+        "active": campaign.active_at(now),
+    }
+
+
 def catalog_view(catalog: Catalog, history: CatalogHistory, now: int) -> dict:
     base = catalog.packages.get(catalog.base_package) if catalog.base_package else None
     in_force = history.in_force(now).version if now >= history.versions[0].effective_from_ms else None
@@ -35,75 +115,16 @@ def catalog_view(catalog: Catalog, history: CatalogHistory, now: int) -> dict:
         "version": catalog.version,
         "effective_from": clock.to_iso(catalog.effective_from_ms),
         "in_force": catalog.version == in_force,
-        "versions": [
-            {
-                "version": other.version,
-                "effective_from": clock.to_iso(other.effective_from_ms),
-                "in_force": other.version == in_force,
-            }
-            for other in history.versions
-        ],
+        "versions": _versions(history, in_force),
         "base_package": catalog.base_package,
         "licences": list(catalog.licences),
         "default_licence": catalog.default_licence,
         "features": {
-            feature_id: {
-                "description": feature.description,
-                "unit": feature.unit,
-                "credits": format_credits(feature.credits),
-                "per": feature.per,
-                "granularity": format_credits(feature.granularity),
-                "minimum": format_credits(feature.minimum),
-                "max_quantity": feature.max_quantity,
-                "locked": feature.locked,
-                "unlocked_by": catalog.unlocked_by(feature_id) if feature.locked else [],
-                "dimensions": {
-                    name: {"default": dim.default, "values": {value: str(mult) for value, mult in dim.values.items()}}
-                    for name, dim in feature.dimensions.items()
-                },
-            }
-            for feature_id, feature in catalog.features.items()
+            feature_id: _feature(catalog, feature_id, feature) for feature_id, feature in catalog.features.items()
         },
-        "packages": {
-            package_id: {
-                "name": package.name,
-                "price_minor": package.price_minor,
-                "currency": package.currency,
-                "credits": format_credits(package.credits),
-                "bonus_credits": format_credits(package.bonus_credits),
-                "expiry": str(package.expiry),
-                "bonus_expiry": str(package.bonus_expiry or package.expiry),
-                # Display figures: minor units per credit (bonus included), and % off the base package.
-                "price_per_credit_minor": format_rounded(price_per_credit(package), 4),
-                "discount_percent": None if base is None else format_rounded(discount(package, base) * 100, 1),
-                **_terms(package),
-            }
-            for package_id, package in catalog.packages.items()
-        },
-        "plans": {
-            plan_id: {
-                "name": plan.name,
-                "period": plan.period,
-                "price_minor": plan.price_minor,
-                "currency": plan.currency,
-                "allowance": format_credits(plan.allowance),
-                "rollover_cap": format_credits(plan.rollover_cap),
-                "expiry": "end of billing period",
-                **_terms(plan),
-            }
-            for plan_id, plan in catalog.plans.items()
-        },
-        "campaigns": {
-            campaign_id: {
-                "name": campaign.name,
-                "starts_at": clock.to_iso(clock.from_datetime(campaign.starts_at)),
-                "ends_at": clock.to_iso(clock.from_datetime(campaign.ends_at)),
-                "bonus_percent": str(campaign.bonus_percent),
-                "packages": list(campaign.packages),
-                "active": campaign.active_at(now),
-            }
-            for campaign_id, campaign in catalog.campaigns.items()
-        },
+        "packages": {package_id: _package(package, base) for package_id, package in catalog.packages.items()},
+        "plans": {plan_id: _plan(plan) for plan_id, plan in catalog.plans.items()},
+        "campaigns": {campaign_id: _campaign(campaign, now) for campaign_id, campaign in catalog.campaigns.items()},
     }
 
 

@@ -58,6 +58,22 @@ def usage_key(event_id: str) -> str:
     return f"{RESERVED_KEY_PREFIX}usage:{event_id}"
 
 
+def usage_line(record: UsageRecord, charge: Charge, unpaid: int) -> dict[str, Any]:
+    """How the usage entry lists one record: its charge, what it left unpaid, what priced it."""
+    return {
+        "event_id": record.event_id,
+        "feature": charge.feature,
+        "quantity": charge.quantity,
+        "dimensions": charge.dimensions,
+        "charged": charge.amount,
+        "unpaid": unpaid,
+        "catalog_version": charge.catalog_version,
+        "occurred_at": clock.to_iso(clock.from_datetime(record.occurred_at)),
+        "worker_id": record.worker_id,
+        "resources": record.metrics(),
+    }
+
+
 def usage_mutation(
     account: Account, pending: list[tuple[int, Record, Charge]], now: int, max_items: int
 ) -> tuple[Mutation, list[tuple[int, Record, Charge]]]:
@@ -84,20 +100,7 @@ def usage_mutation(
         for draw in draws:
             drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
         unpaid_total += unpaid
-        lines.append(
-            {
-                "event_id": record.event_id,
-                "feature": charge.feature,
-                "quantity": charge.quantity,
-                "dimensions": charge.dimensions,
-                "charged": charge.amount,
-                "unpaid": unpaid,
-                "catalog_version": charge.catalog_version,
-                "occurred_at": clock.to_iso(clock.from_datetime(record.occurred_at)),
-                "worker_id": record.worker_id,
-                "resources": record.metrics(),
-            }
-        )
+        lines.append(usage_line(record, charge, unpaid))
         included.append(item)
     total = sum(line["charged"] for line in lines)
     seq = account.seq + 1

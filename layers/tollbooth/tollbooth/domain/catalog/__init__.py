@@ -1,416 +1,70 @@
 """The catalog: what a credit buys and what a package costs, as versioned files.
 
-``versions/<version>.toml`` beside this module are the files the pricing team edits:
+``versions/<version>.toml`` beside this package are the files the pricing team edits:
 one file per catalog version, each with the instant it takes effect. A new version
 prices requests from its ``effective_from`` on; older versions stay loadable, because
-every ledger entry records the version it was charged at. Files are read once per
-process and validated with pydantic; TOML decimals are parsed as ``Decimal`` (never
-float), so ``1.5`` means exactly 1.5.
+every ledger entry records the version it was charged at.
+
+``models`` holds the validated shapes, ``checks`` the rules across sections of a file,
+``history`` the reading of version files into a history. This module re-exports them.
 """
 
 from __future__ import annotations
 
-import bisect
-import re
-import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
-from fractions import Fraction
-from functools import cache
-from itertools import pairwise
-from pathlib import Path
-from typing import Annotated, Literal
-
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
+from tollbooth.domain.catalog.checks import cross_reference_problems
+from tollbooth.domain.catalog.history import (
+    CATALOG_DIR,
+    CatalogError,
+    CatalogHistory,
+    load_history,
+    parse_catalog,
+    parse_history,
+    read_history,
+)
+from tollbooth.domain.catalog.models import (
+    IDENTIFIER_PATTERN,
+    LICENCE_DIMENSION,
+    Campaign,
+    Catalog,
+    Dimension,
+    ExactDecimal,
+    Expiry,
+    ExpiryPolicy,
+    Feature,
+    Identifier,
+    Instant,
+    LotTerms,
+    Millicredits,
+    Package,
+    Plan,
+    discount,
+    price_per_credit,
 )
 
-from tollbooth.domain import clock
-from tollbooth.domain.errors import CatalogVersionNotFound, NoCatalogInForce
-from tollbooth.domain.money import parse_credits
-
-CATALOG_DIR = Path(__file__).with_name("versions")
-# The dimension whose value is a request's licence; lots may be restricted by licence.
-LICENCE_DIMENSION = "licence"
-
-Millicredits = Annotated[int, BeforeValidator(parse_credits)]
-IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
-Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-_EXPIRY_RE = re.compile(r"^(never|end of billing period|([1-9][0-9]{0,3}) (days|months))$")
-
-
-def _exact_decimal(value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
-        raise ValueError("must be a decimal number such as 1.5")
-    return Decimal(value)
-
-
-ExactDecimal = Annotated[Decimal, BeforeValidator(_exact_decimal)]
-
-
-def _in_range(moment: datetime) -> datetime:
-    clock.in_range(moment)
-    return moment
-
-
-Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExpiryPolicy(_Strict):
-    """When a granted lot stops being spendable, counted from the moment it is granted,
-    or at the end of the account's current billing period (its subscription's)."""
-
-    kind: Literal["never", "days", "months", "period_end"]
-    count: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> ExpiryPolicy:
-        match = _EXPIRY_RE.match(text)
-        if not match:
-            raise ValueError('expiry must be "never", "N days", "N months" or "end of billing period"')
-        if match.group(1) == "never":
-            return cls(kind="never")
-        if match.group(1) == "end of billing period":
-            return cls(kind="period_end")
-        return cls(kind=match.group(3), count=int(match.group(2)))  # type: ignore[arg-type]
-
-    def __str__(self) -> str:
-        if self.kind == "period_end":
-            return "end of billing period"
-        return "never" if self.kind == "never" else f"{self.count} {self.kind}"
-
-
-def _expiry(value: object) -> object:
-    return ExpiryPolicy.parse(value) if isinstance(value, str) else value
-
-
-Expiry = Annotated[ExpiryPolicy, BeforeValidator(_expiry)]
-
-
-class Dimension(_Strict):
-    """A request attribute that scales the charge, such as resolution = hd (x2)."""
-
-    default: str
-    values: dict[str, ExactDecimal] = Field(min_length=1)
-
-    @field_validator("values")
-    @classmethod
-    def _positive(cls, values: dict[str, Decimal]) -> dict[str, Decimal]:
-        for name, multiplier in values.items():
-            if multiplier <= 0:
-                raise ValueError(f"multiplier for {name!r} must be greater than 0")
-        return values
-
-    @model_validator(mode="after")
-    def _default_is_a_value(self) -> Dimension:
-        if self.default not in self.values:
-            raise ValueError(f"default {self.default!r} is not one of {sorted(self.values)}")
-        return self
-
-
-class Feature(_Strict):
-    """A billable action. ``credits`` are charged per ``per`` units of ``unit``."""
-
-    description: str = ""
-    unit: str
-    credits: Millicredits
-    per: int = Field(default=1, ge=1)
-    # The charge for one request rounds up to a multiple of this (1 = 0.001 credit).
-    granularity: Millicredits = Field(default=1)
-    minimum: Millicredits = Field(default=0)
-    max_quantity: int = Field(default=1_000_000_000, ge=1)
-    # A locked feature may be used only while the account holds credits of a package
-    # or plan that unlocks it (a premium perk).
-    locked: bool = False
-    dimensions: dict[Identifier, Dimension] = Field(default_factory=dict)
-
-    @field_validator("granularity")
-    @classmethod
-    def _granularity_positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("granularity must be at least 0.001")
-        return value
-
-
-class LotTerms(_Strict):
-    """What the credits a package or plan grants may pay for, and the perks they carry."""
-
-    # The licences these credits may pay for; absent means every licence.
-    licences: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
-    # The features these credits may pay for; absent means every feature.
-    features: tuple[Identifier, ...] | None = Field(default=None, min_length=1)
-    # Perks, visible on the balance while the credits are spendable.
-    priority_processing: bool = False
-    unlocks: tuple[Identifier, ...] = ()
-
-
-class Package(LotTerms):
-    """A credit package for sale. Bonus credits become a lot of their own."""
-
-    name: str
-    price_minor: int = Field(ge=0)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    credits: Millicredits
-    bonus_credits: Millicredits = 0
-    expiry: Expiry
-    bonus_expiry: Expiry | None = None
-    priority: int = Field(default=50, ge=0, le=1000)
-    bonus_priority: int = Field(default=20, ge=0, le=1000)
-
-    @field_validator("credits")
-    @classmethod
-    def _credits_positive(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError("a package must grant more than 0 credits")
-        return value
-
-
-class Plan(LotTerms):
-    """A subscription plan: an allowance of credits each period, spendable until the period ends."""
-
-    name: str
-    period: Literal["monthly", "yearly"]
-    price_minor: int = Field(ge=0)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    allowance: Millicredits
-    # Unspent allowance carried into the next period, at most this much (0 = none).
-    rollover_cap: Millicredits = 0
-    priority: int = Field(default=15, ge=0, le=1000)
-
-    @field_validator("allowance")
-    @classmethod
-    def _allowance_positive(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError("an allowance must be more than 0 credits")
-        return value
-
-    @field_validator("rollover_cap")
-    @classmethod
-    def _cap_not_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("rollover_cap must not be negative")
-        return value
-
-    @property
-    def months(self) -> int:
-        return 1 if self.period == "monthly" else 12
-
-
-class Campaign(_Strict):
-    """A date-bounded bonus: purchases of the named packages in [starts_at, ends_at) get
-    ``bonus_percent`` % of the package's credits as an extra bonus lot."""
-
-    name: str
-    starts_at: Instant
-    ends_at: Instant
-    bonus_percent: ExactDecimal
-    packages: tuple[Identifier, ...] = Field(min_length=1)
-    # Defaults to the package's bonus expiry (or its expiry).
-    bonus_expiry: Expiry | None = None
-
-    @field_validator("bonus_percent")
-    @classmethod
-    def _percent_in_range(cls, value: Decimal) -> Decimal:
-        if not 0 < value <= 1000:
-            raise ValueError("bonus_percent must be more than 0 and at most 1000")
-        return value
-
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> Campaign:
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
-
-    def active_at(self, at_ms: int) -> bool:
-        return clock.from_datetime(self.starts_at) <= at_ms < clock.from_datetime(self.ends_at)
-
-    def bonus_for(self, package: Package) -> int:
-        """The campaign bonus in millicredits, rounded down to a whole millicredit."""
-        return int(Fraction(package.credits) * Fraction(self.bonus_percent) / 100)
-
-
-class Catalog(_Strict):
-    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    # The instant this version starts pricing requests.
-    effective_from: Instant
-    features: dict[Identifier, Feature] = Field(min_length=1)
-    packages: dict[Identifier, Package] = Field(default_factory=dict)
-    plans: dict[Identifier, Plan] = Field(default_factory=dict)
-    campaigns: dict[Identifier, Campaign] = Field(default_factory=dict)
-    # The package others' discounts are measured against (usually the smallest).
-    base_package: str | None = None
-    # The licences credits may be restricted to, and the licence of a request whose
-    # feature has no licence dimension.
-    licences: tuple[Identifier, ...] = Field(default=("personal",), min_length=1)
-    default_licence: Identifier = "personal"
-    # The most credits one service grant may create (a typo or a compromised role must not
-    # mint without bound).
-    max_grant: Millicredits = Field(default=1_000_000_000)
-
-    @property
-    def effective_from_ms(self) -> int:
-        return clock.from_datetime(self.effective_from)
-
-    def campaign_for(self, package_id: str, at_ms: int) -> tuple[str, Campaign] | None:
-        """The campaign that applies to a purchase of ``package_id`` now (they never overlap)."""
-        for campaign_id, campaign in self.campaigns.items():
-            if package_id in campaign.packages and campaign.active_at(at_ms):
-                return campaign_id, campaign
-        return None
-
-    def unlocked_by(self, feature_id: str) -> list[str]:
-        """The packages and plans whose credits unlock a locked feature."""
-        grantors: dict[str, LotTerms] = {**self.packages, **self.plans}
-        return sorted(name for name, terms in grantors.items() if feature_id in terms.unlocks)
-
-
-def price_per_credit(package: Package) -> Fraction:
-    """Minor currency units paid per credit received, bonus included (exact)."""
-    return Fraction(package.price_minor * 1000, package.credits + package.bonus_credits)
-
-
-def discount(package: Package, base: Package) -> Fraction:
-    """How much cheaper a credit is in ``package`` than in ``base`` (0.25 = 25 %)."""
-    return 1 - price_per_credit(package) / price_per_credit(base)
-
-
-class CatalogError(ValueError):
-    """A catalog file is invalid; ``problems`` lists ``path: message`` lines."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        super().__init__(f"{source}: invalid catalog\n" + "\n".join(problems))
-        self.problems = problems
-
-
-def _problems(error: ValidationError) -> list[str]:
-    return [".".join(str(part) for part in item["loc"]) + ": " + item["msg"] for item in error.errors()]
-
-
-def _cross_reference_problems(catalog: Catalog) -> Iterator[str]:
-    """Rules that span sections of the file, each reported with the path to fix."""
-    if catalog.base_package is not None and catalog.base_package not in catalog.packages:
-        yield f"base_package: {catalog.base_package!r} is not one of {sorted(catalog.packages)}"
-    if catalog.default_licence not in catalog.licences:
-        yield f"default_licence: {catalog.default_licence!r} is not one of {list(catalog.licences)}"
-    for feature_id, feature in catalog.features.items():
-        licence = feature.dimensions.get(LICENCE_DIMENSION)
-        for value in sorted(set(licence.values) - set(catalog.licences)) if licence else []:
-            yield f"features.{feature_id}.dimensions.{LICENCE_DIMENSION}.values.{value}: not one of licences"
-        if feature.locked and not catalog.unlocked_by(feature_id):
-            yield f"features.{feature_id}.locked: no package or plan unlocks it"
-    grantors: list[tuple[str, LotTerms]] = [(f"packages.{k}", v) for k, v in catalog.packages.items()]
-    grantors += [(f"plans.{k}", v) for k, v in catalog.plans.items()]
-    for path, terms in grantors:
-        for licence_name in sorted(set(terms.licences or ()) - set(catalog.licences)):
-            yield f"{path}.licences: {licence_name!r} is not one of {list(catalog.licences)}"
-        for field, names in (("features", terms.features or ()), ("unlocks", terms.unlocks)):
-            for name in sorted(set(names) - set(catalog.features)):
-                yield f"{path}.{field}: {name!r} is not one of {sorted(catalog.features)}"
-        for name in terms.unlocks:
-            if name in catalog.features and not catalog.features[name].locked:
-                yield f"{path}.unlocks: {name!r} is not a locked feature"
-    by_package: dict[str, list[tuple[str, Campaign]]] = {}
-    for campaign_id, campaign in catalog.campaigns.items():
-        for package_id in campaign.packages:
-            if package_id not in catalog.packages:
-                yield f"campaigns.{campaign_id}.packages: {package_id!r} is not one of {sorted(catalog.packages)}"
-            by_package.setdefault(package_id, []).append((campaign_id, campaign))
-    for package_id, campaigns in by_package.items():
-        ordered = sorted(campaigns, key=lambda item: item[1].starts_at)
-        for (first_id, first), (second_id, second) in pairwise(ordered):
-            if second.starts_at < first.ends_at:
-                yield f"campaigns.{second_id}: overlaps campaign {first_id!r} for package {package_id!r}"
-
-
-def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
-    try:
-        data = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as error:
-        raise CatalogError(source, [f"toml: {error}"]) from error
-    try:
-        catalog = Catalog.model_validate(data)
-    except ValidationError as error:
-        raise CatalogError(source, _problems(error)) from error
-    problems = list(_cross_reference_problems(catalog))
-    if problems:
-        raise CatalogError(source, problems)
-    return catalog
-
-
-@dataclass(frozen=True)
-class CatalogHistory:
-    """Every catalog version, ordered by the instant it takes effect."""
-
-    versions: tuple[Catalog, ...]
-
-    def __post_init__(self) -> None:
-        starts = [catalog.effective_from_ms for catalog in self.versions]
-        if not self.versions or starts != sorted(set(starts)):
-            raise ValueError("catalog versions must be non-empty with distinct, ordered effective_from")
-
-    def in_force(self, at_ms: int) -> Catalog:
-        """The version that prices a request made (or usage that occurred) at ``at_ms``."""
-        starts = [catalog.effective_from_ms for catalog in self.versions]
-        index = bisect.bisect_right(starts, at_ms) - 1
-        if index < 0:
-            raise NoCatalogInForce(f"no catalog version was in force at {clock.to_iso(at_ms)}")
-        return self.versions[index]
-
-    def get(self, version: str) -> Catalog:
-        for catalog in self.versions:
-            if catalog.version == version:
-                return catalog
-        known = [catalog.version for catalog in self.versions]
-        raise CatalogVersionNotFound(f"unknown catalog version {version!r}; known versions: {known}", allowed=known)
-
-    @classmethod
-    def of(cls, *catalogs: Catalog) -> CatalogHistory:
-        return cls(tuple(sorted(catalogs, key=lambda catalog: catalog.effective_from_ms)))
-
-
-def parse_history(files: dict[str, str]) -> CatalogHistory:
-    """Validate a set of version files (name -> text) as one history; problems name the file."""
-    problems: list[str] = []
-    catalogs: list[Catalog] = []
-    for name, text in sorted(files.items()):
-        try:
-            catalog = parse_catalog(text, name)
-        except CatalogError as error:
-            problems += [f"{name}: {problem}" for problem in error.problems]
-            continue
-        if Path(name).stem != catalog.version:
-            problems.append(f"{name}: version: {catalog.version!r} must match the file name")
-        catalogs.append(catalog)
-    seen: dict[datetime, str] = {}
-    for catalog in catalogs:
-        other = seen.setdefault(catalog.effective_from, catalog.version)
-        if other != catalog.version:
-            problems.append(f"{catalog.version}.toml: effective_from: the same instant as version {other!r}")
-    if not files:
-        problems.append("no catalog version files")
-    if problems:
-        raise CatalogError("catalog", problems)
-    return CatalogHistory.of(*catalogs)
-
-
-def read_history(directory: Path) -> CatalogHistory:
-    return parse_history({path.name: path.read_text(encoding="utf-8") for path in sorted(directory.glob("*.toml"))})
-
-
-@cache
-def load_history(directory: Path = CATALOG_DIR) -> CatalogHistory:
-    return read_history(directory)
+__all__ = [
+    "CATALOG_DIR",
+    "IDENTIFIER_PATTERN",
+    "LICENCE_DIMENSION",
+    "Campaign",
+    "Catalog",
+    "CatalogError",
+    "CatalogHistory",
+    "Dimension",
+    "ExactDecimal",
+    "Expiry",
+    "ExpiryPolicy",
+    "Feature",
+    "Identifier",
+    "Instant",
+    "LotTerms",
+    "Millicredits",
+    "Package",
+    "Plan",
+    "cross_reference_problems",
+    "discount",
+    "load_history",
+    "parse_catalog",
+    "parse_history",
+    "price_per_credit",
+    "read_history",
+]

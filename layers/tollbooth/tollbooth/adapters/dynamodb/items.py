@@ -1,0 +1,229 @@
+"""The table's items (PynamoDB models), and how domain values map onto them. Separate from
+the domain dataclasses on purpose: a lot's stored shape is spelled here and nowhere else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from tollbooth.adapters.keys import Keys
+from tollbooth.domain.ledger import Account, LedgerEntry, Lot
+
+
+class TableItem(Model):
+    class Meta:
+        table_name: str | None = None
+        region = "us-east-1"
+        host: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    item_type = DiscriminatorAttribute(attr_name="type")
+
+
+class ExpiryIndex(GlobalSecondaryIndex["AccountItem"]):
+    """Sparse: only accounts the sweep will have work on carry its keys."""
+
+    class Meta:
+        index_name = "ExpiryIndex"
+        projection = AllProjection()
+
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    next_due_at = NumberAttribute(range_key=True)
+
+
+class AccountItem(TableItem, discriminator="account"):
+    account_id = UnicodeAttribute()
+    version = NumberAttribute()
+    seq = NumberAttribute()
+    balance = NumberAttribute()
+    granted = NumberAttribute()
+    consumed = NumberAttribute()
+    expired = NumberAttribute()
+    arrears = NumberAttribute(null=True)
+    updated_at = NumberAttribute()
+    expiring_lots = JSONAttribute(null=True)  # summary of live lots with an expiry, for the sweep
+    pending_events = JSONAttribute(null=True)  # the outbox
+    expiry_shard = UnicodeAttribute(null=True)
+    next_due_at = NumberAttribute(null=True)
+    expiry_index = ExpiryIndex()
+
+
+class LotItem(TableItem, discriminator="lot"):
+    lot_id = UnicodeAttribute()
+    source = UnicodeAttribute()
+    granted = NumberAttribute()
+    remaining = NumberAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute(null=True)
+    priority = NumberAttribute()
+    price_minor = NumberAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    package_id = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    licences = UnicodeSetAttribute(null=True)  # absent: any licence
+    features = UnicodeSetAttribute(null=True)  # absent: any feature
+    priority_processing = BooleanAttribute(null=True)
+    unlocks = UnicodeSetAttribute(null=True)
+    campaign_id = UnicodeAttribute(null=True)
+    plan_id = UnicodeAttribute(null=True)
+    warned = BooleanAttribute(null=True)
+    expiry_grace = NumberAttribute(null=True)
+
+
+class LedgerItem(TableItem, discriminator="entry"):
+    entry_id = UnicodeAttribute()
+    seq = NumberAttribute()
+    kind = UnicodeAttribute()
+    amount = NumberAttribute()
+    balance_after = NumberAttribute()
+    created_at = NumberAttribute()
+    idempotency_key = UnicodeAttribute(null=True)
+    details = JSONAttribute(null=True)
+
+
+class IdempotencyItem(TableItem, discriminator="idempotency"):
+    key = UnicodeAttribute()
+    fingerprint = UnicodeAttribute()
+    status_code = NumberAttribute()
+    body = UnicodeAttribute()  # the exact JSON first returned
+    seq = NumberAttribute()
+    created_at = NumberAttribute()
+
+
+class PaymentItem(TableItem, discriminator="payment"):
+    account_id = UnicodeAttribute()
+    entry_id = UnicodeAttribute()
+    seq = NumberAttribute()
+
+
+def entry_from_item(item: LedgerItem) -> LedgerEntry:
+    return LedgerEntry(
+        entry_id=item.entry_id,
+        seq=int(item.seq),
+        kind=item.kind,  # type: ignore[arg-type]
+        amount=int(item.amount),
+        balance_after=int(item.balance_after),
+        created_at=int(item.created_at),
+        idempotency_key=item.idempotency_key,
+        details=item.details or {},
+    )
+
+
+def ledger_item(pk: str, entry: LedgerEntry) -> LedgerItem:
+    return LedgerItem(
+        pk,
+        Keys.entry(entry.seq),
+        entry_id=entry.entry_id,
+        seq=entry.seq,
+        kind=entry.kind,
+        amount=entry.amount,
+        balance_after=entry.balance_after,
+        created_at=entry.created_at,
+        idempotency_key=entry.idempotency_key,
+        details=entry.details,
+    )
+
+
+def lot_from_item(item: LotItem) -> Lot:
+    return Lot(
+        lot_id=item.lot_id,
+        source=item.source,  # type: ignore[arg-type]
+        granted=int(item.granted),
+        remaining=int(item.remaining),
+        created_at=int(item.created_at),
+        expires_at=None if item.expires_at is None else int(item.expires_at),
+        priority=int(item.priority),
+        price_minor=None if item.price_minor is None else int(item.price_minor),
+        currency=item.currency,
+        package_id=item.package_id,
+        reason=item.reason,
+        licences=None if item.licences is None else tuple(sorted(item.licences)),
+        features=None if item.features is None else tuple(sorted(item.features)),
+        priority_processing=bool(item.priority_processing),
+        unlocks=tuple(sorted(item.unlocks or ())),
+        campaign_id=item.campaign_id,
+        plan_id=item.plan_id,
+        warned=bool(item.warned),
+        expiry_grace=int(item.expiry_grace or 0),
+    )
+
+
+def lot_item(pk: str, lot: Lot) -> LotItem:
+    return LotItem(
+        pk,
+        Keys.lot(lot.lot_id),
+        lot_id=lot.lot_id,
+        source=lot.source,
+        granted=lot.granted,
+        remaining=lot.remaining,
+        created_at=lot.created_at,
+        expires_at=lot.expires_at,
+        priority=lot.priority,
+        price_minor=lot.price_minor,
+        currency=lot.currency,
+        package_id=lot.package_id,
+        reason=lot.reason,
+        licences=None if lot.licences is None else set(lot.licences),
+        features=None if lot.features is None else set(lot.features),
+        priority_processing=lot.priority_processing or None,
+        unlocks=set(lot.unlocks) or None,
+        campaign_id=lot.campaign_id,
+        plan_id=lot.plan_id,
+        warned=lot.warned or None,
+        expiry_grace=lot.expiry_grace or None,
+    )
+
+
+# The summary of a lot kept on the account item: what the sweep needs to write it off.
+_SUMMARY_FIELDS = {
+    "id": "lot_id",
+    "src": "source",
+    "g": "granted",
+    "r": "remaining",
+    "c": "created_at",
+    "e": "expires_at",
+    "pr": "priority",
+    "p": "price_minor",
+    "cur": "currency",
+    "pkg": "package_id",
+    "plan": "plan_id",
+    "w": "warned",
+    "gr": "expiry_grace",
+}
+
+
+def lot_summary(lot: Lot) -> dict[str, Any]:
+    return {short: getattr(lot, name) for short, name in _SUMMARY_FIELDS.items()}
+
+
+def lot_from_summary(summary: dict[str, Any]) -> Lot:
+    return Lot(**{name: summary[short] for short, name in _SUMMARY_FIELDS.items()})
+
+
+def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None) -> Account:
+    """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
+    if lots is None:
+        lots = tuple(lot_from_summary(summary) for summary in item.expiring_lots or [])
+    return Account(
+        account_id=item.account_id,
+        version=int(item.version),
+        seq=int(item.seq),
+        balance=int(item.balance),
+        granted=int(item.granted),
+        consumed=int(item.consumed),
+        expired=int(item.expired),
+        arrears=int(item.arrears or 0),
+        lots=lots,
+        pending_events=tuple(item.pending_events or ()),
+    )

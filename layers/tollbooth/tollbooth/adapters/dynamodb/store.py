@@ -1,0 +1,271 @@
+"""The DynamoDB ledger store: every DynamoDB read and write in Tollbooth goes through here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from tollbooth.adapters.dynamodb.items import (
+    AccountItem,
+    IdempotencyItem,
+    LedgerItem,
+    LotItem,
+    PaymentItem,
+    TableItem,
+    account_from_item,
+    entry_from_item,
+    ledger_item,
+    lot_from_item,
+    lot_item,
+    lot_summary,
+)
+from tollbooth.adapters.keys import Keys
+from tollbooth.app.ports import LedgerPage, WriteConflict
+from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Lot, Mutation, next_due_at
+
+
+class Repository:
+    """Access patterns over the Tollbooth table, named for what the service needs."""
+
+    def __init__(
+        self,
+        table_name: str,
+        region: str,
+        endpoint_url: str | None = None,
+        expiry: ExpiryIndexing | None = None,
+        max_transaction_items: int = 100,
+    ) -> None:
+        # PynamoDB keeps table settings on the model class: one table per process, as in Lambda.
+        TableItem.Meta.table_name = table_name
+        TableItem.Meta.region = region
+        TableItem.Meta.host = endpoint_url
+        self.expiry = expiry or ExpiryIndexing()
+        # DynamoDB takes 100 items per transaction; older DynamoDB Local builds take 10.
+        self.max_transaction_items = max_transaction_items
+        for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem):
+            model._connection = None
+        self._connection = Connection(region=region, host=endpoint_url)
+
+    # -- reads ---------------------------------------------------------------
+
+    def load_account(self, account_id: str) -> Account:
+        """The account and all its lots in one consistent Query; a new account reads as empty."""
+        pk = Keys.account(account_id)
+        account: AccountItem | None = None
+        lots: list[Lot] = []
+        with _storage_errors():
+            for item in TableItem.query(pk, TableItem.sk.startswith(Keys.ACCOUNT_SK), consistent_read=True):
+                if isinstance(item, AccountItem):
+                    account = item
+                elif isinstance(item, LotItem):
+                    lots.append(lot_from_item(item))
+        if account is None:
+            return Account(account_id=account_id)
+        return account_from_item(account, tuple(lots))
+
+    def load_expiry_view(self, account_id: str) -> Account | None:
+        """The account item alone (one consistent GetItem): its lots are the live expiring ones."""
+        with _storage_errors():
+            try:
+                item = AccountItem.get(Keys.account(account_id), Keys.ACCOUNT_SK, consistent_read=True)
+            except AccountItem.DoesNotExist:
+                return None
+        return account_from_item(item)
+
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
+        """Accounts in one shard of the expiry index with work due at ``now``, soonest first.
+
+        Each comes with its live expiring lots; it reads one index item per account."""
+        shard_key = Keys.expiry_shard_key(shard)
+        with _storage_errors():
+            for item in AccountItem.expiry_index.query(shard_key, AccountItem.next_due_at <= now, page_size=page_size):
+                yield account_from_item(item)
+
+    def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
+        with _storage_errors():
+            try:
+                item = IdempotencyItem.get(Keys.account(account_id), Keys.idempotency(key), consistent_read=True)
+            except IdempotencyItem.DoesNotExist:
+                return None
+        return IdempotencyRecord(
+            key=item.key,
+            fingerprint=item.fingerprint,
+            status_code=int(item.status_code),
+            body=json.loads(item.body),
+            seq=int(item.seq),
+        )
+
+    def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
+        """Ledger entries newest first; ``before_seq`` continues from an earlier page."""
+        if before_seq is not None and before_seq <= 1:
+            return LedgerPage([], None)
+        condition = (
+            TableItem.sk.startswith(Keys.LEDGER_PREFIX)
+            if before_seq is None
+            else TableItem.sk.between(Keys.entry(1), Keys.entry(before_seq - 1))
+        )
+        with _storage_errors():
+            results = LedgerItem.query(
+                Keys.account(account_id), condition, scan_index_forward=False, limit=limit, page_size=limit
+            )
+            entries = [entry_from_item(item) for item in results if isinstance(item, LedgerItem)]
+        more = len(entries) == limit and entries[-1].seq > 1
+        return LedgerPage(entries, entries[-1].seq if more else None)
+
+    # -- writes --------------------------------------------------------------
+
+    def _account_item(self, account: Account, now: int) -> AccountItem:
+        """The account item for a state, with the sweep's summary and index keys."""
+        live_expiring = [lot for lot in account.lots if lot.expires_at is not None and lot.remaining > 0]
+        due = next_due_at(account, self.expiry.warning_window)
+        return AccountItem(
+            Keys.account(account.account_id),
+            Keys.ACCOUNT_SK,
+            account_id=account.account_id,
+            version=account.version,
+            seq=account.seq,
+            balance=account.balance,
+            granted=account.granted,
+            consumed=account.consumed,
+            expired=account.expired,
+            arrears=account.arrears or None,
+            updated_at=now,
+            expiring_lots=[lot_summary(lot) for lot in live_expiring] or None,
+            pending_events=list(account.pending_events) or None,
+            expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards),
+            next_due_at=due,
+        )
+
+    def seed(self, accounts: list[Account], now: int) -> None:
+        """Bulk-load accounts and their lots as they stand, with no ledger history (benchmarks
+        and fixtures only: nothing here is guarded, and the ledger will not add up)."""
+        with _storage_errors(), AccountItem.batch_write() as batch:
+            for account in accounts:
+                batch.save(self._account_item(account, now))
+                for lot in account.lots:
+                    batch.save(lot_item(Keys.account(account.account_id), lot))
+
+    def apply(self, mutation: Mutation, now: int) -> None:
+        """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
+        puts = self._puts(mutation, now)
+        updates = _lot_updates(mutation, now)
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                for item, condition, _ in puts:
+                    transaction.save(item, condition=condition)
+                for lot, actions, condition in updates:
+                    transaction.update(lot, actions=actions, condition=condition)
+        except TransactWriteError as error:
+            raise _conflict(error, [meaning for _, _, meaning in puts], [r.key for r in mutation.records]) from error
+        except PynamoDBException as error:
+            raise StorageUnavailable("the ledger store failed; retry the request") from error
+
+    def _puts(self, mutation: Mutation, now: int) -> list[tuple[Model, Any, str]]:
+        """Each item the mutation puts, with the guard it must pass and what a failure of that
+        guard means: the account first, then the idempotency records (so that a conflict
+        names the keys already used), the entries, the new lots, the payment."""
+        pk = Keys.account(mutation.account.account_id)
+        version = mutation.account.version
+        guard = AccountItem.pk.does_not_exist() if version == 0 else AccountItem.version == version
+        puts: list[tuple[Model, Any, str]] = [(self._account_item(mutation.account_after, now), guard, VERSION)]
+        for record in mutation.records:
+            item = IdempotencyItem(
+                pk,
+                Keys.idempotency(record.key),
+                key=record.key,
+                fingerprint=record.fingerprint,
+                status_code=record.status_code,
+                body=json.dumps(record.body, separators=(",", ":")),
+                seq=record.seq,
+                created_at=now,
+            )
+            puts.append((item, IdempotencyItem.pk.does_not_exist(), WriteConflict.IDEMPOTENCY_KEY))
+        puts += [(ledger_item(pk, entry), LedgerItem.pk.does_not_exist(), VERSION) for entry in mutation.entries]
+        puts += [(lot_item(pk, lot), LotItem.pk.does_not_exist(), VERSION) for lot in mutation.new_lots]
+        entry = mutation.entry
+        if mutation.payment_reference is not None and entry is not None:
+            payment = PaymentItem(
+                Keys.payment(mutation.payment_reference),
+                Keys.PAYMENT_SK,
+                account_id=mutation.account.account_id,
+                entry_id=entry.entry_id,
+                seq=entry.seq,
+            )
+            puts.append((payment, PaymentItem.pk.does_not_exist(), WriteConflict.PAYMENT_REFERENCE))
+        return puts
+
+
+VERSION = WriteConflict.VERSION
+
+
+def _lot_updates(mutation: Mutation, now: int) -> list[tuple[Model, list[Any], Any]]:
+    """Each lot the mutation changes, with its guard: a draw only from what is left of an
+    unexpired lot; a rollover's transfer from a lot that may have just expired; a write-off
+    of exactly what is left, once the lot has expired; a warning flag."""
+    pk = Keys.account(mutation.account.account_id)
+
+    def update(lot_id: str, actions: list[Any], condition: Any) -> tuple[Model, list[Any], Any]:
+        return LotItem(pk, Keys.lot(lot_id)), actions, condition
+
+    unexpired = LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)
+    updates = [
+        update(d.lot_id, [LotItem.remaining.add(-d.amount)], (LotItem.remaining >= d.amount) & unexpired)
+        for d in mutation.draws
+    ]
+    updates += [
+        update(t.lot_id, [LotItem.remaining.add(-t.amount)], LotItem.remaining >= t.amount) for t in mutation.transfers
+    ]
+    updates += [
+        update(x.lot_id, [LotItem.remaining.set(0)], (LotItem.remaining == x.amount) & (LotItem.expires_at <= now))
+        for x in mutation.expirations
+    ]
+    updates += [update(lot_id, [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned]
+    return updates
+
+
+# Cancellation reasons that mean the partition is over its throughput (AWS's documented codes).
+THROTTLED = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+
+
+def _conflict(error: TransactWriteError, meanings: list[str], keys: list[str]) -> Exception:
+    """What a cancelled transaction means, from the guards that failed (puts come first:
+    the account, then one idempotency record per key, in order)."""
+    if error.cause_response_code == "ValidationException":
+        # Too many items, or an item over 400 KB: the same transaction will always fail.
+        return ChangeTooLarge()
+    if error.cause_response_code != "TransactionCanceledException":
+        return StorageUnavailable("the ledger store failed; retry the request")
+    reasons = list(error.cancellation_reasons or [])
+    if not reasons:
+        return WriteConflict(WriteConflict.UNKNOWN)
+    if any(reason is not None and reason.code in THROTTLED for reason in reasons):
+        # Not a lost race: reloading and retrying at once would only load the partition more.
+        return StorageUnavailable("the ledger store is throttled; retry the request")
+    failed_at = [
+        i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"
+    ]
+    failed = {meanings[i] for i in failed_at if i < len(meanings)}
+    if WriteConflict.IDEMPOTENCY_KEY in failed:
+        used = {keys[i - 1] for i in failed_at if 1 <= i <= len(keys)}
+        return WriteConflict(WriteConflict.IDEMPOTENCY_KEY, used)
+    if WriteConflict.PAYMENT_REFERENCE in failed:
+        return WriteConflict(WriteConflict.PAYMENT_REFERENCE)
+    # Version guard, a lot guard, or DynamoDB's own TransactionConflict: all mean "reload".
+    return WriteConflict(WriteConflict.VERSION)
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn any PynamoDB/botocore failure on a read into a domain error with no AWS text."""
+    try:
+        yield
+    except PynamoDBException as error:
+        raise StorageUnavailable("the ledger store failed; retry the request") from error

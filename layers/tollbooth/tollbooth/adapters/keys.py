@@ -1,0 +1,47 @@
+"""The one place that spells the table's keys, for the DynamoDB adapter and its in-memory twin."""
+
+from __future__ import annotations
+
+import hashlib
+
+ENTRY_SEQ_DIGITS = 12
+
+
+class Keys:
+    """The one place that spells keys."""
+
+    @staticmethod
+    def account(account_id: str) -> str:
+        return f"ACCOUNT#{account_id}"
+
+    ACCOUNT_SK = "ACCOUNT"
+    LOT_PREFIX = "ACCOUNT#LOT#"
+    LEDGER_PREFIX = "LEDGER#"
+
+    @staticmethod
+    def lot(lot_id: str) -> str:
+        return f"{Keys.LOT_PREFIX}{lot_id}"
+
+    @staticmethod
+    def entry(seq: int) -> str:
+        return f"{Keys.LEDGER_PREFIX}{seq:0{ENTRY_SEQ_DIGITS}d}"
+
+    @staticmethod
+    def idempotency(key: str) -> str:
+        return f"IDEMPOTENCY#{key}"
+
+    @staticmethod
+    def payment(reference: str) -> str:
+        return f"PAYMENT#{reference}"
+
+    PAYMENT_SK = "PAYMENT"
+
+    @staticmethod
+    def expiry_shard_key(shard: int) -> str:
+        return f"EXPIRY#{shard:03d}"
+
+    @staticmethod
+    def expiry_shard(account_id: str, shards: int) -> str:
+        """The expiry index partition an account's item goes to (a hash spreads them)."""
+        digest = hashlib.sha256(account_id.encode()).digest()
+        return Keys.expiry_shard_key(int.from_bytes(digest[:4], "big") % shards)
