@@ -1,5 +1,7 @@
 """Request plumbing with no AWS: idempotency fingerprints, cursors, callers, the error map."""
 
+import json
+
 import pytest
 
 from tollbooth.api.auth import Principal, principal_from
@@ -85,3 +87,46 @@ def test_every_domain_error_has_a_non_500_status() -> None:
             or error_class is errors.StorageUnavailable
         ), error_class
     assert set(STATUS_BY_ERROR.values()) <= {400, 401, 402, 403, 404, 409, 422, 503}
+
+
+def test_only_what_passes_on_its_own_says_retry() -> None:
+    # A busy account and a failing store can succeed if sent again; nothing else can
+    retryable = {error for error in STATUS_BY_ERROR if error.retryable}
+    assert retryable == {errors.ConcurrentUpdate, errors.StorageUnavailable}
+    # A 503 is reserved for what a retry fixes; a change too large for one transaction is not that
+    assert {error for error, status in STATUS_BY_ERROR.items() if status == 503} <= retryable
+    assert status_for(errors.ChangeTooLarge()) == 422 and not errors.ChangeTooLarge.retryable
+
+
+@pytest.mark.parametrize(
+    ("error", "retry_after"),
+    [
+        (errors.StorageUnavailable("the ledger store failed; retry the request"), "1"),
+        (errors.ConcurrentUpdate("busy"), "1"),
+        (errors.ChangeTooLarge(), None),
+        (errors.InsufficientCredits("short", required=2000, available=1000), None),
+    ],
+)
+def test_a_retryable_error_answers_with_retry_after(error: errors.TollboothError, retry_after: str | None) -> None:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+    from tollbooth.api.errors import register_error_handlers
+
+    app = APIGatewayHttpResolver()
+    register_error_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise error
+
+    event = {
+        "version": "2.0",
+        "routeKey": "GET /boom",
+        "rawPath": "/boom",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/boom"}, "stage": "$default"},
+        "isBase64Encoded": False,
+    }
+    response = app.resolve(event, None)  # type: ignore[arg-type]
+    assert json.loads(response["body"])["error"]["code"] == error.code
+    assert response["headers"].get("Retry-After") == retry_after

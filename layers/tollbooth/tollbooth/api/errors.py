@@ -16,6 +16,7 @@ from tollbooth.domain.money import format_credits
 
 logger = Logger(child=True)
 
+RETRY_AFTER_SECONDS = "1"
 STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.InvalidRequest: 400,
     errors.Unauthenticated: 401,
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.InvalidExpiry: 422,
     errors.InvalidQuantity: 422,
     errors.StorageUnavailable: 503,
+    errors.ChangeTooLarge: 422,
 }
 
 
@@ -74,7 +76,10 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             extra = {"allowed": error.details["allowed"]}
         if status >= 500:
             logger.exception("storage failure", extra={"code": error.code})
-        return error_response(status, error.code, error.message, **extra)
+        response = error_response(status, error.code, error.message, **extra)
+        if error.retryable:  # the same request, sent again, can succeed
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response:

@@ -7,6 +7,10 @@ from typing import Any
 
 class TollboothError(Exception):
     code = "error"
+    # Whether the same request, sent again unchanged, can succeed: only for what passes on
+    # its own (a busy account, a store that failed or throttled). The API says so with
+    # Retry-After; every other error needs the request or the account to change first.
+    retryable = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -113,9 +117,21 @@ class ConcurrentUpdate(TollboothError):
     """Optimistic concurrency lost too many times in a row; nothing was written."""
 
     code = "concurrent_update"
+    retryable = True
 
 
 class StorageUnavailable(TollboothError):
     """DynamoDB failed in a way the caller can retry; the AWS text is logged, not returned."""
 
     code = "storage_unavailable"
+    retryable = True
+
+
+class ChangeTooLarge(TollboothError):
+    """The change needs more than one transaction can hold (items, or bytes per item):
+    sending it again cannot help, so it never says "retry"."""
+
+    code = "change_too_large"
+
+    def __init__(self, message: str = "the change is larger than one transaction can hold; it cannot succeed as sent"):
+        super().__init__(message)
