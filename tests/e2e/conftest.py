@@ -6,90 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import Engine
-from tollbooth_local import tokens
+from tests.support.engines import Engine
+from tests.support.http import Api, wait_for_ready
 from tollbooth_local.dynamodb_local import free_port
 from tollbooth_local.template import REPO_ROOT
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    headers: dict[str, str]
-
-
-@dataclass
-class Api:
-    base_url: str
-    state_dir: Path
-    endpoints: dict[str, Any]
-
-    def user(self, account: str) -> str:
-        return tokens.mint(self.state_dir, account=account)
-
-    def service(self) -> str:
-        return tokens.mint(self.state_dir, role="service")
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        body: Any = None,
-        raw: bytes | None = None,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        sent = dict(headers or {})
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        if data is not None:
-            sent.setdefault("content-type", "application/json")
-        if token:
-            sent["authorization"] = f"Bearer {token}"
-        if key is not None:
-            sent["idempotency-key"] = key
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=sent)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, payload, got = response.status, response.read(), dict(response.headers)
-        except urllib.error.HTTPError as error:
-            status, payload, got = error.code, error.read(), dict(error.headers)
-        got = {k.lower(): v for k, v in got.items()}
-        parsed = json.loads(payload) if got.get("content-type", "").startswith("application/json") else payload
-        return Reply(status, parsed, got)
-
-
-def _wait_for_ready(process: subprocess.Popen[str], timeout: float) -> str:
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "ready at" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not ready.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("the local stack did not start:\n" + "".join(lines))
-    return next(line for line in lines if "ready at" in line)
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +33,7 @@ def api(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
         text=True,
     )
     try:
-        _wait_for_ready(process, timeout=60)
+        wait_for_ready(process, timeout=60)
         endpoints = json.loads((state_dir / "endpoints.json").read_text())
         assert endpoints["api_url"] == f"http://127.0.0.1:{port}"
         yield Api(endpoints["api_url"], state_dir, endpoints)

@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.e2e.conftest import Api
+from tests.support.http import Api
 from tollbooth_local.aws import client
 from tollbooth_local.template import REPO_ROOT
 

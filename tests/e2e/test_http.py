@@ -9,23 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import worked_examples
-from tests.e2e.conftest import Api
-
-
-def fresh_account() -> str:
-    return f"acct-{uuid.uuid4().hex[:10]}"
-
-
-def fund(api: Api, account: str, credits: str) -> None:
-    reply = api.call(
-        "POST",
-        f"/v1/accounts/{account}/grants",
-        token=api.service(),
-        body={"credits": credits, "source": "promotional", "reason": "test funds"},
-        key=f"fund-{uuid.uuid4()}",
-    )
-    assert reply.status == 201, reply.body
+from tests.support.engines import worked_examples
+from tests.support.http import Api, fresh_account, fund
 
 
 def test_the_readme_session_catalog_purchase_consume_balance_ledger(api: Api) -> None:

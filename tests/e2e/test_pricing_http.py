@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from tests.e2e.conftest import Api
-from tests.e2e.test_http import fresh_account
+from tests.support.http import Api, fresh_account
 
 
 def buy(api: Api, account: str, package_id: str) -> dict:

@@ -10,8 +10,7 @@ import sys
 import time
 import uuid
 
-from tests.e2e.conftest import Api
-from tests.e2e.test_http import fresh_account, fund
+from tests.support.http import Api, fresh_account, fund
 from tollbooth.contracts.usage import message_body
 from tollbooth_local.aws import client
 from tollbooth_local.template import REPO_ROOT

@@ -11,9 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.integration.conftest import Clock, assert_conserved
-from tests.integration.test_expiry import Recorder
-from tests.integration.test_usage import DeadLetterBox
+from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor

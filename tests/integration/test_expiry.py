@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Clock, assert_conserved
+from tests.support.ledger import Clock, Recorder, assert_conserved
 from tollbooth.adapters.dynamodb import Keys, Repository
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.service import LedgerService
@@ -23,24 +22,6 @@ from tollbooth.domain.ledger import Account, ExpiryIndexing
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 3, 1, tzinfo=UTC))
 INDEXING = ExpiryIndexing(warning_window=7 * DAY, shards=4)
-
-
-class Recorder:
-    """Publishes into a list; can be told to fail, as EventBridge might."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.failing = False
-        self._lock = threading.Lock()
-
-    def publish(self, events: Sequence[dict[str, Any]]) -> None:
-        if self.failing:
-            raise StorageUnavailable("EventBridge is down")
-        with self._lock:
-            self.events.extend(events)
-
-    def ids(self, kind: str) -> list[str]:
-        return [event["event_id"] for event in self.events if event["type"] == kind]
 
 
 @pytest.fixture

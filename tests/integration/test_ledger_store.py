@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import assert_conserved
+from tests.support.ledger import assert_conserved
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ports import WriteConflict

@@ -3,7 +3,6 @@ nothing dropped, arrears, and the fewest writes for hot accounts."""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections import Counter
@@ -13,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Clock, assert_conserved
-from tests.integration.test_expiry import Recorder
+from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved, usage
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
@@ -25,20 +23,6 @@ from tollbooth.domain.catalog import CatalogHistory, load_history, parse_catalog
 from tollbooth.domain.errors import ConcurrentUpdate, InsufficientCredits
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
-
-
-class DeadLetterBox:
-    def __init__(self) -> None:
-        self.sent: list[tuple[dict, list[str], str]] = []
-        self._lock = threading.Lock()
-
-    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
-        with self._lock:
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = {"raw": body}
-            self.sent.append((parsed, reasons, source_message_id))
 
 
 class CountingRepository(Repository):
@@ -80,19 +64,6 @@ def events() -> Recorder:
 @pytest.fixture
 def ingestor(ledger: LedgerService, events: Recorder, dead_letters: DeadLetterBox) -> UsageIngestor:
     return UsageIngestor(ledger, events, dead_letters)
-
-
-def usage(event_id: str, account: str, credits: int = 1, **extra: Any) -> dict[str, Any]:
-    """A text_generation record worth ``credits`` credits (500 words each)."""
-    return {
-        "event_id": event_id,
-        "account_id": account,
-        "feature": "text_generation",
-        "quantity": credits * 500,
-        "occurred_at": "2027-01-31T12:00:00Z",
-        "worker_id": "w1",
-        **extra,
-    }
 
 
 def fund(ledger: LedgerService, account: str, credits: int) -> None:

@@ -18,8 +18,8 @@ from tollbooth.contracts.common import Instant, is_account_id
 from tollbooth.contracts.http import AllowanceRequest, GrantRequest, PurchaseRequest
 from tollbooth.domain import clock
 from tollbooth.domain.errors import Forbidden
-from tollbooth.domain.plans import is_plan_period
 from tollbooth.domain.money import parse_credits
+from tollbooth.domain.plans import is_plan_period
 
 INSTANT = TypeAdapter(Instant)
 DAY = 86_400_000

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import worked_examples
+from tests.support.engines import worked_examples
 from tollbooth.domain.catalog import load_history, parse_catalog
 from tollbooth.domain.clock import now_ms
 from tollbooth.domain.errors import InvalidDimension, InvalidQuantity, UnknownFeature

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tests.conftest import event
+from tests.support.engines import event
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.service import LedgerService
 from tollbooth.contracts.http import ConsumeRequest, GrantRequest

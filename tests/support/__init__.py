@@ -1,0 +1,1 @@
+"""Helpers shared by test tiers (not fixtures: those live in the conftest files)."""

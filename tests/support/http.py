@@ -1,0 +1,100 @@
+"""Talking to the local stack over HTTP: the client, replies, and a funded account."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tollbooth_local import tokens
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Api:
+    base_url: str
+    state_dir: Path
+    endpoints: dict[str, Any]
+
+    def user(self, account: str) -> str:
+        return tokens.mint(self.state_dir, account=account)
+
+    def service(self) -> str:
+        return tokens.mint(self.state_dir, role="service")
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        sent = dict(headers or {})
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        if data is not None:
+            sent.setdefault("content-type", "application/json")
+        if token:
+            sent["authorization"] = f"Bearer {token}"
+        if key is not None:
+            sent["idempotency-key"] = key
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=sent)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, payload, got = response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            status, payload, got = error.code, error.read(), dict(error.headers)
+        got = {k.lower(): v for k, v in got.items()}
+        parsed = json.loads(payload) if got.get("content-type", "").startswith("application/json") else payload
+        return Reply(status, parsed, got)
+
+
+def wait_for_ready(process: subprocess.Popen[str], timeout: float) -> str:
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "ready at" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the local stack did not start:\n" + "".join(lines))
+    return next(line for line in lines if "ready at" in line)
+
+
+def fresh_account(prefix: str = "acct") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def fund(api: Api, account: str, credits: str) -> None:
+    reply = api.call(
+        "POST",
+        f"/v1/accounts/{account}/grants",
+        token=api.service(),
+        body={"credits": credits, "source": "promotional", "reason": "test funds"},
+        key=f"fund-{uuid.uuid4()}",
+    )
+    assert reply.status == 201, reply.body

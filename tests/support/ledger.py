@@ -1,0 +1,82 @@
+"""What the ledger tests share: a pinnable clock, the conservation check, recording fakes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from tollbooth.app.ports import LedgerStore
+from tollbooth.domain.clock import now_ms
+from tollbooth.domain.errors import StorageUnavailable
+
+
+class Clock:
+    """Real time unless a test pins it."""
+
+    def __init__(self) -> None:
+        self.pinned: int | None = None
+
+    def __call__(self) -> int:
+        return now_ms() if self.pinned is None else self.pinned
+
+
+ACCOUNT = "acct-1"
+
+
+def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None:
+    account = repository.load_account(account_id)
+    assert account.balance == account.granted - account.consumed - account.expired
+    assert account.balance == sum(lot.remaining for lot in account.lots) - account.arrears
+    assert all(0 <= lot.remaining <= lot.granted for lot in account.lots)
+    page = repository.list_entries(account_id, 1000)
+    assert [entry.seq for entry in page.entries] == list(range(account.seq, 0, -1))
+    assert sum(entry.amount for entry in page.entries) == account.balance
+    if page.entries:
+        assert page.entries[0].balance_after == account.balance
+
+
+class Recorder:
+    """Publishes into a list; can be told to fail, as EventBridge might."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.failing = False
+        self._lock = threading.Lock()
+
+    def publish(self, events: Sequence[dict[str, Any]]) -> None:
+        if self.failing:
+            raise StorageUnavailable("EventBridge is down")
+        with self._lock:
+            self.events.extend(events)
+
+    def ids(self, kind: str) -> list[str]:
+        return [event["event_id"] for event in self.events if event["type"] == kind]
+
+
+class DeadLetterBox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict, list[str], str]] = []
+        self._lock = threading.Lock()
+
+    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
+        with self._lock:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = {"raw": body}
+            self.sent.append((parsed, reasons, source_message_id))
+
+
+def usage(event_id: str, account: str, credits: int = 1, **extra: Any) -> dict[str, Any]:
+    """A usage record (the SQS contract's) for text_generation worth ``credits`` credits."""
+    return {
+        "event_id": event_id,
+        "account_id": account,
+        "feature": "text_generation",
+        "quantity": credits * 500,
+        "occurred_at": "2027-01-31T12:00:00Z",
+        "worker_id": "w1",
+        **extra,
+    }

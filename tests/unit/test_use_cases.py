@@ -1,0 +1,214 @@
+"""The use cases at unit speed, on the in-memory twin of the store: purchase, grant, allowance
+and rollover, consume, arrears, usage batching, the sweep, replays and the write loop's rules.
+The twin keeps DynamoDB's guards, so what passes here is what the store contract promises."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved, usage
+from tollbooth.adapters.memory import MemoryStore
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.ingestion import UsageIngestor
+from tollbooth.app.ports import WriteConflict
+from tollbooth.app.service import LedgerService
+from tollbooth.app.sweep import ExpirySweeper
+from tollbooth.contracts.usage import message_body
+from tollbooth.domain import clock as clocks
+from tollbooth.domain.catalog import load_history
+from tollbooth.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits
+from tollbooth.domain.ledger import ExpiryIndexing, Mutation
+
+NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
+DAY = 86_400_000
+INDEXING = ExpiryIndexing(warning_window=7 * DAY, shards=2)
+
+
+class AlwaysBusy(MemoryStore):
+    """Every write loses the race to another writer."""
+
+    def apply(self, mutation: Mutation, now: int) -> None:
+        self.writes += 1
+        raise WriteConflict(WriteConflict.VERSION)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    pinned = Clock()
+    pinned.pinned = NOW
+    return pinned
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore(expiry=INDEXING)
+
+
+def ledger_over(store: MemoryStore, clock: Clock, attempts: int = 10) -> LedgerService:
+    return LedgerService(store, load_history(), now=clock, max_write_attempts=attempts, sleep=lambda _: None)
+
+
+@pytest.fixture
+def ledger(store: MemoryStore, clock: Clock) -> LedgerService:
+    return ledger_over(store, clock)
+
+
+def buy(ledger: LedgerService, account: str, package_id: str, reference: str):  # type: ignore[no-untyped-def]
+    body = {"package_id": package_id, "payment_reference": reference}
+    return ledger.purchase(account, package_id, reference, Idempotency.of(reference, "purchase", account, body))
+
+
+def grant(ledger: LedgerService, account: str, credits: int, key: str, expires_at: int | None = None):  # type: ignore[no-untyped-def]
+    expiry = None if expires_at is None else datetime.fromtimestamp(expires_at / 1000, UTC)
+    idem = Idempotency.of(key, "grant", account, {"credits": credits, "key": key})
+    return ledger.grant(account, credits * 1000, "promotional", "test", expiry, None, idem)
+
+
+def words(ledger: LedgerService, account: str, credits: int, key: str, body_extra: int = 0):  # type: ignore[no-untyped-def]
+    quantity = credits * 500  # text_generation: 1 credit per 500 words
+    idem = Idempotency.of(key, "consume", account, {"quantity": quantity + body_extra})
+    return ledger.consume(account, "text_generation", quantity, {}, idem)
+
+
+def test_a_purchase_grants_the_package_and_its_bonus_and_consumes_draw_in_burn_down_order(
+    ledger: LedgerService, store: MemoryStore
+) -> None:
+    # Given a purchase of the standard package (credits plus a bonus lot)
+    bought = buy(ledger, "a", "standard", "pi_1")
+    sources = sorted(lot["source"] for lot in bought.body["lots"])
+    assert bought.status_code == 201 and sources == ["bonus", "purchase"]
+    # When 10 credits are consumed, Then they come from the lot that expires first
+    used = words(ledger, "a", 10, "job-1")
+    assert used.status_code == 200 and used.body["charged"] == "10.000"
+    (entry,) = [e for e in store.list_entries("a", 10).entries if e.kind == "consume"]
+    first = min(store.load_account("a").lots, key=lambda lot: (lot.expires_at or 0, lot.priority))
+    assert [d["lot_id"] for d in entry.details["draws"]] == [first.lot_id]
+    assert_conserved(store, "a")
+
+
+def test_a_replay_gets_the_first_answer_and_another_body_under_the_key_is_refused(ledger: LedgerService) -> None:
+    grant(ledger, "a", 100, "fund")
+    first = words(ledger, "a", 3, "k")
+    again = words(ledger, "a", 3, "k")
+    assert again.replayed and again.body == first.body
+    with pytest.raises(IdempotencyKeyReused):
+        words(ledger, "a", 3, "k", body_extra=1)
+
+
+def test_a_refused_consume_writes_nothing_and_its_key_may_be_used_once_funded(
+    ledger: LedgerService, store: MemoryStore
+) -> None:
+    with pytest.raises(InsufficientCredits):
+        words(ledger, "a", 5, "k")
+    assert store.load_account("a").version == 0
+    grant(ledger, "a", 5, "fund")
+    assert words(ledger, "a", 5, "k").status_code == 200
+
+
+def test_a_plan_grants_each_period_once_and_rolls_what_is_left_into_the_next(
+    ledger: LedgerService, store: MemoryStore, clock: Clock
+) -> None:
+    plans = load_history().in_force(NOW).plans
+    plan_id, plan = next((name, p) for name, p in plans.items() if p.rollover_cap)
+    start = datetime(2027, 2, 1, tzinfo=UTC)
+    first = ledger.grant_allowance("a", plan_id, start)
+    assert ledger.grant_allowance("a", plan_id, start).replayed
+    # When the next period starts with the first allowance untouched
+    clock.pinned = clocks.add_months(NOW, plan.months) + 1
+    second = ledger.grant_allowance(
+        "a", plan_id, datetime.fromtimestamp(clocks.add_months(NOW, plan.months) / 1000, UTC)
+    )
+    # Then up to the cap moves into a rollover lot, and the moved credits are not granted twice
+    rolled = [lot for lot in second.body["lots"] if lot["source"] == "rollover"]
+    assert first.status_code == second.status_code == 201
+    assert [lot["granted"] for lot in rolled] == [f"{min(plan.rollover_cap, plan.allowance) / 1000:.3f}"]
+    assert store.load_account("a").granted == 2 * plan.allowance
+    assert_conserved(store, "a")
+
+
+def test_usage_beyond_the_credits_becomes_arrears_that_the_next_purchase_pays_first(
+    ledger: LedgerService, store: MemoryStore
+) -> None:
+    # Given 2 credits, and workers that already did 5 credits of work
+    grant(ledger, "a", 2, "fund")
+    ingestor = UsageIngestor(ledger, Recorder(), DeadLetterBox())
+    retry, report = ingestor.ingest([("m1", message_body([usage(f"e{i}", "a") for i in range(5)]))])
+    # Then all of it is charged in one write, and 3 credits are arrears
+    account = store.load_account("a")
+    assert retry == {} and report.charged == 5 and (account.arrears, account.balance) == (3000, -3000)
+    # And the next purchase pays the arrears off before anything else
+    bought = buy(ledger, "a", "standard", "pi_1")
+    assert store.load_account("a").arrears == 0
+    assert [e.details.get("arrears_paid") for e in store.list_entries("a", 1).entries] == [3000]
+    assert bought.status_code == 201
+    assert_conserved(store, "a")
+
+
+def test_ten_usage_records_of_one_account_cost_one_write(ledger: LedgerService, store: MemoryStore) -> None:
+    grant(ledger, "a", 100, "fund")
+    writes = store.writes
+    UsageIngestor(ledger, Recorder(), DeadLetterBox()).ingest(
+        [("m", message_body([usage(f"e{i}", "a") for i in range(10)]))]
+    )
+    assert store.writes - writes == 1
+
+
+def test_the_sweep_writes_off_a_due_lot_once_and_publishes_after_commit(
+    ledger: LedgerService, store: MemoryStore, clock: Clock
+) -> None:
+    # Given a lot that expires in a day, and the sweep running after that, twice
+    grant(ledger, "a", 7, "fund", expires_at=NOW + DAY)
+    events = Recorder()
+    clock.pinned = NOW + DAY
+    first = ExpirySweeper(store, events, INDEXING, now=clock).sweep()
+    again = ExpirySweeper(store, events, INDEXING, now=clock).sweep()
+    # Then it is written off once, its event is published, and the account leaves the index
+    assert (first.expired_lots, first.expired_credits, again.expired_lots) == (1, 7000, 0)
+    assert events.ids("credits.expired") and store.load_account("a").expired == 7000
+    assert list(store.accounts_due(0, NOW + 10 * DAY)) == list(store.accounts_due(1, NOW + 10 * DAY)) == []
+    assert_conserved(store, "a")
+
+
+def test_contention_is_retried_a_bounded_number_of_times_then_a_clear_error(clock: Clock) -> None:
+    # Given a store where every write loses the race, and an account the service remembers nothing of
+    store = AlwaysBusy()
+    ledger = ledger_over(MemoryStore(), clock)
+    grant(ledger, "a", 10, "fund")
+    busy = ledger_over(store, clock, attempts=4)
+    # When a consume is attempted (no credits in this store: a refusal reads fresh), Then 402 is never
+    # guessed from a remembered state, and a write that always loses gives up after 4 tries
+    with pytest.raises(InsufficientCredits):
+        words(busy, "a", 1, "k")
+    store.seed([ledger.repository.load_account("a")], NOW)
+    with pytest.raises(ConcurrentUpdate):
+        words(busy, "a", 1, "k2")
+    assert store.writes == 4
+
+
+def test_overlapping_writes_on_one_account_conserve_credits_on_a_store_that_cancels_them(clock: Clock) -> None:
+    # Given the twin with AWS's TransactionConflict: overlapping transactions on one item are cancelled
+    import threading
+
+    store = MemoryStore(expiry=INDEXING, transaction_ms=1)
+    ledger = ledger_over(store, clock, attempts=50)
+    grant(ledger, "a", 40, "fund")
+    results: list[str] = []
+
+    def spend(n: int) -> None:
+        try:
+            words(ledger_over(store, clock, attempts=50), "a", 1, f"job-{n}")
+            results.append("ok")
+        except (ConcurrentUpdate, InsufficientCredits) as error:
+            results.append(error.code)
+
+    threads = [threading.Thread(target=spend, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then no credit is created or lost, whatever each request was told
+    account = store.load_account("a")
+    assert account.consumed == 1000 * results.count("ok") and store.conflicts > 0
+    assert_conserved(store, "a")
