@@ -9,20 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tollbooth.app.context import Caller, RequestContext
+from tollbooth.app.context import Caller, RequestContext, role_of
 from tollbooth.domain.errors import Forbidden, Unauthenticated
-
-
-def role_of(principal_arn: str) -> str | None:
-    """The IAM role behind a caller's ARN: ``arn:aws:sts::1:assumed-role/NAME/session``
-    (how a role's SigV4 requests arrive) or ``arn:aws:iam::1:role/path/NAME``."""
-    resource = principal_arn.split(":", 5)[-1] if principal_arn.startswith("arn:") else ""
-    kind, _, rest = resource.partition("/")
-    if kind == "assumed-role" and rest:
-        return rest.split("/", 1)[0]
-    if kind == "role" and rest:
-        return rest.rsplit("/", 1)[-1]
-    return None
 
 
 @dataclass(frozen=True)

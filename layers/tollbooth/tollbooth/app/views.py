@@ -7,6 +7,7 @@ import binascii
 import json
 from typing import Any
 
+from tollbooth.app.context import shown
 from tollbooth.contracts.http import (
     DrawView,
     LedgerEntryView,
@@ -63,6 +64,8 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
             {**line, "charged": format_credits(line["charged"]), "unpaid": format_credits(line["unpaid"])}
             for line in details["records"]
         ]
+    if "caller" in details:
+        details["caller"] = shown(details["caller"])
     draws = details.pop("draws", None)
     rolled = details.pop("rolled_over", None)
     return LedgerEntryView(

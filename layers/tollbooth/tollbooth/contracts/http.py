@@ -148,7 +148,7 @@ class UsageLineView(BaseModel):
 
 class CallerView(BaseModel):
     kind: Literal["user", "service", "system"]
-    id: str = Field(description="The user's subject, the service's IAM principal ARN, or the job")
+    id: str = Field(description="The user's subject, the service's IAM role name, or the job")
 
 
 class LedgerEntryView(BaseModel):
