@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollbooth.adapters.keys import Keys
+from tollbooth.adapters.lot_attributes import lot_attributes, lot_from_attributes, lot_from_summary, lot_summary
 from tollbooth.app.ports import LedgerPage, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, TollboothError
 from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, next_due_at
@@ -57,39 +58,9 @@ def _item(pk: str, sk: str, kind: str, /, **attributes: Any) -> Item:
     return {"pk": pk, "sk": sk, "type": kind, **{name: v for name, v in attributes.items() if v is not None}}
 
 
-def _string_set(values: tuple[str, ...] | None) -> frozenset[str] | None:
-    return frozenset(values) if values else None  # DynamoDB has no empty set: PynamoDB leaves it out
-
-
-_LOT_NUMBERS = ("granted", "remaining", "created_at", "expires_at", "priority", "price_minor")
-_LOT_PLAIN = ("lot_id", "source", *_LOT_NUMBERS, "currency", "package_id", "reason", "campaign_id", "plan_id")
-
-
 def _lot_item(pk: str, lot: Lot) -> Item:
-    sets = {name: _string_set(getattr(lot, name)) for name in ("licences", "features", "unlocks")}
-    flags = {name: getattr(lot, name) or None for name in ("priority_processing", "warned", "expiry_grace")}
-    plain = {name: getattr(lot, name) for name in _LOT_PLAIN}
-    return _item(pk, Keys.lot(lot.lot_id), "lot", **plain, **sets, **flags)
-
-
-def _lot_from_item(item: Item) -> Lot:
-    licences, features = item.get("licences"), item.get("features")
-    plain: dict[str, Any] = {name: item.get(name) for name in _LOT_PLAIN}
-    return Lot(
-        **plain,
-        licences=None if licences is None else tuple(sorted(licences)),
-        features=None if features is None else tuple(sorted(features)),
-        priority_processing=bool(item.get("priority_processing")),
-        unlocks=tuple(sorted(item.get("unlocks", ()))),
-        warned=bool(item.get("warned")),
-        expiry_grace=item.get("expiry_grace", 0),
-    )
-
-
-# The summary of a lot kept on the account item, under the Repository's short names.
-_SUMMARY_FIELDS = {"id": "lot_id", "src": "source", "g": "granted", "r": "remaining", "c": "created_at"}
-_SUMMARY_FIELDS |= {"e": "expires_at", "pr": "priority", "p": "price_minor", "cur": "currency"}
-_SUMMARY_FIELDS |= {"pkg": "package_id", "plan": "plan_id", "w": "warned", "gr": "expiry_grace"}
+    stored = {name: frozenset(v) if isinstance(v, set) else v for name, v in lot_attributes(lot).items()}
+    return _item(pk, Keys.lot(lot.lot_id), "lot", **stored)
 
 
 _ACCOUNT_PLAIN = ("account_id", "version", "balance", "granted", "consumed", "expired")
@@ -99,7 +70,7 @@ def _account_from_item(item: Item, lots: tuple[Lot, ...] | None = None) -> Accou
     """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
     if lots is None:
         summaries = json.loads(item.get("expiring_lots", "[]"))
-        lots = tuple(Lot(**{name: s[short] for short, name in _SUMMARY_FIELDS.items()}) for s in summaries)
+        lots = tuple(lot_from_summary(summary) for summary in summaries)
     counts: dict[str, Any] = {name: item[name] for name in _ACCOUNT_PLAIN}
     events = tuple(json.loads(item.get("pending_events", "[]")))
     return Account(**counts, seq=item["seq"], arrears=item.get("arrears", 0), lots=lots, pending_events=events)
@@ -228,7 +199,7 @@ class MemoryStore:
             items = [partition[sk] for sk in sorted(partition) if sk.startswith(Keys.ACCOUNT_SK)]
         if not items or items[0]["sk"] != Keys.ACCOUNT_SK:
             return Account(account_id=account_id)
-        return _account_from_item(items[0], tuple(_lot_from_item(item) for item in items[1:]))
+        return _account_from_item(items[0], tuple(lot_from_attributes(item) for item in items[1:]))
 
     def load_expiry_view(self, account_id: str) -> Account | None:
         """The account item alone: its lots are the summary of its live expiring lots."""
@@ -342,7 +313,7 @@ class MemoryStore:
     def _account_item(self, account: Account, now: int) -> Item:
         """The account item for a state, with the sweep's summary and index keys."""
         live = [lot for lot in account.lots if lot.expires_at is not None and lot.remaining > 0]
-        summaries = [{short: getattr(lot, name) for short, name in _SUMMARY_FIELDS.items()} for lot in live]
+        summaries = [lot_summary(lot) for lot in live]
         due = next_due_at(account, self.expiry.warning_window)
         fields = {name: getattr(account, name) for name in (*_ACCOUNT_PLAIN, "seq")}
         fields |= {"arrears": account.arrears or None, "updated_at": now}

@@ -3,8 +3,6 @@ the domain dataclasses on purpose: a lot's stored shape is spelled here and nowh
 
 from __future__ import annotations
 
-from typing import Any
-
 from pynamodb.attributes import (
     BooleanAttribute,
     DiscriminatorAttribute,
@@ -17,6 +15,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from tollbooth.adapters.keys import Keys
+from tollbooth.adapters.lot_attributes import lot_attributes, lot_from_attributes, lot_from_summary
 from tollbooth.domain.ledger import Account, LedgerEntry, Lot
 
 
@@ -136,79 +135,11 @@ def ledger_item(pk: str, entry: LedgerEntry) -> LedgerItem:
 
 
 def lot_from_item(item: LotItem) -> Lot:
-    return Lot(
-        lot_id=item.lot_id,
-        source=item.source,  # type: ignore[arg-type]
-        granted=int(item.granted),
-        remaining=int(item.remaining),
-        created_at=int(item.created_at),
-        expires_at=None if item.expires_at is None else int(item.expires_at),
-        priority=int(item.priority),
-        price_minor=None if item.price_minor is None else int(item.price_minor),
-        currency=item.currency,
-        package_id=item.package_id,
-        reason=item.reason,
-        licences=None if item.licences is None else tuple(sorted(item.licences)),
-        features=None if item.features is None else tuple(sorted(item.features)),
-        priority_processing=bool(item.priority_processing),
-        unlocks=tuple(sorted(item.unlocks or ())),
-        campaign_id=item.campaign_id,
-        plan_id=item.plan_id,
-        warned=bool(item.warned),
-        expiry_grace=int(item.expiry_grace or 0),
-    )
+    return lot_from_attributes(item.attribute_values)
 
 
 def lot_item(pk: str, lot: Lot) -> LotItem:
-    return LotItem(
-        pk,
-        Keys.lot(lot.lot_id),
-        lot_id=lot.lot_id,
-        source=lot.source,
-        granted=lot.granted,
-        remaining=lot.remaining,
-        created_at=lot.created_at,
-        expires_at=lot.expires_at,
-        priority=lot.priority,
-        price_minor=lot.price_minor,
-        currency=lot.currency,
-        package_id=lot.package_id,
-        reason=lot.reason,
-        licences=None if lot.licences is None else set(lot.licences),
-        features=None if lot.features is None else set(lot.features),
-        priority_processing=lot.priority_processing or None,
-        unlocks=set(lot.unlocks) or None,
-        campaign_id=lot.campaign_id,
-        plan_id=lot.plan_id,
-        warned=lot.warned or None,
-        expiry_grace=lot.expiry_grace or None,
-    )
-
-
-# The summary of a lot kept on the account item: what the sweep needs to write it off.
-_SUMMARY_FIELDS = {
-    "id": "lot_id",
-    "src": "source",
-    "g": "granted",
-    "r": "remaining",
-    "c": "created_at",
-    "e": "expires_at",
-    "pr": "priority",
-    "p": "price_minor",
-    "cur": "currency",
-    "pkg": "package_id",
-    "plan": "plan_id",
-    "w": "warned",
-    "gr": "expiry_grace",
-}
-
-
-def lot_summary(lot: Lot) -> dict[str, Any]:
-    return {short: getattr(lot, name) for short, name in _SUMMARY_FIELDS.items()}
-
-
-def lot_from_summary(summary: dict[str, Any]) -> Lot:
-    return Lot(**{name: summary[short] for short, name in _SUMMARY_FIELDS.items()})
+    return LotItem(pk, Keys.lot(lot.lot_id), **lot_attributes(lot))
 
 
 def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None) -> Account:

@@ -24,9 +24,9 @@ from tollbooth.adapters.dynamodb.items import (
     ledger_item,
     lot_from_item,
     lot_item,
-    lot_summary,
 )
 from tollbooth.adapters.keys import Keys
+from tollbooth.adapters.lot_attributes import lot_summary
 from tollbooth.app.ports import LedgerPage, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
 from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Lot, Mutation, next_due_at
