@@ -62,8 +62,7 @@ def consume_event(account: str, key: str) -> dict[str, Any]:
 
 def _handler_path(dynamodb_url: str) -> tuple[str, Callable[[int], None]]:
     """A fresh ledger table and a funded account; consume ``n`` through ConsumeFunction's handler."""
-    from tollbooth.bootstrap import get_service
-    from tollbooth.settings import get_settings
+    from tollbooth.bootstrap import get_service, reset
     from tollbooth_local.aws import create_table
     from tollbooth_local.functions import LambdaContext, load_function
     from tollbooth_local.template import Template
@@ -72,8 +71,7 @@ def _handler_path(dynamodb_url: str) -> tuple[str, Callable[[int], None]]:
     table = f"bench-{uuid.uuid4().hex[:8]}"
     create_table(dynamodb_url, table, template.resources["LedgerTable"]["Properties"])
     os.environ.update(TABLE_NAME=table, AWS_ENDPOINT_URL=dynamodb_url)
-    get_settings.cache_clear()
-    get_service.cache_clear()
+    reset()
     handler = load_function(template.functions()["ConsumeFunction"])
     account = f"bench-{uuid.uuid4().hex[:6]}"
     service = get_service()

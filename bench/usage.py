@@ -63,8 +63,7 @@ class _Rig:
 
 def _rig(dynamodb_url: str, max_items: int) -> _Rig:
     from tollbooth.app.idempotency import Idempotency
-    from tollbooth.bootstrap import get_ingestor, get_publisher, get_service
-    from tollbooth.settings import get_settings
+    from tollbooth.bootstrap import get_service, reset
     from tollbooth_local.aws import create_table
     from tollbooth_local.functions import LambdaContext, load_function
     from tollbooth_local.template import Template
@@ -80,8 +79,7 @@ def _rig(dynamodb_url: str, max_items: int) -> _Rig:
         USAGE_DLQ_URL="http://unused/dlq",
         EVENT_BUS_NAME="unused",
     )
-    for cached in (get_settings, get_service, get_publisher, get_ingestor):
-        cached.cache_clear()
+    reset()
     handler = load_function(template.functions()["UsageFunction"])
     context = LambdaContext("UsageFunction", 30)
     run = uuid.uuid4().hex[:6]

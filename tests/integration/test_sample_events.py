@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.engines import EVENTS_DIR, Engine, event
-from tollbooth.bootstrap import get_ingestor, get_publisher, get_service, get_store, get_sweeper
+from tollbooth.bootstrap import reset
 from tollbooth.settings import get_settings
 from tollbooth_local.aws import MotoServer, client
 from tollbooth_local.functions import LambdaContext, load_function
@@ -48,14 +48,11 @@ def deployed_like(engine: Engine, table_name: str, moto_server: MotoServer) -> I
         # The role the sample events sign as, allowed to create credits as a deployment would.
         CREDIT_ISSUER_ROLES="product-backend",
     )
-    caches = (get_settings, get_store, get_service, get_sweeper, get_publisher, get_ingestor)
-    for cached in caches:
-        cached.cache_clear()
+    reset()
     yield
     os.environ.clear()
     os.environ.update(saved)
-    for cached in caches:
-        cached.cache_clear()
+    reset()
 
 
 def invoke(function_id: str, event_file: str, body: dict | None = None) -> dict:

@@ -54,3 +54,10 @@ def get_ingestor() -> UsageIngestor:
         raise RuntimeError("USAGE_DLQ_URL is not set; rejected usage goes there")
     dead_letters = SqsDeadLetters(settings.usage_dlq_url, lambda: boto3.client("sqs", region_name=settings.region))
     return UsageIngestor(get_service(), get_publisher(), dead_letters)
+
+
+def reset() -> None:
+    """Forget everything built, settings included (tests and benchmarks that change the
+    environment between runs; a Lambda container never needs it)."""
+    for built in (get_settings, get_store, get_service, get_publisher, get_sweeper, get_ingestor):
+        built.cache_clear()
