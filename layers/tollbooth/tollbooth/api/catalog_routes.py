@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Annotated
 
@@ -9,6 +10,18 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from tollbooth.api.openapi import (
+    API_DESCRIPTION,
+    API_TITLE,
+    API_VERSION,
+    PUBLIC,
+    SECURITY_SCHEMES,
+    TAGS,
+    answer,
+    errors,
+    without_unused_schemas,
+)
+from tollbooth.contracts.http import CatalogResponse
 from tollbooth.domain import clock
 from tollbooth.domain.catalog import (
     Campaign,
@@ -25,9 +38,6 @@ from tollbooth.domain.catalog import (
 from tollbooth.domain.money import format_credits, format_rounded
 
 router = Router()
-
-API_TITLE = "Tollbooth"
-API_VERSION = "1.0.0"
 
 
 def _terms(terms: LotTerms) -> dict:
@@ -128,12 +138,22 @@ def catalog_view(catalog: Catalog, history: CatalogHistory, now: int) -> dict:
     }
 
 
-@router.get("/v1/catalog", summary="The catalog in force (or ?version= for an older one, for audits)")
-def get_catalog(version: Annotated[str | None, Query(max_length=64)] = None) -> dict:
+@router.get(
+    "/v1/catalog",
+    summary="The catalog in force (or ?version= for an older one, for audits)",
+    operation_id="getCatalog",
+    tags=["catalog"],
+    security=PUBLIC,
+    responses={
+        **answer(200, CatalogResponse, "Features with rates, packages with prices and perks, plans, campaigns"),
+        **errors(404, 422, e404="No catalog version of that name"),
+    },
+)
+def get_catalog(version: Annotated[str | None, Query(max_length=64)] = None) -> CatalogResponse:
     history = load_history()
     now = clock.now_ms()
     catalog = history.in_force(now) if version is None else history.get(version)
-    return catalog_view(catalog, history, now)
+    return CatalogResponse.model_validate(catalog_view(catalog, history, now))
 
 
 @cache
@@ -150,11 +170,30 @@ def full_api() -> APIGatewayHttpResolver:
         consume_routes.router,
         account_routes.router,
     )
-    app.enable_swagger(path="/docs", title=API_TITLE, version=API_VERSION)
+    app.enable_swagger(
+        path="/docs",
+        title=API_TITLE,
+        version=API_VERSION,
+        description=API_DESCRIPTION,
+        security_schemes=SECURITY_SCHEMES,
+        tags=TAGS,
+    )
     return app
+
+
+@cache
+def openapi_document() -> str:
+    """The OpenAPI document, generated from the routes (committed as docs/openapi.json)."""
+    generated = full_api().get_openapi_json_schema(
+        title=API_TITLE,
+        version=API_VERSION,
+        description=API_DESCRIPTION,
+        security_schemes=SECURITY_SCHEMES,
+        tags=TAGS,
+    )
+    return json.dumps(without_unused_schemas(json.loads(generated)), indent=2)
 
 
 @router.get("/v1/openapi.json", include_in_schema=False)
 def get_openapi():
-    schema = full_api().get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=schema)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from tollbooth.api.openapi import IDEMPOTENCY_HEADER
 from tollbooth.contracts.common import describe_problems
 from tollbooth.domain import errors
 from tollbooth.domain.money import format_credits
@@ -56,6 +57,9 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
 
 def _validation_message(error: RequestValidationError) -> tuple[int, str, str]:
     problems = error.errors()
+    if any(tuple(problem.get("loc", ()))[:2] == ("header", IDEMPOTENCY_HEADER) for problem in problems):
+        missing = errors.IdempotencyKeyMissing("send an Idempotency-Key header of 1 to 255 characters")
+        return 400, missing.code, missing.message
     for problem in problems:
         if problem.get("type") == "json_invalid":
             why = (problem.get("ctx") or {}).get("error")

@@ -7,33 +7,27 @@ POST /v1/accounts/{account_id}/allowances   a subscription plan's allowance for 
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from tollbooth.api.runtime import authorize, error_responses, idempotency_key, json_response
+from tollbooth.api.openapi import CREATED, CREDIT_ERRORS, SERVICE, IdempotencyKey, errors
+from tollbooth.api.runtime import authorize, json_response
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.bootstrap import get_service
-from tollbooth.contracts.http import AllowanceRequest, GrantRequest, GrantResponse
+from tollbooth.contracts.http import AllowanceRequest, GrantRequest
 
 router = Router()
 
-CREDIT_ERRORS = error_responses(
-    {
-        400: "Missing Idempotency-Key, malformed JSON or bad account id",
-        401: "No valid credentials",
-        403: "Not a service, or a role that may not create credits",
-        409: "Idempotency-Key reused with another body, or payment already granted",
-        422: "Invalid body",
-    }
+
+@router.post(
+    "/v1/accounts/<account_id>/grants",
+    summary="Grant credits",
+    operation_id="grantCredits",
+    tags=["credits in"],
+    security=SERVICE,
+    responses={**CREATED, **CREDIT_ERRORS},
 )
-CREATED: dict[int, OpenAPIResponse] = {
-    201: {"description": "Lots created", "content": {"application/json": {"model": GrantResponse}}}
-}
-
-
-@router.post("/v1/accounts/<account_id>/grants", summary="Grant credits", responses={**CREATED, **CREDIT_ERRORS})
-def grant(account_id: str, request: GrantRequest):
+def grant(account_id: str, request: GrantRequest, idempotency_key: IdempotencyKey):
     context = authorize(router, account_id, creates_credits=True)
-    idem = Idempotency.of(idempotency_key(router), "grant", account_id, request.model_dump(mode="json"))
+    idem = Idempotency.of(idempotency_key, "grant", account_id, request.model_dump(mode="json"))
     outcome = get_service().grant(
         account_id,
         request.credits,
@@ -52,21 +46,27 @@ def grant(account_id: str, request: GrantRequest):
 @router.post(
     "/v1/accounts/<account_id>/allowances",
     summary="Grant a plan's allowance for a billing period (once per account, plan and period)",
+    operation_id="grantAllowance",
+    tags=["credits in"],
+    security=SERVICE,
     responses={
         **CREATED,
-        **error_responses(
-            {
-                400: "Malformed JSON or bad account id",
-                401: "No valid credentials",
-                403: "Not a service, or a role that may not create credits",
-                409: "This plan's period starting at period_start was already granted with another period_end",
-                422: "Unknown plan, or a period that is not current, not the plan's length, or overlaps one granted",
-            }
+        **errors(
+            400,
+            401,
+            403,
+            409,
+            422,
+            503,
+            e403="Not a service, or a role that may not create credits (CreditIssuerRoles)",
+            e409="This plan's period starting at period_start was granted with another period_end, or the account "
+            "stayed busy (retry)",
+            e422="Unknown plan, or a period that is not current, not the plan's length, or overlaps one granted",
         ),
     },
 )
 def grant_allowance(account_id: str, request: AllowanceRequest):
-    # No Idempotency-Key needed: the account, plan and period are the key.
+    # No Idempotency-Key: the account, plan and period are the key.
     context = authorize(router, account_id, creates_credits=True)
     return json_response(
         get_service().grant_allowance(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from tollbooth.api.grant_routes import CREATED, CREDIT_ERRORS
-from tollbooth.api.runtime import authorize, idempotency_key, json_response
+from tollbooth.api.openapi import CREATED, CREDIT_ERRORS, SERVICE, IdempotencyKey
+from tollbooth.api.runtime import authorize, json_response
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.bootstrap import get_service
 from tollbooth.contracts.http import PurchaseRequest
@@ -15,11 +15,16 @@ router = Router()
 
 
 @router.post(
-    "/v1/accounts/<account_id>/purchases", summary="Record a package purchase", responses={**CREATED, **CREDIT_ERRORS}
+    "/v1/accounts/<account_id>/purchases",
+    summary="Record a package purchase",
+    operation_id="recordPurchase",
+    tags=["credits in"],
+    security=SERVICE,
+    responses={**CREATED, **CREDIT_ERRORS},
 )
-def purchase(account_id: str, request: PurchaseRequest):
+def purchase(account_id: str, request: PurchaseRequest, idempotency_key: IdempotencyKey):
     context = authorize(router, account_id, creates_credits=True)
-    idem = Idempotency.of(idempotency_key(router), "purchase", account_id, request.model_dump(mode="json"))
+    idem = Idempotency.of(idempotency_key, "purchase", account_id, request.model_dump(mode="json"))
     outcome = get_service().purchase(account_id, request.package_id, request.payment_reference, idem, context=context)
     if not outcome.replayed:
         count("PackagesPurchased")

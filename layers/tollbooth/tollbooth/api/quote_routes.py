@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from tollbooth.api.runtime import current_principal, error_responses
+from tollbooth.api.openapi import USER_OR_SERVICE, answer, errors
+from tollbooth.api.runtime import current_principal
 from tollbooth.contracts.http import MultiplierView, QuoteBreakdown, QuoteRequest, QuoteResponse
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.clock import now_ms
@@ -39,7 +40,13 @@ def quote_view(charge: Charge, unit: str) -> QuoteResponse:
 @router.post(
     "/v1/quotes",
     summary="Price a request without debiting it (any authenticated caller)",
-    responses=error_responses({401: "No valid credentials", 422: "Unknown feature or dimension, or invalid quantity"}),
+    operation_id="quote",
+    tags=["catalog"],
+    security=USER_OR_SERVICE,
+    responses={
+        **answer(200, QuoteResponse, "What a consume of the same request would debit now, and why"),
+        **errors(400, 401, 422, e422="Unknown feature or dimension, or invalid quantity"),
+    },
 )
 def quote(request: QuoteRequest) -> QuoteResponse:
     current_principal(router)

@@ -12,7 +12,6 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,12 +21,9 @@ from tollbooth.api.errors import register_error_handlers
 from tollbooth.app.context import RequestContext
 from tollbooth.app.idempotency import Outcome
 from tollbooth.contracts.common import is_account_id
-from tollbooth.contracts.http import ErrorResponse
 from tollbooth.domain.errors import InvalidRequest
 from tollbooth.observability import logger, metrics, tracer
 from tollbooth.settings import get_settings
-
-IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def current_principal(router: Router) -> Principal:
@@ -50,18 +46,6 @@ def authorize(
     principal.require_account(account_id)
     request_id = (router.current_event.raw_event.get("requestContext") or {}).get("requestId")
     return principal.context(request_id if isinstance(request_id, str) else None)
-
-
-def error_responses(descriptions: dict[int, str]) -> dict[int, OpenAPIResponse]:
-    """OpenAPI ``responses`` entries for error statuses, all in the one error shape."""
-    return {
-        status: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
-        for status, text in descriptions.items()
-    }
-
-
-def idempotency_key(router: Router) -> str | None:
-    return router.current_event.headers.get(IDEMPOTENCY_HEADER)
 
 
 def json_response(outcome: Outcome) -> Response:

@@ -191,8 +191,14 @@ class LedgerPageResponse(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="Stable, machine-readable: insufficient_credits, idempotency_key_reused, ...")
+    message: str = Field(description="For people; never AWS error text")
+    required: CreditsOut | None = Field(default=None, description="insufficient_credits: what the request costs")
+    balance: CreditsOut | None = Field(default=None, description="insufficient_credits: what could pay for it")
+    missing: dict[str, str] | None = Field(
+        default=None, description='insufficient_credits: the kind of credits short, e.g. {"licence": "commercial"}'
+    )
+    allowed: list[str] | None = Field(default=None, description="The values that would have been accepted")
 
 
 class ErrorResponse(BaseModel):
@@ -226,3 +232,79 @@ class QuoteResponse(BaseModel):
     credits: CreditsOut = Field(description="What a consume of the same request would debit now")
     catalog_version: str
     breakdown: QuoteBreakdown
+
+
+class CatalogVersionView(BaseModel):
+    version: str
+    effective_from: Timestamp
+    in_force: bool
+
+
+class DimensionView(BaseModel):
+    default: str
+    values: dict[str, str] = Field(description="Value -> multiplier, an exact decimal")
+
+
+class FeatureView(BaseModel):
+    description: str
+    unit: str
+    credits: CreditsOut = Field(description="Charged per `per` units")
+    per: int
+    granularity: CreditsOut = Field(description="A request's charge rounds up to a multiple of this")
+    minimum: CreditsOut
+    max_quantity: int
+    locked: bool = Field(description="Needs credits of a package or plan that unlocks it")
+    unlocked_by: list[str]
+    dimensions: dict[str, DimensionView]
+
+
+class _Terms(BaseModel):
+    licences: list[str] | None = Field(description="The licences these credits may pay for; null means any")
+    features: list[str] | None = Field(description="The features these credits may pay for; null means any")
+    priority_processing: bool
+    unlocks: list[str]
+
+
+class PackageView(_Terms):
+    name: str
+    price_minor: int = Field(description="The price in minor units of `currency`")
+    currency: str
+    credits: CreditsOut
+    bonus_credits: CreditsOut
+    expiry: str = Field(description='"never", "N days", "N months" or "end of billing period"')
+    bonus_expiry: str
+    price_per_credit_minor: str = Field(description="Display only: minor units per credit, bonus included")
+    discount_percent: str | None = Field(description="Display only: % off the base package's price per credit")
+
+
+class PlanView(_Terms):
+    name: str
+    period: Literal["monthly", "yearly"]
+    price_minor: int
+    currency: str
+    allowance: CreditsOut
+    rollover_cap: CreditsOut
+    expiry: str
+
+
+class CampaignView(BaseModel):
+    name: str
+    starts_at: Timestamp
+    ends_at: Timestamp
+    bonus_percent: str
+    packages: list[str]
+    active: bool
+
+
+class CatalogResponse(BaseModel):
+    version: str
+    effective_from: Timestamp
+    in_force: bool
+    versions: list[CatalogVersionView]
+    base_package: str | None
+    licences: list[str]
+    default_licence: str
+    features: dict[str, FeatureView]
+    packages: dict[str, PackageView]
+    plans: dict[str, PlanView]
+    campaigns: dict[str, CampaignView]
