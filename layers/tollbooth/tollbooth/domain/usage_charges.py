@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from tollbooth.domain import clock, ids
+from tollbooth.domain.events import overdrawn_event
 from tollbooth.domain.ledger import (
     RESERVED_KEY_PREFIX,
     Account,
@@ -133,16 +134,3 @@ def usage_mutation(
         pending_events=events,
     )
     return mutation, included
-
-
-def overdrawn_event(account_id: str, entry: LedgerEntry, arrears: int, now: int) -> dict[str, Any]:
-    """``account.overdrawn``: the account went into arrears (once per time it does)."""
-    return {
-        "schema_version": 1,
-        "event_id": f"account.overdrawn:{account_id}:{entry.seq}",
-        "type": "account.overdrawn",
-        "account_id": account_id,
-        "arrears": format_credits(arrears),
-        "entry_id": entry.entry_id,
-        "occurred_at": clock.to_iso(now),
-    }
