@@ -19,6 +19,7 @@ from tollbooth.api.openapi import (
     TAGS,
     answer,
     errors,
+    with_canonical_headers,
     without_unused_schemas,
 )
 from tollbooth.contracts.http import CatalogResponse
@@ -191,7 +192,7 @@ def openapi_document() -> str:
         security_schemes=SECURITY_SCHEMES,
         tags=TAGS,
     )
-    return json.dumps(without_unused_schemas(json.loads(generated)), indent=2)
+    return json.dumps(with_canonical_headers(without_unused_schemas(json.loads(generated))), indent=2)
 
 
 @router.get("/v1/openapi.json", include_in_schema=False)

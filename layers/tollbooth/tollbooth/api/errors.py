@@ -58,7 +58,9 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
 def _validation_message(error: RequestValidationError) -> tuple[int, str, str]:
     problems = error.errors()
     if any(tuple(problem.get("loc", ()))[:2] == ("header", IDEMPOTENCY_HEADER) for problem in problems):
-        missing = errors.IdempotencyKeyMissing("send an Idempotency-Key header of 1 to 255 characters")
+        missing = errors.IdempotencyKeyMissing(
+            "send an Idempotency-Key header of 1 to 255 visible ASCII characters (spaces inside only)"
+        )
         return 400, missing.code, missing.message
     for problem in problems:
         if problem.get("type") == "json_invalid":

@@ -62,8 +62,11 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
+        # Visible ASCII with no space at either end: what survives an HTTP header unchanged.
+        pattern=r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$",
         description=(
-            "1 to 255 characters, not starting with `tollbooth:`; required on every mutation. "
+            "1 to 255 visible ASCII characters (spaces inside only), not starting with `tollbooth:`; "
+            "required on every mutation. "
             "A replay with the same body gets the first answer; another body gets 409."
         ),
     ),
@@ -127,6 +130,16 @@ CREDIT_ERRORS = errors(
     e403="Not a service, or a role that may not create credits (CreditIssuerRoles)",
     e409="Idempotency-Key used with another request, payment already granted, or the account stayed busy (retry)",
 )
+
+
+def with_canonical_headers(document: dict[str, Any]) -> dict[str, Any]:
+    """Header parameters under the names the README and every client use (HTTP header names
+    are case-insensitive; Powertools lower-cases them)."""
+    for operation in (op for ops in document.get("paths", {}).values() for op in ops.values()):
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "header" and parameter["name"] == IDEMPOTENCY_HEADER:
+                parameter["name"] = "Idempotency-Key"
+    return document
 
 
 def without_unused_schemas(document: dict[str, Any]) -> dict[str, Any]:

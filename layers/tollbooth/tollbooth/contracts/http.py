@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, StrictStr, WithJsonSchema
 
 from tollbooth.contracts.common import Identifier, Instant, Name, PaymentReference, StrictModel
 from tollbooth.domain.money import parse_credits
@@ -17,7 +17,16 @@ from tollbooth.domain.money import parse_credits
 CreditsIn = Annotated[
     int,
     BeforeValidator(parse_credits),
-    Field(description='Credits as a decimal string ("12.5") or an integer; at most 3 decimal places.'),
+    # What a client sends, whatever pydantic would infer from the int it becomes.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$", "examples": ["12.5"]},
+                {"type": "integer", "minimum": 0},
+            ],
+            "description": 'Credits as a decimal string ("12.5") or an integer; at most 3 decimal places.',
+        }
+    ),
 ]
 
 
@@ -62,7 +71,12 @@ class AllowanceRequest(StrictModel):
 class ConsumeRequest(StrictModel):
     feature: Name
     quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
-    dimensions: dict[Name, Name] = Field(default_factory=dict, max_length=16)
+    dimensions: dict[Name, Name] = Field(
+        default_factory=dict,
+        max_length=16,
+        description='How the request is done, e.g. {"resolution": "hd", "licence": "commercial"}',
+        json_schema_extra={"additionalProperties": {"type": "string", "minLength": 1, "maxLength": 64}},
+    )
 
 
 class LotView(BaseModel):
