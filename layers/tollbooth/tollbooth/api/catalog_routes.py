@@ -6,7 +6,7 @@ import json
 from functools import cache
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
@@ -192,9 +192,35 @@ def openapi_document() -> str:
         security_schemes=SECURITY_SCHEMES,
         tags=TAGS,
     )
-    return json.dumps(with_canonical_headers(without_unused_schemas(json.loads(generated))), indent=2)
+    document = with_catalog_values(without_unused_schemas(json.loads(generated)), load_history())
+    return json.dumps(with_canonical_headers(document), indent=2)
 
 
-@router.get("/v1/openapi.json", include_in_schema=False)
-def get_openapi():
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())
+# Request fields whose values the catalog bounds: (schema, property, catalog section).
+CATALOG_BOUND = [
+    ("ConsumeRequest", "feature", "features"),
+    ("QuoteRequest", "feature", "features"),
+    ("PurchaseRequest", "package_id", "packages"),
+    ("AllowanceRequest", "plan_id", "plans"),
+]
+
+
+def _known(history: CatalogHistory, section: str) -> list[str]:
+    return sorted({name for catalog in history.versions for name in getattr(catalog, section)})
+
+
+def with_catalog_values(document: dict, history: CatalogHistory) -> dict:
+    """Enums where the catalog bounds a value. The list is every catalog version's, so the
+    document does not change at the instant a version takes effect; the version in force
+    decides (a value it lacks is 422 unknown_feature, unknown_package or unknown_plan)."""
+    schemas = document["components"]["schemas"]
+    for schema, field, section in CATALOG_BOUND:
+        schemas[schema]["properties"][field]["enum"] = _known(history, section)
+        schemas[schema]["properties"][field]["description"] = (
+            f"One of the catalog's {section}; the version in force decides (GET /v1/catalog)"
+        )
+    grant = schemas["GrantRequest"]["properties"]
+    for field in ("licences", "features"):
+        array = next(option for option in grant[field]["anyOf"] if option.get("type") == "array")
+        array["items"]["enum"] = _known(history, field)
+    return document

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt, StrictStr, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
 from tollbooth.contracts.common import Identifier, Instant, Name, PaymentReference, StrictModel
 from tollbooth.domain.money import parse_credits
@@ -42,11 +42,28 @@ Timestamp = Annotated[str, Field(description="ISO-8601 UTC with milliseconds, e.
 
 
 class PurchaseRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"package_id": "standard", "payment_reference": "pi_3NvB1x2eZvKYlo2C"}]}
+    )
+
     package_id: Name
     payment_reference: PaymentReference
 
 
 class GrantRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "credits": "12.5",
+                    "source": "promotional",
+                    "reason": "launch week",
+                    "expires_at": "2027-06-30T00:00:00Z",
+                }
+            ]
+        }
+    )
+
     credits: PositiveCreditsIn
     source: Literal["bonus", "promotional", "adjustment"]
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
@@ -61,6 +78,10 @@ class GrantRequest(StrictModel):
 
 
 class AllowanceRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"plan_id": "pro_monthly", "period_start": "2027-01-01T00:00:00Z"}]}
+    )
+
     plan_id: Name
     period_start: Instant = Field(description="The instant the billing period starts")
     period_end: Instant | None = Field(
@@ -69,6 +90,18 @@ class AllowanceRequest(StrictModel):
 
 
 class ConsumeRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "feature": "image_generation",
+                    "quantity": 2,
+                    "dimensions": {"resolution": "4k", "licence": "commercial"},
+                }
+            ]
+        }
+    )
+
     feature: Name
     quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
     dimensions: dict[Name, Name] = Field(
