@@ -11,6 +11,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".local"
 RESULTS = REPO / "BENCHMARKS.md"
+# Funds for a benchmark account: the most one grant may create (the catalog's default max_grant).
+MAX_GRANT = 1_000_000_000
 
 
 class DynamoDBCounter:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import COUNTER, REPO, STATE
+from bench.common import COUNTER, MAX_GRANT, REPO, STATE
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "300"))
 IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "9"))
@@ -77,7 +77,7 @@ def _handler_path(dynamodb_url: str) -> tuple[str, Callable[[int], None]]:
     service = get_service()
     from tollbooth.app.idempotency import Idempotency
 
-    service.grant(account, 10**12, "promotional", "bench", None, None, Idempotency.of("fund", "grant", account, {}))
+    service.grant(account, MAX_GRANT, "promotional", "bench", None, None, Idempotency.of("fund", "grant", account, {}))
     context = LambdaContext("ConsumeFunction", 10)
     run_id = uuid.uuid4().hex[:6]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import COUNTER, REPO
+from bench.common import COUNTER, MAX_GRANT, REPO
 
 BATCHES = int(os.environ.get("BENCH_USAGE_BATCHES", "60"))
 PER_BATCH = 10
@@ -87,7 +87,7 @@ def _rig(dynamodb_url: str, max_items: int) -> _Rig:
     spread = [f"acct-{run}-{n}" for n in range(PER_BATCH)]
     service = get_service()
     for account in [hot, *spread]:
-        service.grant(account, 10**12, "promotional", "bench", None, None, Idempotency.of("f", "grant", account, {}))
+        service.grant(account, MAX_GRANT, "promotional", "bench", None, None, Idempotency.of("f", "grant", account, {}))
     return _Rig(table, handler, context, hot, spread)
 
 
