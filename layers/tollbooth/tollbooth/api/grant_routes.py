@@ -51,14 +51,10 @@ def grant(account_id: str, request: GrantRequest, idempotency_key: IdempotencyKe
     security=SERVICE,
     responses={
         **CREATED,
+        **CREDIT_ERRORS,
         **errors(
-            400,
-            401,
-            403,
             409,
             422,
-            503,
-            e403="Not a service, or a role that may not create credits (CreditIssuerRoles)",
             e409="This plan's period starting at period_start was granted with another period_end, or the account "
             "stayed busy (retry)",
             e422="Unknown plan, or a period that is not current, not the plan's length, or overlaps one granted",
