@@ -68,3 +68,22 @@ def test_the_error_object_documents_its_extras_and_no_framework_shape_is_left() 
     body = DOCUMENT["components"]["schemas"]["ErrorBody"]["properties"]
     assert {"code", "message", "required", "balance", "missing", "allowed"} <= set(body)
     assert "HTTPValidationError" not in DOCUMENT["components"]["schemas"]
+
+
+def test_the_catalog_function_serves_the_document_it_describes() -> None:
+    import os
+
+    from tollbooth_local.functions import LambdaContext, load_function
+
+    os.environ.setdefault("TABLE_NAME", "unused")
+    handler = load_function(Template().functions()["CatalogFunction"])
+    event = {
+        "version": "2.0",
+        "routeKey": "GET /v1/openapi.json",
+        "rawPath": "/v1/openapi.json",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/v1/openapi.json"}, "stage": "$default"},
+        "isBase64Encoded": False,
+    }
+    served = handler(event, LambdaContext("CatalogFunction", 10))
+    assert served["statusCode"] == 200 and json.loads(served["body"]) == DOCUMENT

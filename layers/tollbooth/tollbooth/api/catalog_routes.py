@@ -6,7 +6,7 @@ import json
 from functools import cache
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
@@ -224,3 +224,8 @@ def with_catalog_values(document: dict, history: CatalogHistory) -> dict:
         array = next(option for option in grant[field]["anyOf"] if option.get("type") == "array")
         array["items"]["enum"] = _known(history, field)
     return document
+
+
+@router.get("/v1/openapi.json", include_in_schema=False)
+def get_openapi():
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_document())
