@@ -21,6 +21,7 @@ identifiers (features, dimensions, packages, plans, licences) and a current peri
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -54,6 +55,9 @@ LEAK_MARKERS = (
     "UnrecognizedClientException",
     "arn:aws:",  # an ARN names the AWS account: the API shows a caller by its role's name
 )
+
+# What the document allows as an Idempotency-Key (tollbooth.api.openapi.IdempotencyKey).
+VALID_KEY = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?")
 
 # Collected and summarized; the test asserts there are none.
 CONFORMANCE_CHECKS = [
@@ -321,9 +325,12 @@ class SchemaFuzzer:
 
     def _headers(self, case: Case) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.caller.token}"}
+        generated = (case.headers or {}).get("Idempotency-Key")
+        if generated is not None and not VALID_KEY.fullmatch(generated):
+            return headers  # an invalid key schemathesis made on purpose: it must be refused, so send it
         if case.method.upper() == "POST":
-            # Not declared in the document yet: a fresh key mostly, sometimes the operation's
-            # one fixed key (replays and key reuse), sometimes none (the missing-key refusal).
+            # A fresh key mostly (so that real writes happen), sometimes the operation's one
+            # fixed key (replays and key reuse), sometimes none (the missing-key refusal).
             self.sequence += 1
             turn = self.sequence % 10
             if turn in (1, 2):
