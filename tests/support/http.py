@@ -98,3 +98,15 @@ def fund(api: Api, account: str, credits: str) -> None:
         key=f"fund-{uuid.uuid4()}",
     )
     assert reply.status == 201, reply.body
+
+
+def gateway_event(method: str, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An HTTP API (payload v2) event for ``method path``, as API Gateway hands it to a function."""
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "headers": headers or {},
+        "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
+        "isBase64Encoded": False,
+    }

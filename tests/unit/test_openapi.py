@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.support.http import gateway_event
 from tollbooth.api.catalog_routes import openapi_document
 from tollbooth_local.template import REPO_ROOT, Template
 
@@ -77,13 +78,6 @@ def test_the_catalog_function_serves_the_document_it_describes() -> None:
 
     os.environ.setdefault("TABLE_NAME", "unused")
     handler = load_function(Template().functions()["CatalogFunction"])
-    event = {
-        "version": "2.0",
-        "routeKey": "GET /v1/openapi.json",
-        "rawPath": "/v1/openapi.json",
-        "headers": {},
-        "requestContext": {"http": {"method": "GET", "path": "/v1/openapi.json"}, "stage": "$default"},
-        "isBase64Encoded": False,
-    }
+    event = gateway_event("GET", "/v1/openapi.json")
     served = handler(event, LambdaContext("CatalogFunction", 10))
     assert served["statusCode"] == 200 and json.loads(served["body"]) == DOCUMENT

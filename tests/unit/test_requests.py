@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.support.http import gateway_event
 from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.errors import STATUS_BY_ERROR, status_for
 from tollbooth.app.idempotency import Idempotency
@@ -119,14 +120,7 @@ def test_a_retryable_error_answers_with_retry_after(error: errors.TollboothError
     def boom() -> None:
         raise error
 
-    event = {
-        "version": "2.0",
-        "routeKey": "GET /boom",
-        "rawPath": "/boom",
-        "headers": {},
-        "requestContext": {"http": {"method": "GET", "path": "/boom"}, "stage": "$default"},
-        "isBase64Encoded": False,
-    }
+    event = gateway_event("GET", "/boom")
     response = app.resolve(event, None)  # type: ignore[arg-type]
     assert json.loads(response["body"])["error"]["code"] == error.code
     assert response["headers"].get("Retry-After") == retry_after
