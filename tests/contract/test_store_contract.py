@@ -31,7 +31,7 @@ from tollbooth.adapters.dynamodb import Keys
 from tollbooth.adapters.memory import DynamoDBError, MemoryStore
 from tollbooth.app.ports import WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
-from tollbooth.domain.ledger import Account, Draw, Lot, Mutation
+from tollbooth.domain.ledger import Account, Draw, Intent, Lot, Mutation
 
 WEEK = 7 * DAY  # the default warning window
 
@@ -113,10 +113,41 @@ def test_a_restriction_to_nothing_reads_back_as_no_restriction(store: Store) -> 
     assert (loaded.lots[0].licences, loaded.lots[0].features, loaded.lots[0].unlocks) == (None, None, ())
 
 
-def test_load_account_returns_spent_lots_too(store: Store) -> None:
+def test_a_lot_leaves_the_store_with_its_last_credit(store: Store) -> None:
+    # Given two lots, one of them drawn to zero
     account = applied(store, credit(Account(account_id="a"), lot("l1", 10), lot("l2", 10)))
     loaded = applied(store, debit(account, Draw("l1", 10)))
-    assert {x.lot_id: x.remaining for x in loaded.lots} == {"l1": 0, "l2": 10}
+    # Then loading the account reads only the lot that still holds credits
+    assert {x.lot_id: x.remaining for x in loaded.lots} == {"l2": 10}
+    assert loaded == sorted_lots(debit(account, Draw("l1", 10)).account_after)
+
+
+def test_emptying_a_lot_is_guarded_by_exactly_what_is_left(store: Store) -> None:
+    # Given a state that believes l1 holds 10 when it holds 6
+    account = applied(store, credit(Account(account_id="a"), lot("l1", 10)))
+    current = applied(store, debit(account, Draw("l1", 4)))
+    stale = replace(current, lots=(lot("l1", 10),))
+    # Then a draw of "the last 10" is cancelled, and nothing is written
+    refused(store, debit(stale, Draw("l1", 10)), WriteConflict.VERSION)
+
+
+def test_an_intent_is_kept_with_the_account_until_rolled_forward(store: Store) -> None:
+    # Given a debit committed with two draws still owed
+    account = applied(store, credit(Account(account_id="a"), lot("l1", 10), lot("l2", 10), lot("l3", 10)))
+    owed = Intent("entry-a-2", (Draw("l2", 10), Draw("l3", 4)))
+    whole = debit(account, Draw("l1", 10), *owed.draws)
+    committed = applied(store, replace(whole, draws=(Draw("l1", 10),), intent_after=owed))
+    # Then the account reads back with the intent, and is due for the sweep at once
+    assert committed.intent == owed and committed.balance == account.balance - 24
+    assert {x.lot_id: x.remaining for x in committed.lots} == {"l2": 10, "l3": 10}
+    assert due_everywhere(store, NOW) == ["a"]
+    assert store.load_expiry_view("a") == committed
+    # When it is rolled forward (draws owed move like transfers: enough left, expired or not)
+    finished = applied(store, Mutation(committed, transfers=owed.draws), now=NOW + 365 * DAY)
+    # Then the intent is gone, the emptied lot with it, and the lots add up to the balance
+    assert finished.intent is None
+    assert {x.lot_id: x.remaining for x in finished.lots} == {"l3": 6}
+    assert due_everywhere(store, NOW) == []
 
 
 def test_arrears_and_counters_round_trip(store: Store) -> None:
@@ -184,7 +215,7 @@ def test_a_draw_never_takes_more_than_the_lot_holds(store: Store) -> None:
     refused(store, debit(account, Draw("l1", 5), Draw("l2", 11)), WriteConflict.VERSION)
     # And a draw of exactly what is left goes through
     loaded = applied(store, debit(account, Draw("l1", 5), Draw("l2", 10)))
-    assert {x.lot_id: x.remaining for x in loaded.lots} == {"l1": 5, "l2": 0}
+    assert {x.lot_id: x.remaining for x in loaded.lots} == {"l1": 5}
 
 
 def test_a_draw_from_an_expired_lot_is_cancelled_from_the_exact_millisecond(store: Store) -> None:
@@ -225,7 +256,7 @@ def test_an_expiration_takes_exactly_what_is_left_and_only_once_expired(store: S
     refused(store, write_off("l1", 11), WriteConflict.VERSION, now=expires)  # more than is left
     refused(store, write_off("forever", 5), WriteConflict.VERSION, now=NOW + 10_000 * DAY)  # never expires
     loaded = applied(store, write_off("l1", 10), now=expires)
-    assert {x.lot_id: x.remaining for x in loaded.lots} == {"forever": 5, "l1": 0}
+    assert {x.lot_id: x.remaining for x in loaded.lots} == {"forever": 5}
     assert (loaded.expired, loaded.balance) == (10, 5)
 
 

@@ -28,8 +28,9 @@ ACCOUNT = "acct-1"
 def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None:
     account = repository.load_account(account_id)
     assert account.balance == account.granted - account.consumed - account.expired
-    assert account.balance == sum(lot.remaining for lot in account.lots) - account.arrears
-    assert all(0 <= lot.remaining <= lot.granted for lot in account.lots)
+    owed = 0 if account.intent is None else sum(draw.amount for draw in account.intent.draws)
+    assert account.balance == sum(lot.remaining for lot in account.lots) - owed - account.arrears
+    assert all(0 < lot.remaining <= lot.granted for lot in account.lots)
     page = repository.list_entries(account_id, 1000)
     assert [entry.seq for entry in page.entries] == list(range(account.seq, 0, -1))
     assert sum(entry.amount for entry in page.entries) == account.balance

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 
 from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
+from tollbooth.domain.expiry import due_for_expiry, due_for_warning, expiring_within, next_due_at
 from tollbooth.domain.ledger import (
     Account,
     Draw,
@@ -12,13 +13,10 @@ from tollbooth.domain.ledger import (
     LedgerEntry,
     Lot,
     Mutation,
+    PlanPeriod,
     Use,
     allocate,
     burn_down_order,
-    due_for_expiry,
-    due_for_warning,
-    expiring_within,
-    next_due_at,
     next_expiry,
     perks_at,
 )
@@ -155,11 +153,29 @@ def allowance(lot_id: str, remaining: int, start: int, end: int, plan: str = "pr
 
 
 def test_the_billing_period_ends_when_the_current_allowance_expires() -> None:
-    account = Account("a", lots=(allowance("old", 0, T - 100, T), allowance("now", 5, T, T + 100), lot("p", 1)))
-    assert billing_period_end(account, T - 1) == T
+    account = Account("a", lots=(allowance("now", 5, T, T + 100), lot("p", 1)))
     assert billing_period_end(account, T) == T + 100
     assert billing_period_end(account, T + 100) is None
     assert billing_period_end(Account("b"), T) is None
+
+
+def test_a_spent_allowance_leaves_the_lots_and_still_defines_the_period() -> None:
+    # Given an allowance granted and spent at once (arrears took all of it)
+    granted = Mutation(Account("a"), new_lots=(allowance("now", 0, T, T + 100),)).account_after
+    # Then no lot is kept, and the account remembers the plan's latest period
+    assert granted.lots == ()
+    assert granted.periods == (PlanPeriod("pro", T, T + 100),)
+    assert billing_period_end(granted, T + 50) == T + 100
+    # And a later period of the plan replaces it
+    later = Mutation(granted, new_lots=(allowance("next", 5, T + 100, T + 200),)).account_after
+    assert later.periods == (PlanPeriod("pro", T + 100, T + 200),)
+
+
+def test_a_lot_leaves_the_account_with_its_last_credit() -> None:
+    account = Account("a", balance=3, lots=(lot("spent", 2), lot("kept", 1)))
+    mutation = Mutation(account, draws=(Draw("spent", 2),))
+    assert mutation.emptied == {"spent"}
+    assert [x.lot_id for x in mutation.account_after.lots] == ["kept"]
 
 
 def test_rollover_takes_what_the_ending_period_left_up_to_the_cap() -> None:

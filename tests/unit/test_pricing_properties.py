@@ -32,6 +32,8 @@ PLENTY = 10**15
 class FundedAccounts:
     """Every account holds plenty of unrestricted credits that unlock everything; writes are kept, not stored."""
 
+    max_transaction_items = 100
+
     def __init__(self) -> None:
         self.applied: list[Mutation] = []
 

@@ -18,7 +18,7 @@ from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.catalog import load_history
-from tollbooth.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits
+from tollbooth.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits, StorageUnavailable
 from tollbooth.domain.ledger import ExpiryIndexing, Mutation
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
@@ -211,4 +211,77 @@ def test_overlapping_writes_on_one_account_conserve_credits_on_a_store_that_canc
     # Then no credit is created or lost, whatever each request was told
     account = store.load_account("a")
     assert account.consumed == 1000 * results.count("ok") and store.conflicts > 0
+    assert_conserved(store, "a")
+
+
+class CrashesAfterCommit(MemoryStore):
+    """The writer dies after a debit's first transaction: the draws its intent owes stay owed."""
+
+    crashing = True
+
+    def apply(self, mutation: Mutation, now: int) -> None:
+        if self.crashing and mutation.account.intent is not None:
+            raise StorageUnavailable("the writer's container died")
+        super().apply(mutation, now)
+
+
+def one_credit_lots(ledger: LedgerService, account: str, count: int) -> None:
+    for n in range(count):
+        grant(ledger, account, 1, f"fund-{n}", expires_at=NOW + (n + 1) * DAY)
+
+
+def test_a_debit_across_more_lots_than_one_transaction_holds_succeeds_exactly(clock: Clock) -> None:
+    # Given 30 one-credit lots on a store that takes 10 items per transaction (DynamoDB Local's)
+    store = MemoryStore(expiry=INDEXING, max_transaction_items=10)
+    ledger = ledger_over(store, clock)
+    one_credit_lots(ledger, "a", 30)
+    writes = store.writes
+    # When one consume spends all 30 credits
+    used = words(ledger, "a", 30, "big")
+    # Then it succeeds, draws every lot once in burn-down order, and leaves nothing owed
+    assert used.status_code == 200 and used.body["charged"] == "30.000"
+    draws = next(e for e in store.list_entries("a", 100).entries if e.kind == "consume").details["draws"]
+    assert [d["amount"] for d in draws] == [1000] * 30 and len({d["lot_id"] for d in draws}) == 30
+    account = store.load_account("a")
+    assert account.intent is None and account.lots == () and account.balance == 0
+    # And it took the first transaction (6 draws beside the account, key, entry and intent) and three of 8
+    assert store.writes - writes == 4
+    assert words(ledger, "a", 30, "big").body == used.body
+    assert_conserved(store, "a")
+
+
+def test_draws_a_crashed_writer_owes_are_applied_before_anything_else(clock: Clock) -> None:
+    # Given a debit across 30 lots whose writer died after the first transaction
+    store = CrashesAfterCommit(expiry=INDEXING, max_transaction_items=10)
+    ledger = ledger_over(store, clock)
+    one_credit_lots(ledger, "a", 31)
+    used = words(ledger, "a", 30, "big")
+    # Then the client was answered (the debit is committed), and the balance already shows it
+    assert used.status_code == 200
+    owed = store.load_account("a").intent
+    assert owed is not None and len(owed.draws) == 24 and store.load_account("a").balance == 1000
+    # When the next writer comes, Then it finishes the intent first: the owed lots are not spent twice
+    store.crashing = False
+    with pytest.raises(InsufficientCredits):
+        words(ledger, "a", 2, "more")
+    assert store.load_account("a").intent is None
+    # And the one credit left is spent
+    assert words(ledger, "a", 1, "last").status_code == 200
+    account = store.load_account("a")
+    assert account.intent is None and account.lots == () and account.balance == 0
+    assert_conserved(store, "a")
+
+
+def test_the_sweep_finishes_an_intent_nobody_else_comes_for(clock: Clock) -> None:
+    store = CrashesAfterCommit(expiry=INDEXING, max_transaction_items=10)
+    ledger = ledger_over(store, clock)
+    one_credit_lots(ledger, "a", 20)
+    words(ledger, "a", 20, "big")
+    store.crashing = False
+    # When the sweep runs (the account is due at once while it owes draws)
+    ExpirySweeper(store, Recorder(), INDEXING, now=clock).sweep()
+    # Then the intent is gone, every lot with it, and the account leaves the index
+    account = store.load_account("a")
+    assert account.intent is None and account.lots == ()
+    assert list(store.accounts_due(0, NOW)) == list(store.accounts_due(1, NOW)) == []
     assert_conserved(store, "a")

@@ -15,6 +15,10 @@ class Keys:
         return f"ACCOUNT#{account_id}"
 
     ACCOUNT_SK = "ACCOUNT"
+    INTENT_SK = "ACCOUNT#INTENT"  # read with the account and its lots, in one Query
+    # The account item, its lots and its intent sort from ACCOUNT_SK up to here ('~' sorts
+    # after '#'): a key range, which every engine seeks, where begins_with may scan.
+    ACCOUNT_RANGE_END = "ACCOUNT~"
     LOT_PREFIX = "ACCOUNT#LOT#"
     LEDGER_PREFIX = "LEDGER#"
 

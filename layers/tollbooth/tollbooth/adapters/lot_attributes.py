@@ -5,7 +5,8 @@ Each field of the domain's ``Lot`` is an attribute of the same name, except that
 nor order: an empty one is left out, and they read back sorted), the flags
 ``priority_processing``, ``warned`` and ``expiry_grace`` are left out while false or 0,
 and ``None`` is no attribute at all. The account item keeps a short summary of each live
-expiring lot for the sweep (``SUMMARY``).
+expiring lot for the sweep (``SUMMARY``), the latest period of each plan, and an intent's
+owed draws go in an item of their own: both are spelled here too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from tollbooth.domain.ledger import Lot
+from tollbooth.domain.ledger import Draw, Intent, Lot, PlanPeriod
 
 FIELDS = tuple(field.name for field in fields(Lot))
 SETS = ("licences", "features", "unlocks")
@@ -75,3 +76,22 @@ def lot_summary(lot: Lot) -> dict[str, Any]:
 
 def lot_from_summary(summary: Mapping[str, Any]) -> Lot:
     return Lot(**{name: summary[short] for short, name in SUMMARY.items()})
+
+
+def periods_stored(periods: tuple[PlanPeriod, ...]) -> list[list[Any]] | None:
+    """The account item's ``periods``: [[plan_id, granted_at, ends_at]], or no attribute."""
+    return [[p.plan_id, p.granted_at, p.ends_at] for p in periods] or None
+
+
+def periods_from_stored(stored: list[list[Any]] | None) -> tuple[PlanPeriod, ...]:
+    return tuple(PlanPeriod(str(plan), int(start), int(end)) for plan, start, end in stored or [])
+
+
+def intent_stored(intent: Intent) -> dict[str, Any]:
+    """The intent item's attributes: the entry it finishes, and the draws still owed."""
+    return {"entry_id": intent.entry_id, "draws": [[draw.lot_id, draw.amount] for draw in intent.draws]}
+
+
+def intent_from_stored(stored: Mapping[str, Any]) -> Intent:
+    draws = tuple(Draw(str(lot_id), int(amount)) for lot_id, amount in stored["draws"])
+    return Intent(str(stored["entry_id"]), draws)

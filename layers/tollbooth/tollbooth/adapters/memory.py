@@ -18,13 +18,29 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from tollbooth.adapters.keys import Keys
-from tollbooth.adapters.lot_attributes import lot_attributes, lot_from_attributes, lot_from_summary, lot_summary
+from tollbooth.adapters.lot_attributes import (
+    lot_from_attributes,
+    lot_summary,
+    periods_stored,
+)
+from tollbooth.adapters.memory_items import (
+    ACCOUNT_PLAIN,
+    Item,
+    account_from_item,
+    entry_from_item,
+    entry_item,
+    intent_item,
+    item_size,
+    lot_item,
+    record_item,
+    stored_item,
+)
 from tollbooth.app.ports import LedgerPage, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, TollboothError
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, next_due_at
+from tollbooth.domain.expiry import next_due_at
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Mutation
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
@@ -32,7 +48,6 @@ FAILED = "the ledger store failed; retry the request"  # the Repository's words
 
 VERSION = WriteConflict.VERSION
 
-Item = dict[str, Any]
 Key = tuple[str, str]
 
 
@@ -50,68 +65,6 @@ def _refused(code: str, message: str) -> TollboothError:  # as the Repository re
     return error
 
 
-# -- items, keyed as the Repository keys them (adapters.keys) -------------------------------------
-
-
-def _item(pk: str, sk: str, kind: str, /, **attributes: Any) -> Item:
-    """An item as DynamoDB keeps it: a null attribute is no attribute."""
-    return {"pk": pk, "sk": sk, "type": kind, **{name: v for name, v in attributes.items() if v is not None}}
-
-
-def _lot_item(pk: str, lot: Lot) -> Item:
-    stored = {name: frozenset(v) if isinstance(v, set) else v for name, v in lot_attributes(lot).items()}
-    return _item(pk, Keys.lot(lot.lot_id), "lot", **stored)
-
-
-_ACCOUNT_PLAIN = ("account_id", "version", "balance", "granted", "consumed", "expired")
-
-
-def _account_from_item(item: Item, lots: tuple[Lot, ...] | None = None) -> Account:
-    """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
-    if lots is None:
-        summaries = json.loads(item.get("expiring_lots", "[]"))
-        lots = tuple(lot_from_summary(summary) for summary in summaries)
-    counts: dict[str, Any] = {name: item[name] for name in _ACCOUNT_PLAIN}
-    events = tuple(json.loads(item.get("pending_events", "[]")))
-    return Account(**counts, seq=item["seq"], arrears=item.get("arrears", 0), lots=lots, pending_events=events)
-
-
-def _entry_item(pk: str, entry: LedgerEntry) -> Item:
-    names = ("entry_id", "seq", "kind", "amount", "balance_after", "created_at", "idempotency_key")
-    details = json.dumps(entry.details)  # PynamoDB's JSONAttribute: a string, even for {}
-    return _item(pk, Keys.entry(entry.seq), "entry", **{n: getattr(entry, n) for n in names}, details=details)
-
-
-def _entry_from_item(item: Item) -> LedgerEntry:
-    fields = {n: item[n] for n in ("entry_id", "seq", "kind", "amount", "balance_after", "created_at")}
-    details = json.loads(item["details"]) if "details" in item else None
-    return LedgerEntry(**fields, idempotency_key=item.get("idempotency_key"), details=details or {})
-
-
-def _record_item(pk: str, record: IdempotencyRecord, now: int) -> Item:
-    body = json.dumps(record.body, separators=(",", ":"))
-    fields = {"key": record.key, "fingerprint": record.fingerprint, "status_code": record.status_code}
-    return _item(pk, Keys.idempotency(record.key), "idempotency", **fields, body=body, seq=record.seq, created_at=now)
-
-
-def item_size(item: Item) -> int:
-    """An item's size roughly as DynamoDB counts it: UTF-8 names and values, a number one
-    byte per two digits plus one, a boolean or null one byte, a set its members."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
-
-
-def _value_size(value: Any) -> int:
-    if value is None or isinstance(value, bool):
-        return 1
-    if isinstance(value, int | float):
-        return (len(str(abs(value)).replace(".", "").strip("0") or "0") + 1) // 2 + 1
-    if isinstance(value, str):
-        return len(value.encode())
-    if isinstance(value, frozenset | set | list | tuple):
-        return sum(_value_size(member) for member in value)
-    return len(json.dumps(value).encode())
-
-
 # -- one transaction -----------------------------------------------------------------
 
 
@@ -120,13 +73,16 @@ class _Operation:
     """One item of a transaction: its guard, and the item a put writes (None: an update)."""
 
     key: Key
-    guard: str  # absent | version | draw | transfer | expire | exists
+    guard: str  # absent | version | draw | transfer | expire | exists | none
     meaning: str  # what a failed guard means, as the Repository reads its cancellation reasons
     item: Item | None = None
     amount: int = 0  # the version to match, or the credits an update moves
+    deletes: bool = False  # the lot's last credit (guarded by exactly what is left), or the intent
 
 
 def _passes(op: _Operation, current: Item | None, now: int) -> bool:
+    if op.guard == "none":
+        return True
     if op.guard == "absent":
         return current is None
     if current is None:
@@ -134,23 +90,25 @@ def _passes(op: _Operation, current: Item | None, now: int) -> bool:
     remaining, expires_at = current.get("remaining"), current.get("expires_at")
     if op.guard == "version":
         return bool(current.get("version") == op.amount)
+    enough = remaining is not None and (remaining == op.amount if op.deletes else remaining >= op.amount)
     if op.guard == "draw":
-        return remaining is not None and remaining >= op.amount and (expires_at is None or expires_at > now)
+        return enough and (expires_at is None or expires_at > now)
     if op.guard == "transfer":
-        return remaining is not None and remaining >= op.amount
+        return enough
     if op.guard == "expire":
-        return bool(remaining == op.amount and expires_at is not None and expires_at <= now)
+        return enough and expires_at is not None and expires_at <= now
     return True  # exists
 
 
-def _written(op: _Operation, current: Item | None) -> Item:
+def _written(op: _Operation, current: Item | None) -> Item | None:
+    """The item once the operation commits (None: it is deleted)."""
+    if op.deletes:
+        return None
     if op.item is not None:
         return op.item
     assert current is not None, "every update's guard needs the item"
     if op.guard in ("draw", "transfer"):
         return {**current, "remaining": current["remaining"] - op.amount}
-    if op.guard == "expire":
-        return {**current, "remaining": 0}
     return {**current, "warned": True}
 
 
@@ -192,19 +150,26 @@ class MemoryStore:
     # -- reads ---------------------------------------------------------------------
 
     def load_account(self, account_id: str) -> Account:
-        """The account and all its lots (spent ones too); a new account reads as empty."""
+        """The account, its live lots and any intent; a new account reads as empty."""
         with self._lock:
             self.reads += 1
             partition = self._partitions.get(Keys.account(account_id), {})
-            items = [partition[sk] for sk in sorted(partition) if sk.startswith(Keys.ACCOUNT_SK)]
-        if not items or items[0]["sk"] != Keys.ACCOUNT_SK:
+            items = [partition[sk] for sk in sorted(partition) if Keys.ACCOUNT_SK <= sk <= Keys.ACCOUNT_RANGE_END]
+        kinds: dict[str, list[Item]] = {}
+        for item in items:
+            kinds.setdefault(item["type"], []).append(item)
+        if "account" not in kinds:
             return Account(account_id=account_id)
-        return _account_from_item(items[0], tuple(lot_from_attributes(item) for item in items[1:]))
+        lots = tuple(lot_from_attributes(item) for item in kinds.get("lot", []))
+        return account_from_item(kinds["account"][0], lots, next(iter(kinds.get("intent", [])), None))
 
     def load_expiry_view(self, account_id: str) -> Account | None:
-        """The account item alone: its lots are the summary of its live expiring lots."""
+        """The account item alone: its lots are the summary of its live expiring lots (an
+        account with an intent is loaded in full)."""
         item = self._read((Keys.account(account_id), Keys.ACCOUNT_SK))
-        return None if item is None else _account_from_item(item)
+        if item is None:
+            return None
+        return self.load_account(account_id) if "intent_id" in item else account_from_item(item)
 
     def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
         """Accounts of one expiry shard with work due at ``now``, soonest first (ties by key)."""
@@ -213,7 +178,7 @@ class MemoryStore:
             items = [self._partitions[pk][Keys.ACCOUNT_SK] for _, pk in due]
             self.reads += max(1, math.ceil(len(items) / page_size))
         for item in items:
-            yield _account_from_item(item)
+            yield self.load_account(item["account_id"]) if "intent_id" in item else account_from_item(item)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         item = self._read((Keys.account(account_id), Keys.idempotency(key)))
@@ -237,7 +202,7 @@ class MemoryStore:
             partition = self._partitions.get(Keys.account(account_id), {})
             newest = sorted((sk for sk in partition if wanted(sk)), reverse=True)[:limit]
             items = [partition[sk] for sk in newest]
-        entries = [_entry_from_item(item) for item in items]
+        entries = [entry_from_item(item) for item in items]
         more = len(entries) == limit and entries[-1].seq > 1
         return LedgerPage(entries, entries[-1].seq if more else None)
 
@@ -260,7 +225,7 @@ class MemoryStore:
             for account in accounts:
                 self._put(self._account_item(account, now))
                 for lot in account.lots:
-                    self._put(_lot_item(Keys.account(account.account_id), lot))
+                    self._put(lot_item(Keys.account(account.account_id), lot))
 
     def apply(self, mutation: Mutation, now: int) -> None:
         """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
@@ -295,19 +260,28 @@ class MemoryStore:
         version = mutation.account.version
         account = self._account_item(mutation.account_after, now)
         ops = [_Operation((pk, Keys.ACCOUNT_SK), "absent" if version == 0 else "version", VERSION, account, version)]
-        puts = [(_record_item(pk, record, now), WriteConflict.IDEMPOTENCY_KEY) for record in mutation.records]
-        puts += [(_entry_item(pk, entry), VERSION) for entry in mutation.entries]
-        puts += [(_lot_item(pk, lot), VERSION) for lot in mutation.new_lots]
+        puts = [(record_item(pk, record, now), WriteConflict.IDEMPOTENCY_KEY) for record in mutation.records]
+        puts += [(entry_item(pk, entry), VERSION) for entry in mutation.entries]
+        puts += [(lot_item(pk, lot), VERSION) for lot in mutation.new_lots if lot.remaining]
         entry = mutation.entry
         if mutation.payment_reference is not None and entry is not None:
             paid = {"account_id": mutation.account.account_id, "entry_id": entry.entry_id, "seq": entry.seq}
-            payment = _item(Keys.payment(mutation.payment_reference), Keys.PAYMENT_SK, "payment", **paid)
+            payment = stored_item(Keys.payment(mutation.payment_reference), Keys.PAYMENT_SK, "payment", **paid)
             puts.append((payment, WriteConflict.PAYMENT_REFERENCE))
         ops += [_Operation((item["pk"], item["sk"]), "absent", meaning, item) for item, meaning in puts]
+        if mutation.intent_after is not None:  # rewritten under the account's version guard
+            ops.append(_Operation((pk, Keys.INTENT_SK), "none", VERSION, intent_item(pk, mutation.intent_after)))
         updates = [(d, "draw") for d in mutation.draws] + [(t, "transfer") for t in mutation.transfers]
         updates += [(x, "expire") for x in mutation.expirations]
-        ops += [_Operation((pk, Keys.lot(d.lot_id)), g, VERSION, None, d.amount) for d, g in updates]
+        ops += [
+            _Operation(
+                (pk, Keys.lot(d.lot_id)), g, VERSION, None, d.amount, d.lot_id in mutation.emptied or g == "expire"
+            )
+            for d, g in updates
+        ]
         ops += [_Operation((pk, Keys.lot(lot_id)), "exists", VERSION) for lot_id in mutation.warned]
+        if mutation.account.intent is not None and mutation.intent_after is None:
+            ops.append(_Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
         return ops
 
     def _account_item(self, account: Account, now: int) -> Item:
@@ -315,12 +289,15 @@ class MemoryStore:
         live = [lot for lot in account.lots if lot.expires_at is not None and lot.remaining > 0]
         summaries = [lot_summary(lot) for lot in live]
         due = next_due_at(account, self.expiry.warning_window)
-        fields = {name: getattr(account, name) for name in (*_ACCOUNT_PLAIN, "seq")}
+        fields = {name: getattr(account, name) for name in (*ACCOUNT_PLAIN, "seq")}
         fields |= {"arrears": account.arrears or None, "updated_at": now}
         fields["expiring_lots"] = json.dumps(summaries) if summaries else None
         fields["pending_events"] = json.dumps(list(account.pending_events)) if account.pending_events else None
+        periods = periods_stored(account.periods)
+        fields["periods"] = None if periods is None else json.dumps(periods)
+        fields["intent_id"] = None if account.intent is None else account.intent.entry_id
         fields["expiry_shard"] = None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards)
-        return _item(Keys.account(account.account_id), Keys.ACCOUNT_SK, "account", **fields, next_due_at=due)
+        return stored_item(Keys.account(account.account_id), Keys.ACCOUNT_SK, "account", **fields, next_due_at=due)
 
     def _validate(self, ops: list[_Operation]) -> None:
         """DynamoDB's ValidationException, before anything is read or written."""
@@ -358,7 +335,11 @@ class MemoryStore:
 
     def _commit(self, ops: list[_Operation]) -> None:
         for op in ops:
-            self._put(_written(op, self._stored(op.key)))
+            written = _written(op, self._stored(op.key))
+            if written is None:
+                self._partitions.get(op.key[0], {}).pop(op.key[1], None)
+            else:
+                self._put(written)
 
     def _put(self, item: Item) -> None:
         pk, sk = item["pk"], item["sk"]

@@ -7,7 +7,8 @@ from tollbooth.app.views import decode_cursor, encode_cursor, entry_view, lot_vi
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse, NextExpiry, PerksView, Totals
 from tollbooth.domain import clock
 from tollbooth.domain.errors import InvalidRequest
-from tollbooth.domain.ledger import Expiry, burn_down_order, expiring_within, next_expiry, perks_at
+from tollbooth.domain.expiry import expiring_within
+from tollbooth.domain.ledger import Expiry, burn_down_order, next_expiry, perks_at
 from tollbooth.domain.money import format_credits
 
 

@@ -68,6 +68,7 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
         details["caller"] = shown(details["caller"])
     draws = details.pop("draws", None)
     rolled = details.pop("rolled_over", None)
+    details.pop("lots", None)  # the granted lots' terms: kept for refunds and reversals, shown as lot_ids
     return LedgerEntryView(
         entry_id=entry.entry_id,
         seq=entry.seq,

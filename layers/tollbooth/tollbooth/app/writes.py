@@ -11,7 +11,10 @@ holds the one rule for optimistic concurrency:
 - a cancelled write (``WriteConflict``) forgets the remembered state, lets the use case
   react (a replay, an event already charged), re-reads, and tries again, with jittered
   backoff after a fresh read lost the race;
-- after ``max_attempts`` it gives up with ConcurrentUpdate, having written nothing.
+- after ``max_attempts`` it gives up with ConcurrentUpdate, having written nothing;
+- a mutation larger than one transaction is written as its first transaction plus an
+  intent, which the loop then rolls forward; an intent found on an account is rolled
+  forward before anything is planned on it (``domain.intents``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from dataclasses import dataclass
 from tollbooth.app.known_accounts import KnownAccounts
 from tollbooth.app.ports import LedgerStore, WriteConflict
 from tollbooth.domain import clock
-from tollbooth.domain.errors import ConcurrentUpdate, FeatureLocked, InsufficientCredits, InvalidPeriod, TollboothError
+from tollbooth.domain.errors import (
+    ConcurrentUpdate,
+    FeatureLocked,
+    InsufficientCredits,
+    InvalidPeriod,
+    StorageUnavailable,
+    TollboothError,
+)
+from tollbooth.domain.intents import fit, roll_forward
 from tollbooth.domain.ledger import Account, Mutation
 
 # Refusals that depend on the account's state: a remembered state is re-read before refusing.
@@ -90,6 +101,9 @@ class Writes:
                 account = reload(account_id)
                 if account is None:
                     return None
+            if account.intent is not None:
+                account = self._finish(account)
+                continue
             now = self._now()
             try:
                 mutation = plan(account, now)
@@ -100,8 +114,9 @@ class Writes:
                 raise Refused(refusal) from refusal
             if mutation is None:
                 return None
+            first = fit(mutation, self.store.max_transaction_items)
             try:
-                self.store.apply(mutation, now)
+                self.store.apply(first, now)
             except WriteConflict as conflict:
                 self._known.forget(account_id)
                 account = None
@@ -109,10 +124,34 @@ class Writes:
                 if fresh and not progressed:
                     self._backoff(attempt)
                 continue
-            if remember:
+            # Committed. The draws an intent still owes are applied now; should that fail,
+            # the next writer or the sweep finishes them.
+            finished = first.intent_after is None or self._finish_committed(first.account_after)
+            if remember and finished:
                 self._known.put(account_id, mutation.account_after)
             return Written(mutation, now)
         raise ConcurrentUpdate(busy)
+
+    def _finish_committed(self, account: Account) -> bool:
+        """Roll forward the intent of a mutation just committed: whether it is finished. A
+        failure here is not the caller's: the next writer or the sweep finishes it."""
+        try:
+            return self._finish(account) is not None
+        except StorageUnavailable:
+            return False
+
+    def _finish(self, account: Account) -> Account | None:
+        """Roll the account's intent forward to the end: the account after it, or None when
+        another writer changed the account first (it then rolls forward itself)."""
+        self._known.forget(account.account_id)
+        while account.intent is not None:
+            step = roll_forward(account, self.store.max_transaction_items)
+            try:
+                self.store.apply(step, self._now())
+            except WriteConflict:
+                return None
+            account = step.account_after
+        return account
 
     def _backoff(self, attempt: int) -> None:
         # Full jitter, capped: spreads contenders for one account apart.

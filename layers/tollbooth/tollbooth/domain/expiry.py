@@ -1,5 +1,5 @@
-"""Expiry rules: the write-off of a lot past its expiry (with its breakage), and the
-warning before it."""
+"""Expiry rules: when lots are due, the write-off of a lot past its expiry (with its
+breakage), and the warning before it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from tollbooth.domain.ledger import (
     RESERVED_KEY_PREFIX,
     Account,
     Draw,
+    Expiry,
     LedgerEntry,
     Lot,
     Mutation,
+    burn_down_order,
 )
 from tollbooth.domain.money import round_half_even
 
@@ -76,3 +78,54 @@ def warn(account: Account, lots: list[Lot], now: int) -> Mutation:
     return Mutation(
         account, warned=tuple(lot.lot_id for lot in lots), pending_events=(*account.pending_events, *events)
     )
+
+
+def write_off_at(lot: Lot) -> int | None:
+    """When the sweep writes a lot off: its expiry, plus any grace (never, for no expiry)."""
+    return None if lot.expires_at is None else lot.expires_at + lot.expiry_grace
+
+
+def due_for_expiry(account: Account, now: int) -> list[Lot]:
+    """Lots with credits left whose write-off time has come, in burn-down order."""
+    due = [lot for lot in account.lots if lot.remaining > 0 and (at := write_off_at(lot)) is not None and at <= now]
+    return burn_down_order(due)
+
+
+def due_for_warning(account: Account, now: int, window: int) -> list[Lot]:
+    """Unwarned lots with spendable credits that expire within ``window`` ms."""
+    if window <= 0:
+        return []
+    return burn_down_order(
+        [
+            lot
+            for lot in account.lots
+            if not lot.warned
+            and lot.spendable_at(now)
+            and lot.expires_at is not None
+            and lot.expires_at - window <= now
+        ]
+    )
+
+
+def next_due_at(account: Account, window: int) -> int | None:
+    """The next instant the sweep has work on this account, or None when it never will.
+
+    That is the earliest of: a write-off, a warning (``window`` ms before expiry) and, if
+    events wait in the outbox or lot draws in an intent, right away (0)."""
+    moments = [] if not account.pending_events and account.intent is None else [0]
+    for lot in account.lots:
+        if lot.remaining <= 0 or lot.expires_at is None:
+            continue
+        moments.append(lot.expires_at + lot.expiry_grace)
+        if window > 0 and not lot.warned:
+            moments.append(lot.expires_at - window)
+    return min(moments, default=None)
+
+
+def expiring_within(account: Account, now: int, window: int) -> list[Expiry]:
+    """Spendable credits that expire within ``window`` ms, summed per expiry instant."""
+    totals: dict[int, int] = {}
+    for lot in account.lots:
+        if lot.spendable_at(now) and lot.expires_at is not None and lot.expires_at <= now + window:
+            totals[lot.expires_at] = totals.get(lot.expires_at, 0) + lot.remaining
+    return [Expiry(at, amount) for at, amount in sorted(totals.items())]

@@ -31,10 +31,11 @@ from tollbooth.domain.ledger import (
     Lot,
     LotSource,
     Mutation,
+    lot_terms,
     pay_off_arrears,
 )
 from tollbooth.domain.money import format_credits
-from tollbooth.domain.plans import PERIOD_CLAMP_DAYS, billing_period_end, is_plan_period, rollover
+from tollbooth.domain.plans import PERIOD_CLAMP_DAYS, billing_period_end, is_plan_period, plan_periods, rollover
 
 # An allowance that can roll over is written off by the expiry sweep only this long after
 # its period ends, so that the next period's grant (which moves the rollover) comes first.
@@ -197,10 +198,10 @@ def _check_period(account: Account, plan_id: str, period: str, months: int, star
             f"the period {clock.to_iso(start)} to {clock.to_iso(end)} is not current; "
             "an allowance is granted during its period"
         )
-    for lot in account.lots:
-        if lot.plan_id == plan_id and lot.source == "allowance" and (lot.expires_at or 0) > start:
+    for granted in plan_periods(account):
+        if granted.plan_id == plan_id and granted.ends_at > start:
             raise InvalidPeriod(
-                f"plan {plan_id!r} already granted a period that ends at {clock.to_iso(lot.expires_at or 0)}"
+                f"plan {plan_id!r} already granted a period that ends at {clock.to_iso(granted.ends_at)}"
             )
 
 
@@ -263,7 +264,7 @@ def credit_mutation(account: Account, credit: Credit, now: int, key: str, caller
     moved = sum(transfer.amount for transfer in credit.transfers)
     amount = sum(lot.granted for lot in credit.lots) - moved
     lots, paid_off = pay_off_arrears(list(credit.lots), account.arrears)
-    details = {**credit.details, "caller": dict(caller)}
+    details = {**credit.details, "lots": [lot_terms(lot) for lot in credit.lots], "caller": dict(caller)}
     if paid_off:
         details["arrears_paid"] = paid_off
     entry = LedgerEntry(

@@ -4,15 +4,17 @@ Pure Python over plain dataclasses. The repository persists a ``Mutation`` in on
 DynamoDB transaction guarded by the account's version; nothing here does I/O.
 
 Invariants (checked by the tests):
-* every lot has 0 <= remaining <= granted;
-* account.balance == sum(lot.remaining) == granted - consumed - expired;
+* every lot has 0 < remaining <= granted: a lot leaves the account with its last credit
+  (its terms live on in the ledger entry that granted it), so loading an account reads
+  only what can still be spent or written off, however long its history;
+* account.balance == sum(lot.remaining) - sum(intent draws) - arrears == granted - consumed - expired;
 * each mutation bumps account.version by one; one that moves credits appends ledger
   entry #seq, so entries are numbered 1, 2, 3... with no gaps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -82,6 +84,46 @@ class Lot:
         )
 
 
+def lot_terms(lot: Lot) -> dict[str, Any]:
+    """What a lot was granted with, as its granting entry records it: the lot's record once
+    its last credit is gone and it leaves the store (refunds and reversals read it)."""
+    terms = {name: getattr(lot, name) for name in LOT_TERMS}
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in terms.items()
+        if value not in (None, (), False)
+    }
+
+
+LOT_TERMS = tuple(f.name for f in fields(Lot) if f.name not in ("remaining", "warned"))
+
+
+@dataclass(frozen=True)
+class Draw:
+    lot_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class PlanPeriod:
+    """The latest allowance period a plan granted: kept on the account, so that a period's
+    end outlives the lot that carried it (a spent allowance still defines the period)."""
+
+    plan_id: str
+    granted_at: int
+    ends_at: int
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Lot draws a committed mutation still owes: the one exception to one transaction per
+    mutation (``domain.intents``). The entry, the totals and the idempotency records are
+    committed; the draws are applied by the next writer or the sweep before anything else."""
+
+    entry_id: str
+    draws: tuple[Draw, ...]
+
+
 @dataclass(frozen=True)
 class Account:
     account_id: str
@@ -97,15 +139,11 @@ class Account:
     arrears: int = 0
     # Events committed with a change but not yet published (the outbox).
     pending_events: tuple[dict[str, Any], ...] = ()
+    periods: tuple[PlanPeriod, ...] = ()
+    intent: Intent | None = None
 
     def available_at(self, now: int) -> int:
         return sum(lot.remaining for lot in self.lots if lot.spendable_at(now))
-
-
-@dataclass(frozen=True)
-class Draw:
-    lot_id: str
-    amount: int
 
 
 @dataclass(frozen=True)
@@ -158,6 +196,31 @@ class Mutation:
     warned: tuple[str, ...] = ()  # lots whose credits.expiring warning has gone out
     pending_events: tuple[dict[str, Any], ...] | None = None  # the outbox afterwards; None: as before
     arrears_change: int = 0  # usage left unpaid (positive), or arrears paid off by new credits (negative)
+    intent_after: Intent | None = None  # lot draws still owed once this transaction commits
+
+    @property
+    def lot_changes(self) -> int:
+        return len(self.draws) + len(self.transfers) + len(self.expirations) + len(self.warned)
+
+    @property
+    def transaction_items(self) -> int:
+        """The items one transaction writes for this mutation: the account, the idempotency
+        records, the entries, the new lots still holding credits, the payment, each lot
+        changed, and the intent (written, rewritten or deleted)."""
+        puts = len(self.records) + len(self.entries) + sum(1 for lot in self.new_lots if lot.remaining > 0)
+        payment = int(self.payment_reference is not None and bool(self.entries))
+        intent = int(self.account.intent is not None or self.intent_after is not None)
+        return 1 + puts + payment + self.lot_changes + intent
+
+    @cached_property
+    def emptied(self) -> frozenset[str]:
+        """The lots this mutation takes the last credit from: they leave the store."""
+        remaining = {lot.lot_id: lot.remaining for lot in self.account.lots}
+        return frozenset(
+            draw.lot_id
+            for draw in self.draws + self.transfers + self.expirations
+            if remaining.get(draw.lot_id) == draw.amount
+        )
 
     @property
     def entry(self) -> LedgerEntry | None:
@@ -185,7 +248,9 @@ class Mutation:
         )
         return replace(
             self.account,
-            lots=lots + self.new_lots,
+            lots=tuple(lot for lot in lots + self.new_lots if lot.remaining > 0),
+            periods=with_periods(self.account.periods, self.new_lots),
+            intent=self.intent_after,
             version=self.account.version + 1,
             seq=self.entries[-1].seq if self.entries else self.account.seq,
             balance=self.account.balance + amount,
@@ -195,6 +260,17 @@ class Mutation:
             arrears=self.account.arrears + self.arrears_change,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )
+
+
+def with_periods(periods: tuple[PlanPeriod, ...], new_lots: tuple[Lot, ...]) -> tuple[PlanPeriod, ...]:
+    """The latest period of each plan, once ``new_lots`` are granted."""
+    latest = {period.plan_id: period for period in periods}
+    for lot in new_lots:
+        if lot.source == "allowance" and lot.plan_id is not None and lot.expires_at is not None:
+            known = latest.get(lot.plan_id)
+            if known is None or lot.expires_at > known.ends_at:
+                latest[lot.plan_id] = PlanPeriod(lot.plan_id, lot.created_at, lot.expires_at)
+    return tuple(latest[plan_id] for plan_id in sorted(latest))
 
 
 def burn_down_order(lots: tuple[Lot, ...] | list[Lot]) -> list[Lot]:
@@ -298,63 +374,9 @@ def pay_off_arrears(lots: list[Lot], arrears: int) -> tuple[list[Lot], int]:
     return [replace(lot, remaining=lot.remaining - paid.get(lot.lot_id, 0)) for lot in lots], arrears - left
 
 
-# -- expiry ----------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ExpiryIndexing:
     """How accounts are indexed for the sweep: the warning window (ms) and the index's shard count."""
 
     warning_window: int = 7 * 86_400_000
     shards: int = 8
-
-
-def write_off_at(lot: Lot) -> int | None:
-    """When the sweep writes a lot off: its expiry, plus any grace (never, for no expiry)."""
-    return None if lot.expires_at is None else lot.expires_at + lot.expiry_grace
-
-
-def due_for_expiry(account: Account, now: int) -> list[Lot]:
-    """Lots with credits left whose write-off time has come, in burn-down order."""
-    due = [lot for lot in account.lots if lot.remaining > 0 and (at := write_off_at(lot)) is not None and at <= now]
-    return burn_down_order(due)
-
-
-def due_for_warning(account: Account, now: int, window: int) -> list[Lot]:
-    """Unwarned lots with spendable credits that expire within ``window`` ms."""
-    if window <= 0:
-        return []
-    return burn_down_order(
-        [
-            lot
-            for lot in account.lots
-            if not lot.warned
-            and lot.spendable_at(now)
-            and lot.expires_at is not None
-            and lot.expires_at - window <= now
-        ]
-    )
-
-
-def next_due_at(account: Account, window: int) -> int | None:
-    """The next instant the sweep has work on this account, or None when it never will.
-
-    That is the earliest of: a write-off, a warning (``window`` ms before expiry) and, if
-    events wait in the outbox, right away (0)."""
-    moments = [] if not account.pending_events else [0]
-    for lot in account.lots:
-        if lot.remaining <= 0 or lot.expires_at is None:
-            continue
-        moments.append(lot.expires_at + lot.expiry_grace)
-        if window > 0 and not lot.warned:
-            moments.append(lot.expires_at - window)
-    return min(moments, default=None)
-
-
-def expiring_within(account: Account, now: int, window: int) -> list[Expiry]:
-    """Spendable credits that expire within ``window`` ms, summed per expiry instant."""
-    totals: dict[int, int] = {}
-    for lot in account.lots:
-        if lot.spendable_at(now) and lot.expires_at is not None and lot.expires_at <= now + window:
-            totals[lot.expires_at] = totals.get(lot.expires_at, 0) + lot.remaining
-    return [Expiry(at, amount) for at, amount in sorted(totals.items())]

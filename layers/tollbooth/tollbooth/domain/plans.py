@@ -4,16 +4,18 @@ of a plan, and what the last period carries into the next."""
 from __future__ import annotations
 
 from tollbooth.domain import clock
-from tollbooth.domain.ledger import Account, Draw, take_in_order
+from tollbooth.domain.ledger import Account, Draw, PlanPeriod, take_in_order, with_periods
+
+
+def plan_periods(account: Account) -> tuple[PlanPeriod, ...]:
+    """The latest period of each plan: as the account keeps them, and as any allowance lot
+    it still holds says (an account written before periods were kept)."""
+    return with_periods(account.periods, account.lots)
 
 
 def billing_period_end(account: Account, now: int) -> int | None:
     """When the account's current subscription period ends: its current allowance's expiry."""
-    ends = [
-        lot.expires_at
-        for lot in account.lots
-        if lot.source == "allowance" and lot.expires_at is not None and lot.created_at <= now < lot.expires_at
-    ]
+    ends = [period.ends_at for period in plan_periods(account) if period.granted_at <= now < period.ends_at]
     return min(ends, default=None)
 
 

@@ -15,8 +15,15 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from tollbooth.adapters.keys import Keys
-from tollbooth.adapters.lot_attributes import lot_attributes, lot_from_attributes, lot_from_summary
-from tollbooth.domain.ledger import Account, LedgerEntry, Lot
+from tollbooth.adapters.lot_attributes import (
+    intent_from_stored,
+    intent_stored,
+    lot_attributes,
+    lot_from_attributes,
+    lot_from_summary,
+    periods_from_stored,
+)
+from tollbooth.domain.ledger import Account, Intent, LedgerEntry, Lot
 
 
 class TableItem(Model):
@@ -53,6 +60,8 @@ class AccountItem(TableItem, discriminator="account"):
     updated_at = NumberAttribute()
     expiring_lots = JSONAttribute(null=True)  # summary of live lots with an expiry, for the sweep
     pending_events = JSONAttribute(null=True)  # the outbox
+    periods = JSONAttribute(null=True)  # the latest period of each plan: [[plan_id, granted_at, ends_at]]
+    intent_id = UnicodeAttribute(null=True)  # an intent owes lot draws: load the account in full
     expiry_shard = UnicodeAttribute(null=True)
     next_due_at = NumberAttribute(null=True)
     expiry_index = ExpiryIndex()
@@ -100,6 +109,11 @@ class IdempotencyItem(TableItem, discriminator="idempotency"):
     created_at = NumberAttribute()
 
 
+class IntentItem(TableItem, discriminator="intent"):
+    entry_id = UnicodeAttribute()
+    draws = JSONAttribute()  # [[lot_id, amount]] still owed
+
+
 class PaymentItem(TableItem, discriminator="payment"):
     account_id = UnicodeAttribute()
     entry_id = UnicodeAttribute()
@@ -142,7 +156,15 @@ def lot_item(pk: str, lot: Lot) -> LotItem:
     return LotItem(pk, Keys.lot(lot.lot_id), **lot_attributes(lot))
 
 
-def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None) -> Account:
+def intent_item(pk: str, intent: Intent) -> IntentItem:
+    return IntentItem(pk, Keys.INTENT_SK, **intent_stored(intent))
+
+
+def intent_from_item(item: IntentItem) -> Intent:
+    return intent_from_stored({"entry_id": item.entry_id, "draws": item.draws})
+
+
+def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None, intent: Intent | None = None) -> Account:
     """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
     if lots is None:
         lots = tuple(lot_from_summary(summary) for summary in item.expiring_lots or [])
@@ -157,4 +179,6 @@ def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None) ->
         arrears=int(item.arrears or 0),
         lots=lots,
         pending_events=tuple(item.pending_events or ()),
+        periods=periods_from_stored(item.periods),
+        intent=intent,
     )

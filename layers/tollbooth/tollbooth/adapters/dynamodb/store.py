@@ -15,21 +15,25 @@ from pynamodb.transactions import TransactWrite
 from tollbooth.adapters.dynamodb.items import (
     AccountItem,
     IdempotencyItem,
+    IntentItem,
     LedgerItem,
     LotItem,
     PaymentItem,
     TableItem,
     account_from_item,
     entry_from_item,
+    intent_from_item,
+    intent_item,
     ledger_item,
     lot_from_item,
     lot_item,
 )
 from tollbooth.adapters.keys import Keys
-from tollbooth.adapters.lot_attributes import lot_summary
+from tollbooth.adapters.lot_attributes import lot_summary, periods_stored
 from tollbooth.app.ports import LedgerPage, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Lot, Mutation, next_due_at
+from tollbooth.domain.expiry import next_due_at
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Lot, Mutation
 
 
 class Repository:
@@ -57,37 +61,45 @@ class Repository:
     # -- reads ---------------------------------------------------------------
 
     def load_account(self, account_id: str) -> Account:
-        """The account and all its lots in one consistent Query; a new account reads as empty."""
+        """The account, its live lots and any intent in one consistent Query (a lot leaves
+        the store with its last credit, so history is never read); a new account reads as empty."""
         pk = Keys.account(account_id)
         account: AccountItem | None = None
         lots: list[Lot] = []
+        intent = None
         with _storage_errors():
-            for item in TableItem.query(pk, TableItem.sk.startswith(Keys.ACCOUNT_SK), consistent_read=True):
+            for item in TableItem.query(
+                pk, TableItem.sk.between(Keys.ACCOUNT_SK, Keys.ACCOUNT_RANGE_END), consistent_read=True
+            ):
                 if isinstance(item, AccountItem):
                     account = item
                 elif isinstance(item, LotItem):
                     lots.append(lot_from_item(item))
+                elif isinstance(item, IntentItem):
+                    intent = intent_from_item(item)
         if account is None:
             return Account(account_id=account_id)
-        return account_from_item(account, tuple(lots))
+        return account_from_item(account, tuple(lots), intent)
 
     def load_expiry_view(self, account_id: str) -> Account | None:
-        """The account item alone (one consistent GetItem): its lots are the live expiring ones."""
+        """The account item alone (one consistent GetItem): its lots are the live expiring
+        ones. An account with an intent is loaded in full: the intent is rolled forward first."""
         with _storage_errors():
             try:
                 item = AccountItem.get(Keys.account(account_id), Keys.ACCOUNT_SK, consistent_read=True)
             except AccountItem.DoesNotExist:
                 return None
-        return account_from_item(item)
+        return self.load_account(account_id) if item.intent_id else account_from_item(item)
 
     def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
         """Accounts in one shard of the expiry index with work due at ``now``, soonest first.
 
-        Each comes with its live expiring lots; it reads one index item per account."""
+        Each comes with its live expiring lots; it reads one index item per account (and,
+        for an account an intent left owing draws, the account in full)."""
         shard_key = Keys.expiry_shard_key(shard)
         with _storage_errors():
             for item in AccountItem.expiry_index.query(shard_key, AccountItem.next_due_at <= now, page_size=page_size):
-                yield account_from_item(item)
+                yield self.load_account(item.account_id) if item.intent_id else account_from_item(item)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         with _storage_errors():
@@ -140,6 +152,8 @@ class Repository:
             updated_at=now,
             expiring_lots=[lot_summary(lot) for lot in live_expiring] or None,
             pending_events=list(account.pending_events) or None,
+            periods=periods_stored(account.periods),
+            intent_id=None if account.intent is None else account.intent.entry_id,
             expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards),
             next_due_at=due,
         )
@@ -156,13 +170,15 @@ class Repository:
     def apply(self, mutation: Mutation, now: int) -> None:
         """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
         puts = self._puts(mutation, now)
-        updates = _lot_updates(mutation, now)
+        updates, deletes = _lot_changes(mutation, now)
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 for item, condition, _ in puts:
                     transaction.save(item, condition=condition)
                 for lot, actions, condition in updates:
                     transaction.update(lot, actions=actions, condition=condition)
+                for gone, condition in deletes:
+                    transaction.delete(gone, condition=condition)
         except TransactWriteError as error:
             raise _conflict(error, [meaning for _, _, meaning in puts], [r.key for r in mutation.records]) from error
         except PynamoDBException as error:
@@ -189,7 +205,11 @@ class Repository:
             )
             puts.append((item, IdempotencyItem.pk.does_not_exist(), WriteConflict.IDEMPOTENCY_KEY))
         puts += [(ledger_item(pk, entry), LedgerItem.pk.does_not_exist(), VERSION) for entry in mutation.entries]
-        puts += [(lot_item(pk, lot), LotItem.pk.does_not_exist(), VERSION) for lot in mutation.new_lots]
+        puts += [
+            (lot_item(pk, lot), LotItem.pk.does_not_exist(), VERSION) for lot in mutation.new_lots if lot.remaining
+        ]
+        if mutation.intent_after is not None:  # rewritten under the account's version guard
+            puts.append((intent_item(pk, mutation.intent_after), None, VERSION))
         entry = mutation.entry
         if mutation.payment_reference is not None and entry is not None:
             payment = PaymentItem(
@@ -206,29 +226,32 @@ class Repository:
 VERSION = WriteConflict.VERSION
 
 
-def _lot_updates(mutation: Mutation, now: int) -> list[tuple[Model, list[Any], Any]]:
+def _lot_changes(mutation: Mutation, now: int) -> tuple[list[tuple[Model, list[Any], Any]], list[tuple[Model, Any]]]:
     """Each lot the mutation changes, with its guard: a draw only from what is left of an
-    unexpired lot; a rollover's transfer from a lot that may have just expired; a write-off
-    of exactly what is left, once the lot has expired; a warning flag."""
+    unexpired lot; a rollover's transfer (or an intent's owed draw) from a lot that may have
+    just expired; a write-off of exactly what is left, once the lot has expired; a warning
+    flag. A change that takes a lot's last credit deletes it, guarded by exactly what is
+    left. An intent the mutation finishes is deleted."""
     pk = Keys.account(mutation.account.account_id)
-
-    def update(lot_id: str, actions: list[Any], condition: Any) -> tuple[Model, list[Any], Any]:
-        return LotItem(pk, Keys.lot(lot_id)), actions, condition
-
     unexpired = LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)
-    updates = [
-        update(d.lot_id, [LotItem.remaining.add(-d.amount)], (LotItem.remaining >= d.amount) & unexpired)
-        for d in mutation.draws
-    ]
+    moves = [(d, unexpired) for d in mutation.draws] + [(t, None) for t in mutation.transfers]
+    moves += [(x, LotItem.expires_at <= now) for x in mutation.expirations]
+    updates: list[tuple[Model, list[Any], Any]] = []
+    deletes: list[tuple[Model, Any]] = []
+    for move, when in moves:
+        lot = LotItem(pk, Keys.lot(move.lot_id))
+        if move.lot_id in mutation.emptied or move in mutation.expirations:
+            exact = LotItem.remaining == move.amount
+            deletes.append((lot, exact if when is None else exact & when))
+        else:
+            enough = LotItem.remaining >= move.amount
+            updates.append((lot, [LotItem.remaining.add(-move.amount)], enough if when is None else enough & when))
     updates += [
-        update(t.lot_id, [LotItem.remaining.add(-t.amount)], LotItem.remaining >= t.amount) for t in mutation.transfers
+        (LotItem(pk, Keys.lot(lot_id)), [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned
     ]
-    updates += [
-        update(x.lot_id, [LotItem.remaining.set(0)], (LotItem.remaining == x.amount) & (LotItem.expires_at <= now))
-        for x in mutation.expirations
-    ]
-    updates += [update(lot_id, [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned]
-    return updates
+    if mutation.account.intent is not None and mutation.intent_after is None:
+        deletes.append((IntentItem(pk, Keys.INTENT_SK), None))
+    return updates, deletes
 
 
 # Cancellation reasons that mean the partition is over its throughput (AWS's documented codes).

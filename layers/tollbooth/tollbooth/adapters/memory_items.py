@@ -1,0 +1,94 @@
+"""The in-memory twin's items: keyed and encoded as the DynamoDB Repository stores them
+(``adapters.keys`` and ``adapters.lot_attributes``), and sized as DynamoDB sizes them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tollbooth.adapters.keys import Keys
+from tollbooth.adapters.lot_attributes import (
+    intent_from_stored,
+    intent_stored,
+    lot_attributes,
+    lot_from_summary,
+    periods_from_stored,
+)
+from tollbooth.domain.ledger import Account, IdempotencyRecord, Intent, LedgerEntry, Lot
+
+Item = dict[str, Any]
+
+
+def stored_item(pk: str, sk: str, kind: str, /, **attributes: Any) -> Item:
+    """An item as DynamoDB keeps it: a null attribute is no attribute."""
+    return {"pk": pk, "sk": sk, "type": kind, **{name: v for name, v in attributes.items() if v is not None}}
+
+
+def lot_item(pk: str, lot: Lot) -> Item:
+    stored = {name: frozenset(v) if isinstance(v, set) else v for name, v in lot_attributes(lot).items()}
+    return stored_item(pk, Keys.lot(lot.lot_id), "lot", **stored)
+
+
+ACCOUNT_PLAIN = ("account_id", "version", "balance", "granted", "consumed", "expired")
+
+
+def account_from_item(item: Item, lots: tuple[Lot, ...] | None = None, intent: Item | None = None) -> Account:
+    """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
+    if lots is None:
+        summaries = json.loads(item.get("expiring_lots", "[]"))
+        lots = tuple(lot_from_summary(summary) for summary in summaries)
+    counts: dict[str, Any] = {name: item[name] for name in ACCOUNT_PLAIN}
+    return Account(
+        **counts,
+        seq=item["seq"],
+        arrears=item.get("arrears", 0),
+        lots=lots,
+        pending_events=tuple(json.loads(item.get("pending_events", "[]"))),
+        periods=periods_from_stored(json.loads(item.get("periods", "null"))),
+        intent=None if intent is None else intent_from_stored({**intent, "draws": json.loads(intent["draws"])}),
+    )
+
+
+def entry_item(pk: str, entry: LedgerEntry) -> Item:
+    names = ("entry_id", "seq", "kind", "amount", "balance_after", "created_at", "idempotency_key")
+    details = json.dumps(entry.details)  # PynamoDB's JSONAttribute: a string, even for {}
+    return stored_item(pk, Keys.entry(entry.seq), "entry", **{n: getattr(entry, n) for n in names}, details=details)
+
+
+def entry_from_item(item: Item) -> LedgerEntry:
+    fields = {n: item[n] for n in ("entry_id", "seq", "kind", "amount", "balance_after", "created_at")}
+    details = json.loads(item["details"]) if "details" in item else None
+    return LedgerEntry(**fields, idempotency_key=item.get("idempotency_key"), details=details or {})
+
+
+def record_item(pk: str, record: IdempotencyRecord, now: int) -> Item:
+    body = json.dumps(record.body, separators=(",", ":"))
+    fields = {"key": record.key, "fingerprint": record.fingerprint, "status_code": record.status_code}
+    return stored_item(
+        pk, Keys.idempotency(record.key), "idempotency", **fields, body=body, seq=record.seq, created_at=now
+    )
+
+
+def item_size(item: Item) -> int:
+    """An item's size roughly as DynamoDB counts it: UTF-8 names and values, a number one
+    byte per two digits plus one, a boolean or null one byte, a set its members."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Any) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, int | float):
+        return (len(str(abs(value)).replace(".", "").strip("0") or "0") + 1) // 2 + 1
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, frozenset | set | list | tuple):
+        return sum(_value_size(member) for member in value)
+    return len(json.dumps(value).encode())
+
+
+def intent_item(pk: str, intent: Intent) -> Item:
+    stored = intent_stored(intent)
+    return stored_item(
+        pk, Keys.INTENT_SK, "intent", **{**stored, "draws": json.dumps(stored["draws"])}
+    )  # JSON: a string
