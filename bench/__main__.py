@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from bench import consume, expiry, usage
+from bench import coldstart, consume, expiry, history, hot, usage
 from bench.common import STATE, instrument_pynamodb, machine, record
 
 
@@ -22,6 +22,8 @@ def main() -> int:
     try:
         results.append(consume.bench_engine("DynamoDB Local", dynamodb_local.url, consume.ROUNDS, consume.WARMUP))
         sweep = expiry.bench_expiry(dynamodb_local.url)
+        long_lived = history.bench_history(dynamodb_local.url)
+        contention = hot.bench_hot(dynamodb_local.url)
         ingestion = [usage.bench_usage("DynamoDB Local", dynamodb_local.url, max_items=10)]
     finally:
         dynamodb_local.stop()
@@ -32,7 +34,7 @@ def main() -> int:
         ingestion.append(usage.bench_usage("moto", moto.url, max_items=100, batches=20))
     finally:
         moto.stop()
-    imports = consume.bench_imports()
+    cold = coldstart.bench_coldstart()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
         [
@@ -40,8 +42,11 @@ def main() -> int:
             "",
             f"Machine: {machine()}.",
             "",
-            consume.render(results, imports),
+            consume.render(results),
+            coldstart.render(cold),
             expiry.render(sweep),
+            history.render(long_lived),
+            hot.render(contention),
             usage.render(ingestion),
         ]
     )

@@ -96,8 +96,9 @@ one engine, so it holds across machines better than the absolute figures do.
   condition, no ledger, no idempotency.
 - moto is a Python emulation, run one DynamoDB request at a time; its figures describe
   moto, not Tollbooth. DynamoDB Local is AWS's own engine and the one to read.
-- The import figure runs in a site holding only the layer's requirements plus boto3, as the
-  python3.13 runtime has it, with tracing on as deployed.
+- *Cold start* is a function's import, init and first invocation in a fresh interpreter, in
+  a site holding only the layers and boto3 as the runtime ships it, with tracing on as
+  deployed; the first invocation makes its real store calls (moto on loopback).
 
 """
 

@@ -3,9 +3,8 @@
 For each engine (DynamoDB Local, AWS's own engine; and moto) it measures:
 * median latency and ops/s of consume through the Lambda handler (API Gateway event in,
   HTTP response out), against a bare conditional UpdateItem on the same table;
-* DynamoDB requests and write capacity units per consume, counted from botocore events;
-and, once, the handler module's import time against ``import boto3`` in a Lambda-like
-site (only the layer's requirements plus boto3, as the python3.13 runtime ships it).
+* DynamoDB requests and write capacity units per consume, counted from botocore events.
+(Cold start, the handler's import and first invocation, is ``bench.coldstart``'s.)
 
 ``python -m bench`` runs this with the other benchmarks and records them together.
 """
@@ -15,19 +14,15 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.common import COUNTER, MAX_GRANT, REPO, STATE
+from bench.common import COUNTER, MAX_GRANT, REPO
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "300"))
-IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "9"))
 # A fresh DynamoDB Local JVM needs a few thousand requests before its JIT settles.
 WARMUP = int(os.environ.get("BENCH_WARMUP", "2000"))
 
@@ -172,81 +167,7 @@ def bench_engine(name: str, dynamodb_url: str, rounds: int, warmup: int) -> dict
     }
 
 
-def lambda_like_site() -> Path:
-    """The layer's requirements plus boto3, installed for this machine (the runtime's boto3 stands in)."""
-    site = STATE / "bench-site"
-    stamp = site / ".stamp"
-    wanted = (REPO / "layers/dependencies/requirements.txt").read_text()
-    if stamp.exists() and stamp.read_text() == wanted:
-        return site
-    import boto3
-
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-warn-conflicts",
-            "--upgrade",
-            "--target",
-            str(site),
-            "-r",
-            str(REPO / "layers/dependencies/requirements.txt"),
-            f"boto3=={boto3.__version__}",
-        ],
-        check=True,
-    )
-    stamp.write_text(wanted)
-    return site
-
-
-def import_seconds(code: str, site: Path, env: dict[str, str]) -> float:
-    paths = [str(site), str(REPO / "layers" / "tollbooth")]
-    program = (
-        f"import sys; sys.path[:0] = {paths!r}; import time; t = time.perf_counter(); {code}; "
-        "print(time.perf_counter() - t)"
-    )
-    samples = []
-    for _ in range(IMPORT_RUNS):
-        out = subprocess.run(
-            [sys.executable, "-S", "-c", program], env=env, cwd=REPO, capture_output=True, text=True, check=True
-        )
-        samples.append(float(out.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
-
-
-def bench_imports() -> dict[str, Any]:
-    site = lambda_like_site()
-    env = {
-        "PATH": os.environ["PATH"],
-        "TABLE_NAME": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "tollbooth",
-        "POWERTOOLS_METRICS_NAMESPACE": "Tollbooth",
-    }
-    handler = (
-        "import importlib.util as u; s = u.spec_from_file_location('app', 'functions/consume/app.py'); "
-        "m = u.module_from_spec(s); s.loader.exec_module(m)"
-    )
-    boto3_s = import_seconds("import boto3", site, env)
-    handler_s = import_seconds(handler, site, env)
-    # Where the handler's time goes: each of its heavy imports alone.
-    parts = {
-        name: import_seconds(f"import {module}", site, env) * 1000
-        for name, module in [
-            ("pynamodb (botocore)", "pynamodb.models"),
-            ("Powertools event handler", "aws_lambda_powertools.event_handler"),
-            ("X-Ray SDK (Powertools Tracer)", "aws_xray_sdk.core"),
-            ("pydantic", "pydantic"),
-        ]
-    }
-    return {"boto3_ms": boto3_s * 1000, "handler_ms": handler_s * 1000, "ratio": handler_s / boto3_s, "parts": parts}
-
-
-def render(results: list[dict[str, Any]], imports: dict[str, Any]) -> str:
+def render(results: list[dict[str, Any]]) -> str:
     lines = [
         "### Consume",
         "",
@@ -267,13 +188,5 @@ def render(results: list[dict[str, Any]], imports: dict[str, Any]) -> str:
             f"| warm {r['requests_per_consume']:g} ({ops}), cold {r['cold_requests_per_consume']:g} "
             f"| {r['write_units_per_consume'] or 'not reported'} |"
         )
-    lines += [
-        "",
-        f"Import (Lambda-like site, median of {IMPORT_RUNS} fresh interpreters): consume handler module "
-        f"{imports['handler_ms']:.0f} ms, `import boto3` {imports['boto3_ms']:.0f} ms, "
-        f"ratio {imports['ratio']:.2f} (target <= 1.5). Each heavy import alone: "
-        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in imports["parts"].items())
-        + ".",
-        "",
-    ]
+    lines.append("")
     return "\n".join(lines)

@@ -139,11 +139,13 @@ class Template:
         return found
 
     def event_source_mappings(self) -> list[dict[str, Any]]:
-        """Each AWS::Lambda::EventSourceMapping's properties, with the function's logical id."""
+        """Each AWS::Lambda::EventSourceMapping's properties, with the function's logical id
+        (a mapping may name the function's alias, ``!Ref Function.Alias``: the same function here)."""
         mappings = []
         for resource in self.resources_of("AWS::Lambda::EventSourceMapping").values():
             props = dict(resource["Properties"])
             function = props["FunctionName"]
-            props["FunctionId"] = function["Ref"] if isinstance(function, dict) else function
+            target = function["Ref"] if isinstance(function, dict) else function
+            props["FunctionId"] = target.removesuffix(".Alias")
             mappings.append(props)
         return mappings

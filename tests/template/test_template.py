@@ -202,3 +202,41 @@ def test_usage_flows_from_a_queue_with_partial_batch_responses_a_dlq_and_an_alar
     alarm = TEMPLATE.resources["UsageDeadLetterAlarm"]["Properties"]
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["UsageDeadLetterQueue", "QueueName"]}
+
+
+# What the python runtime ships itself: a layer that carried them would shadow the runtime's.
+RUNTIME_PACKAGES = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"}
+
+
+def test_every_function_runs_published_versions_with_snapstart_and_active_tracing() -> None:
+    function_globals = TEMPLATE.document["Globals"]["Function"]
+    # X-Ray: Lambda's own segment per invocation (tollbooth.tracing adds the subsegments)
+    assert function_globals["Tracing"] == "Active"
+    # SnapStart applies to published versions only, so every function publishes one behind an alias
+    assert function_globals["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function_globals["AutoPublishAlias"] == "live"
+    for function_id in EXPECTED_GRANTS:
+        props = TEMPLATE.resources[function_id]["Properties"]
+        assert not {"SnapStart", "AutoPublishAlias", "Tracing"} & set(props), f"{function_id} opts out"
+    # SAM points the functions' events at the alias; the SQS mapping, declared by hand, names it
+    (mapping,) = TEMPLATE.resources_of("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "UsageFunction.Alias"}
+
+
+def test_the_dependencies_layer_pins_its_closure_without_the_runtimes_packages_or_the_xray_sdk() -> None:
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    layer = REPO_ROOT / "layers" / "dependencies"
+    lines = [line for line in (layer / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    pinned = {Requirement(line).name.lower(): Requirement(line) for line in lines}
+    assert all(str(r.specifier).startswith("==") and not r.extras for r in pinned.values()), lines
+    assert not (RUNTIME_PACKAGES | {"aws-xray-sdk", "wrapt"}) & set(pinned)
+    # Installed with --no-deps, so every dependency (on python3.13) is pinned or the runtime's
+    assert "--no-deps" in (layer / "Makefile").read_text()
+    environment = {"python_version": "3.13", "python_full_version": "3.13.0", "extra": ""}
+    for name in pinned:
+        for needed in map(Requirement, requires(name) or []):
+            if needed.marker is None or needed.marker.evaluate(environment):
+                assert needed.name.lower().replace("_", "-") in set(pinned) | RUNTIME_PACKAGES, (name, needed)

@@ -9,8 +9,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tollbooth import tracing
 from tollbooth.bootstrap import get_ingestor, get_sweeper
-from tollbooth.observability import count, logger, metrics, tracer
+from tollbooth.observability import count, logger, metrics
 from tollbooth.settings import get_settings
 
 # Stop this long before the function's timeout; what is left waits for the next run.
@@ -22,7 +23,7 @@ class RetryLater(Exception):
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@tracing.capture_lambda_handler
 @metrics.log_metrics
 def expiry_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The schedule's event carries nothing we need: every run sweeps whatever is due now,
@@ -51,7 +52,7 @@ def on_last_receive(records: list[dict[str, Any]]) -> set[str]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@tracing.capture_lambda_handler
 @metrics.log_metrics
 def usage_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Records of one account are charged together across the whole batch, so the batch is

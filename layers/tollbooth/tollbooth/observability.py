@@ -1,14 +1,16 @@
-"""The process's Powertools Logger, Tracer and Metrics, shared by every entry point."""
+"""The process's Powertools Logger and Metrics, shared by every entry point.
+
+Tracing is Lambda's own (``Tracing: Active``) plus ``tollbooth.tracing``'s subsegments, in
+place of Powertools Tracer: the X-Ray SDK it imports cost more than importing boto3."""
 
 from __future__ import annotations
 
 import warnings
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics(namespace="Tollbooth")
 # Reads publish no business metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

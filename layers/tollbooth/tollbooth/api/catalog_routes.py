@@ -15,10 +15,10 @@ from tollbooth.api.openapi import (
     API_TITLE,
     API_VERSION,
     PUBLIC,
-    SECURITY_SCHEMES,
-    TAGS,
     answer,
     errors,
+    security_schemes,
+    tags,
     with_canonical_headers,
     without_unused_schemas,
 )
@@ -176,8 +176,8 @@ def full_api() -> APIGatewayHttpResolver:
         title=API_TITLE,
         version=API_VERSION,
         description=API_DESCRIPTION,
-        security_schemes=SECURITY_SCHEMES,
-        tags=TAGS,
+        security_schemes=security_schemes(),
+        tags=tags(),
     )
     return app
 
@@ -189,8 +189,8 @@ def openapi_document() -> str:
         title=API_TITLE,
         version=API_VERSION,
         description=API_DESCRIPTION,
-        security_schemes=SECURITY_SCHEMES,
-        tags=TAGS,
+        security_schemes=security_schemes(),
+        tags=tags(),
     )
     document = with_catalog_values(without_unused_schemas(json.loads(generated)), load_history())
     return json.dumps(with_canonical_headers(document), indent=2)

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, SecurityScheme, Tag
 from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from tollbooth.contracts.http import ErrorResponse, GrantResponse
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme, Tag
 
 API_TITLE = "Tollbooth"
 API_VERSION = "1.0.0"
@@ -23,34 +26,49 @@ API_DESCRIPTION = (
     "an Idempotency-Key and answers a replay with its first answer."
 )
 
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "bearer": HTTPBearer(
-        bearerFormat="JWT",
-        description=(
-            "PublicApi: a user's JWT (Cognito); the token's subject is the account it may act on. "
-            "On the local stack, `make token ROLE=service` gives a service token too."
-        ),
-    ),
-    "sigv4": APIKey.model_validate(
-        {
-            "type": "apiKey",
-            "in": APIKeyIn.header,
-            "name": "Authorization",
-            "description": (
-                "ServiceApi: the request signed with AWS SigV4 by an IAM principal allowed "
-                "`execute-api:Invoke`; creating credits also needs a role named in CreditIssuerRoles. "
-                "A browser cannot sign SigV4: try service routes on the local stack with a bearer token."
+
+@cache
+def security_schemes() -> dict[str, SecurityScheme]:
+    """How callers authenticate. Built on demand: Powertools' OpenAPI models take longer to
+    import than boto3, and only the document (and /docs) needs them, never a request."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+
+    return {
+        "bearer": HTTPBearer(
+            bearerFormat="JWT",
+            description=(
+                "PublicApi: a user's JWT (Cognito); the token's subject is the account it may act on. "
+                "On the local stack, `make token ROLE=service` gives a service token too."
             ),
-            "x-amazon-apigateway-authtype": "awsSigv4",
-        }
-    ),
-}
-TAGS: list[Tag | str] = [
-    Tag(name="credits in", description="Purchases, grants and allowances: services only"),
-    Tag(name="credits", description="Consuming credits: the account's user, or a service"),
-    Tag(name="accounts", description="Balances and ledgers"),
-    Tag(name="catalog", description="What things cost, and quotes"),
-]
+        ),
+        "sigv4": APIKey.model_validate(
+            {
+                "type": "apiKey",
+                "in": APIKeyIn.header,
+                "name": "Authorization",
+                "description": (
+                    "ServiceApi: the request signed with AWS SigV4 by an IAM principal allowed "
+                    "`execute-api:Invoke`; creating credits also needs a role named in CreditIssuerRoles. "
+                    "A browser cannot sign SigV4: try service routes on the local stack with a bearer token."
+                ),
+                "x-amazon-apigateway-authtype": "awsSigv4",
+            }
+        ),
+    }
+
+
+@cache
+def tags() -> list[Tag | str]:
+    from aws_lambda_powertools.event_handler.openapi.models import Tag
+
+    return [
+        Tag(name="credits in", description="Purchases, grants and allowances: services only"),
+        Tag(name="credits", description="Consuming credits: the account's user, or a service"),
+        Tag(name="accounts", description="Balances and ledgers"),
+        Tag(name="catalog", description="What things cost, and quotes"),
+    ]
+
+
 USER_OR_SERVICE: list[dict[str, list[str]]] = [{"bearer": []}, {"sigv4": []}]
 SERVICE: list[dict[str, list[str]]] = [{"sigv4": []}, {"bearer": []}]
 PUBLIC: list[dict[str, list[str]]] = []

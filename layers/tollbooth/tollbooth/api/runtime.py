@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tollbooth import tracing
 from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.body import BodyRefused, normalize_body, strict_json_object
 from tollbooth.api.errors import register_error_handlers
@@ -22,7 +23,7 @@ from tollbooth.app.context import RequestContext
 from tollbooth.app.idempotency import Outcome
 from tollbooth.contracts.common import is_account_id
 from tollbooth.domain.errors import InvalidRequest
-from tollbooth.observability import logger, metrics, tracer
+from tollbooth.observability import logger, metrics
 from tollbooth.settings import get_settings
 
 
@@ -70,7 +71,7 @@ def lambda_handler_for(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any],
     """The Lambda entry point for a resolver, with logging, tracing and metrics wired in."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-    @tracer.capture_lambda_handler
+    @tracing.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Before the resolver, not in a middleware: Powertools validates the body before

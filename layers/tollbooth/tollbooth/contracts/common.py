@@ -27,7 +27,14 @@ PAYMENT_REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/#@+=\-]{0,254}$"
 _ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
-class StrictModel(BaseModel):
+class Contract(BaseModel):
+    """Every wire model. Its validator is built on first use, not at import: a function
+    builds the few models its routes use, not all of them (a cold start pays for each)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class StrictModel(Contract):
     """A request or message: unknown fields are refused, and nothing mutates it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
-from tollbooth.contracts.common import Identifier, Instant, Name, PaymentReference, StrictModel
+from tollbooth.contracts.common import Contract, Identifier, Instant, Name, PaymentReference, StrictModel
 from tollbooth.domain.money import parse_credits
 
 CreditsIn = Annotated[
@@ -112,7 +112,7 @@ class ConsumeRequest(StrictModel):
     )
 
 
-class LotView(BaseModel):
+class LotView(Contract):
     lot_id: str
     source: str
     granted: CreditsOut
@@ -132,23 +132,23 @@ class LotView(BaseModel):
     plan_id: str | None = None
 
 
-class PerksView(BaseModel):
+class PerksView(Contract):
     priority_processing: bool = Field(description="Some spendable lot carries priority processing")
     unlocked_features: list[str] = Field(description="Locked features some spendable lot unlocks")
 
 
-class NextExpiry(BaseModel):
+class NextExpiry(Contract):
     expires_at: Timestamp
     amount: CreditsOut
 
 
-class Totals(BaseModel):
+class Totals(Contract):
     granted: CreditsOut
     consumed: CreditsOut
     expired: CreditsOut
 
 
-class BalanceResponse(BaseModel):
+class BalanceResponse(Contract):
     account_id: str
     available: CreditsOut = Field(description="Spendable now: unexpired lots only.")
     balance: CreditsOut = Field(description="Ledger balance: granted - consumed - expired; negative in arrears.")
@@ -162,25 +162,25 @@ class BalanceResponse(BaseModel):
     as_of: Timestamp
 
 
-class GrantResponse(BaseModel):
+class GrantResponse(Contract):
     entry_id: str
     lots: list[LotView]
     balance: CreditsOut
 
 
-class ConsumeResponse(BaseModel):
+class ConsumeResponse(Contract):
     entry_id: str
     charged: CreditsOut
     balance: CreditsOut
     catalog_version: str
 
 
-class DrawView(BaseModel):
+class DrawView(Contract):
     lot_id: str
     amount: CreditsOut
 
 
-class UsageLineView(BaseModel):
+class UsageLineView(Contract):
     event_id: str
     feature: str
     quantity: int
@@ -193,12 +193,12 @@ class UsageLineView(BaseModel):
     resources: dict[str, Any] = Field(description="What the usage took: tokens, GPU time, provider cost")
 
 
-class CallerView(BaseModel):
+class CallerView(Contract):
     kind: Literal["user", "service", "system"]
     id: str = Field(description="The user's subject, the service's IAM role name, or the job")
 
 
-class LedgerEntryView(BaseModel):
+class LedgerEntryView(Contract):
     entry_id: str
     seq: int
     kind: str
@@ -232,12 +232,12 @@ class LedgerEntryView(BaseModel):
     caller: CallerView | None = Field(default=None, description="Who asked for the change (API requests)")
 
 
-class LedgerPageResponse(BaseModel):
+class LedgerPageResponse(Contract):
     entries: list[LedgerEntryView]
     next_cursor: str | None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Contract):
     code: str = Field(description="Stable, machine-readable: insufficient_credits, idempotency_key_reused, ...")
     message: str = Field(description="For people; never AWS error text")
     required: CreditsOut | None = Field(default=None, description="insufficient_credits: what the request costs")
@@ -248,7 +248,7 @@ class ErrorBody(BaseModel):
     allowed: list[str] | None = Field(default=None, description="The values that would have been accepted")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Contract):
     error: ErrorBody
 
 
@@ -256,13 +256,13 @@ class QuoteRequest(ConsumeRequest):
     """The same request as a consume: a quote prices it exactly as the debit would."""
 
 
-class MultiplierView(BaseModel):
+class MultiplierView(Contract):
     dimension: str
     value: str
     multiplier: str
 
 
-class QuoteBreakdown(BaseModel):
+class QuoteBreakdown(Contract):
     unit: str
     base: str = Field(description="quantity x credits / per, exact")
     multipliers: list[MultiplierView]
@@ -272,7 +272,7 @@ class QuoteBreakdown(BaseModel):
     minimum: CreditsOut
 
 
-class QuoteResponse(BaseModel):
+class QuoteResponse(Contract):
     feature: str
     quantity: int
     dimensions: dict[str, str]
@@ -281,18 +281,18 @@ class QuoteResponse(BaseModel):
     breakdown: QuoteBreakdown
 
 
-class CatalogVersionView(BaseModel):
+class CatalogVersionView(Contract):
     version: str
     effective_from: Timestamp
     in_force: bool
 
 
-class DimensionView(BaseModel):
+class DimensionView(Contract):
     default: str
     values: dict[str, str] = Field(description="Value -> multiplier, an exact decimal")
 
 
-class FeatureView(BaseModel):
+class FeatureView(Contract):
     description: str
     unit: str
     credits: CreditsOut = Field(description="Charged per `per` units")
@@ -305,7 +305,7 @@ class FeatureView(BaseModel):
     dimensions: dict[str, DimensionView]
 
 
-class _Terms(BaseModel):
+class _Terms(Contract):
     licences: list[str] | None = Field(description="The licences these credits may pay for; null means any")
     features: list[str] | None = Field(description="The features these credits may pay for; null means any")
     priority_processing: bool
@@ -334,7 +334,7 @@ class PlanView(_Terms):
     expiry: str
 
 
-class CampaignView(BaseModel):
+class CampaignView(Contract):
     name: str
     starts_at: Timestamp
     ends_at: Timestamp
@@ -343,7 +343,7 @@ class CampaignView(BaseModel):
     active: bool
 
 
-class CatalogResponse(BaseModel):
+class CatalogResponse(Contract):
     version: str
     effective_from: Timestamp
     in_force: bool
