@@ -599,3 +599,20 @@ def test_requests_are_counted() -> None:
     store.list_entries("a", 10)
     list(store.accounts_due(0, NOW))
     assert (store.writes, store.reads, store.conflicts) == (1, 5, 0)
+
+
+def test_the_account_item_summarises_the_soonest_due_lots_and_the_sweep_reads_the_rest_when_due(store: Store) -> None:
+    # Given an account holding more live expiring lots than its item summarises
+    count = store.expiry.summary_lots + 4
+    lots = tuple(lot(f"l{n:02d}", 10, expires_at=NOW + (n + 1) * 30 * DAY) for n in range(count))
+    store.seed([Account("a", version=1, balance=10 * count, granted=10 * count, lots=lots)], NOW)
+    # Then the sweep's view holds the soonest-due ones, and says when the rest are next due
+    view = store.load_expiry_view("a", NOW)
+    assert view is not None
+    assert [x.lot_id for x in view.lots] == [x.lot_id for x in lots[: store.expiry.summary_lots]]
+    first_beyond = lots[store.expiry.summary_lots].expires_at - WEEK  # its warning
+    assert view.unsummarized == first_beyond
+    # And once that moment has come, the view is the account in full
+    full = store.load_expiry_view("a", first_beyond)
+    assert full is not None and len(full.lots) == count and full.unsummarized is None
+    assert store.load_account("a").unsummarized is None

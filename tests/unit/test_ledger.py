@@ -5,10 +5,11 @@ from dataclasses import replace
 import pytest
 
 from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
-from tollbooth.domain.expiry import due_for_expiry, due_for_warning, expiring_within, next_due_at
+from tollbooth.domain.expiry import due_for_expiry, due_for_warning, expiring_within, expiry_summary, next_due_at
 from tollbooth.domain.ledger import (
     Account,
     Draw,
+    ExpiryIndexing,
     IdempotencyRecord,
     LedgerEntry,
     Lot,
@@ -247,3 +248,19 @@ def test_what_is_due_at_an_instant() -> None:
     assert due_for_warning(replace(account, lots=(replace(account.lots[3], warned=True),)), T, WEEK) == []
     assert [(x.expires_at, x.amount) for x in expiring_within(account, T - 1, WEEK)] == [(T, 20)]
     assert [(x.expires_at, x.amount) for x in expiring_within(account, T, WEEK)] == [(T + WEEK, 3)]
+
+
+def test_the_expiry_summary_keeps_the_soonest_due_lots_and_when_the_rest_are_due() -> None:
+    # Given five expiring lots (warnings off) and one that never expires
+    lots = (*(lot(f"l{n}", 1, T + n * 10) for n in (5, 1, 4, 2, 3)), lot("never", 1))
+    indexing = ExpiryIndexing(warning_window=0, shards=1, summary_lots=2)
+    # When the account item summarises two of them
+    summary = expiry_summary(Account("a", lots=lots), indexing)
+    # Then it keeps the two due soonest, and says when the next of the rest is due
+    assert [x.lot_id for x in summary.lots] == ["l1", "l2"]
+    assert (summary.unsummarized, summary.next_due_at) == (T + 30, T + 10)
+    # And the sweep's view (the summary alone) keeps what it knew of the rest
+    view = Account("a", lots=summary.lots[1:], unsummarized=summary.unsummarized)
+    again = expiry_summary(view, indexing)
+    assert ([x.lot_id for x in again.lots], again.unsummarized, again.next_due_at) == (["l2"], T + 30, T + 20)
+    assert expiry_summary(Account("a", lots=lots[:2]), indexing).unsummarized is None

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved, usage
 from tollbooth.adapters.memory import MemoryStore
+from tollbooth.adapters.memory_items import item_size
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
 from tollbooth.app.ports import WriteConflict
@@ -19,7 +20,7 @@ from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits, StorageUnavailable
-from tollbooth.domain.ledger import ExpiryIndexing, Mutation
+from tollbooth.domain.ledger import Account, ExpiryIndexing, Lot, Mutation
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
 DAY = 86_400_000
@@ -285,3 +286,37 @@ def test_the_sweep_finishes_an_intent_nobody_else_comes_for(clock: Clock) -> Non
     assert account.intent is None and account.lots == ()
     assert list(store.accounts_due(0, NOW)) == list(store.accounts_due(1, NOW)) == []
     assert_conserved(store, "a")
+
+
+def test_the_sweep_expires_lots_beyond_the_summary_when_their_time_comes(clock: Clock) -> None:
+    # Given ten lots expiring a day apart, on an account item that summarises three
+    indexing = ExpiryIndexing(warning_window=7 * DAY, shards=2, summary_lots=3)
+    store = MemoryStore(expiry=indexing)
+    ledger = ledger_over(store, clock)
+    one_credit_lots(ledger, "a", 10)
+    events = Recorder()
+    # When the sweep runs on day 4, and again on day 11
+    clock.pinned = NOW + 4 * DAY
+    early = ExpirySweeper(store, events, indexing, now=clock).sweep()
+    clock.pinned = NOW + 11 * DAY
+    late = ExpirySweeper(store, events, indexing, now=clock).sweep()
+    # Then each lot is written off once, when it is due, and each lot the first run saw
+    # still spendable was warned (the six expiring within the week)
+    assert (early.expired_lots, late.expired_lots) == (4, 6)
+    assert len(events.ids("credits.expired")) == 10 and len(events.ids("credits.expiring")) == 6
+    assert store.load_account("a").lots == () and store.load_account("a").expired == 10_000
+    assert list(store.accounts_due(0, NOW + 99 * DAY)) == list(store.accounts_due(1, NOW + 99 * DAY)) == []
+    assert_conserved(store, "a")
+
+
+def test_an_account_with_five_thousand_live_expiring_lots_still_buys_and_spends(
+    ledger: LedgerService, store: MemoryStore
+) -> None:
+    # Given 5,000 live expiring lots (seeded as they stand)
+    lots = tuple(Lot(f"lot-{n:04d}", "purchase", 1000, 1000, NOW, NOW + (n + 1) * DAY) for n in range(5000))
+    store.seed([Account("a", version=1, balance=5_000_000, granted=5_000_000, lots=lots)], NOW)
+    # Then a grant and a consume succeed, and the account item stays small
+    grant(ledger, "a", 1, "more", expires_at=NOW + 9999 * DAY)
+    assert words(ledger, "a", 2, "use").status_code == 200
+    (item,) = [x for x in store.raw_items("ACCOUNT#a") if x["sk"] == "ACCOUNT"]
+    assert item_size(item) < 8 * 1024

@@ -39,7 +39,7 @@ from tollbooth.adapters.memory_items import (
 )
 from tollbooth.app.ports import LedgerPage, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, TollboothError
-from tollbooth.domain.expiry import next_due_at
+from tollbooth.domain.expiry import expiry_summary
 from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Mutation
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -163,13 +163,17 @@ class MemoryStore:
         lots = tuple(lot_from_attributes(item) for item in kinds.get("lot", []))
         return account_from_item(kinds["account"][0], lots, next(iter(kinds.get("intent", [])), None))
 
-    def load_expiry_view(self, account_id: str) -> Account | None:
-        """The account item alone: its lots are the summary of its live expiring lots (an
-        account with an intent is loaded in full)."""
+    def load_expiry_view(self, account_id: str, now: int | None = None) -> Account | None:
+        """The account item alone: its lots are the summarised live expiring lots (in full
+        when it owes an intent's draws, or lots beyond the summary are due at ``now``)."""
         item = self._read((Keys.account(account_id), Keys.ACCOUNT_SK))
-        if item is None:
-            return None
-        return self.load_account(account_id) if "intent_id" in item else account_from_item(item)
+        return None if item is None else self._expiry_view(item, now)
+
+    def _expiry_view(self, item: Item, now: int | None) -> Account:
+        beyond = item.get("unsummarized")
+        if "intent_id" in item or (beyond is not None and now is not None and beyond <= now):
+            return self.load_account(item["account_id"])
+        return account_from_item(item)
 
     def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
         """Accounts of one expiry shard with work due at ``now``, soonest first (ties by key)."""
@@ -178,7 +182,7 @@ class MemoryStore:
             items = [self._partitions[pk][Keys.ACCOUNT_SK] for _, pk in due]
             self.reads += max(1, math.ceil(len(items) / page_size))
         for item in items:
-            yield self.load_account(item["account_id"]) if "intent_id" in item else account_from_item(item)
+            yield self._expiry_view(item, now)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         item = self._read((Keys.account(account_id), Keys.idempotency(key)))
@@ -286,12 +290,13 @@ class MemoryStore:
 
     def _account_item(self, account: Account, now: int) -> Item:
         """The account item for a state, with the sweep's summary and index keys."""
-        live = [lot for lot in account.lots if lot.expires_at is not None and lot.remaining > 0]
-        summaries = [lot_summary(lot) for lot in live]
-        due = next_due_at(account, self.expiry.warning_window)
+        summary = expiry_summary(account, self.expiry)
+        due = summary.next_due_at
         fields = {name: getattr(account, name) for name in (*ACCOUNT_PLAIN, "seq")}
         fields |= {"arrears": account.arrears or None, "updated_at": now}
+        summaries = [lot_summary(lot) for lot in summary.lots]
         fields["expiring_lots"] = json.dumps(summaries) if summaries else None
+        fields["unsummarized"] = summary.unsummarized
         fields["pending_events"] = json.dumps(list(account.pending_events)) if account.pending_events else None
         periods = periods_stored(account.periods)
         fields["periods"] = None if periods is None else json.dumps(periods)

@@ -33,7 +33,9 @@ ACCOUNT_PLAIN = ("account_id", "version", "balance", "granted", "consumed", "exp
 
 
 def account_from_item(item: Item, lots: tuple[Lot, ...] | None = None, intent: Item | None = None) -> Account:
-    """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
+    """The account as its item holds it; without ``lots``, its lots are the expiring summary
+    (the sweep's view, which also says when the lots beyond the summary are due)."""
+    view = lots is None
     if lots is None:
         summaries = json.loads(item.get("expiring_lots", "[]"))
         lots = tuple(lot_from_summary(summary) for summary in summaries)
@@ -46,6 +48,7 @@ def account_from_item(item: Item, lots: tuple[Lot, ...] | None = None, intent: I
         pending_events=tuple(json.loads(item.get("pending_events", "[]"))),
         periods=periods_from_stored(json.loads(item.get("periods", "null"))),
         intent=None if intent is None else intent_from_stored({**intent, "draws": json.loads(intent["draws"])}),
+        unsummarized=item.get("unsummarized") if view else None,
     )
 
 

@@ -51,8 +51,9 @@ class LedgerStore(Protocol):
     def load_account(self, account_id: str) -> Account:
         """The account with its live lots; a new account reads as empty."""
 
-    def load_expiry_view(self, account_id: str) -> Account | None:
-        """The account item alone: its lots are the live expiring ones."""
+    def load_expiry_view(self, account_id: str, now: int | None = None) -> Account | None:
+        """The account item alone: its lots are the soonest-due live expiring ones. In full
+        when it owes an intent's draws, or lots beyond its summary are due at ``now``."""
 
     def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
         """Accounts of one expiry shard with work due at ``now``."""

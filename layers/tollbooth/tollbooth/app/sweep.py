@@ -118,7 +118,7 @@ class ExpirySweeper:
                     self._next_step,
                     on_conflict=conflicted,
                     start=account,
-                    load=self.repository.load_expiry_view,
+                    load=lambda account_id: self.repository.load_expiry_view(account_id, self._now()),
                 )
                 if written is None:
                     return

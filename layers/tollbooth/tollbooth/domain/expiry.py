@@ -3,6 +3,7 @@ breakage), and the warning before it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from tollbooth.domain import clock, ids
@@ -12,6 +13,7 @@ from tollbooth.domain.ledger import (
     Account,
     Draw,
     Expiry,
+    ExpiryIndexing,
     LedgerEntry,
     Lot,
     Mutation,
@@ -107,19 +109,54 @@ def due_for_warning(account: Account, now: int, window: int) -> list[Lot]:
     )
 
 
+def lot_due_at(lot: Lot, window: int) -> int | None:
+    """The next instant the sweep has work on a lot: its warning (``window`` ms before
+    expiry, until it is warned) or its write-off; None for a lot that never expires."""
+    if lot.remaining <= 0 or lot.expires_at is None:
+        return None
+    write_off = lot.expires_at + lot.expiry_grace
+    return min(write_off, lot.expires_at - window) if window > 0 and not lot.warned else write_off
+
+
 def next_due_at(account: Account, window: int) -> int | None:
     """The next instant the sweep has work on this account, or None when it never will.
 
-    That is the earliest of: a write-off, a warning (``window`` ms before expiry) and, if
-    events wait in the outbox or lot draws in an intent, right away (0)."""
+    That is the earliest of: each lot's next moment (``lot_due_at``), the moment lots beyond
+    the summary need the sweep, and, if events wait in the outbox or lot draws in an intent,
+    right away (0)."""
     moments = [] if not account.pending_events and account.intent is None else [0]
-    for lot in account.lots:
-        if lot.remaining <= 0 or lot.expires_at is None:
-            continue
-        moments.append(lot.expires_at + lot.expiry_grace)
-        if window > 0 and not lot.warned:
-            moments.append(lot.expires_at - window)
+    moments += [at for lot in account.lots if (at := lot_due_at(lot, window)) is not None]
+    if account.unsummarized is not None:
+        moments.append(account.unsummarized)
     return min(moments, default=None)
+
+
+@dataclass(frozen=True)
+class ExpirySummary:
+    """What the account item tells the sweep: the soonest-due live expiring lots, when the
+    rest (if any) are next due, and when the account is next due at all."""
+
+    lots: tuple[Lot, ...]
+    unsummarized: int | None
+    next_due_at: int | None
+
+
+def expiry_summary(account: Account, indexing: ExpiryIndexing) -> ExpirySummary:
+    """The ``indexing.summary_lots`` live expiring lots due soonest. From a full account the
+    rest are known; from the sweep's view (which holds only the summary), what it knew of
+    the rest is kept."""
+    window = indexing.warning_window
+    due = sorted(
+        ((at, lot.lot_id, lot) for lot in account.lots if (at := lot_due_at(lot, window)) is not None),
+        key=lambda row: (row[0], row[1]),
+    )
+    kept = tuple(lot for _, _, lot in due[: indexing.summary_lots])
+    beyond = [at for at, _, _ in due[indexing.summary_lots :]]
+    if account.unsummarized is not None:
+        beyond.append(account.unsummarized)
+    unsummarized = min(beyond, default=None)
+    summarised = replace(account, lots=kept, unsummarized=unsummarized)
+    return ExpirySummary(kept, unsummarized, next_due_at(summarised, window))
 
 
 def expiring_within(account: Account, now: int, window: int) -> list[Expiry]:

@@ -141,6 +141,9 @@ class Account:
     pending_events: tuple[dict[str, Any], ...] = ()
     periods: tuple[PlanPeriod, ...] = ()
     intent: Intent | None = None
+    # Only on the sweep's view of an account (its item alone), when the account holds more
+    # live expiring lots than the item summarises: when the soonest of those is next due.
+    unsummarized: int | None = None
 
     def available_at(self, now: int) -> int:
         return sum(lot.remaining for lot in self.lots if lot.spendable_at(now))
@@ -376,7 +379,10 @@ def pay_off_arrears(lots: list[Lot], arrears: int) -> tuple[list[Lot], int]:
 
 @dataclass(frozen=True)
 class ExpiryIndexing:
-    """How accounts are indexed for the sweep: the warning window (ms) and the index's shard count."""
+    """How accounts are indexed for the sweep: the warning window (ms), the index's shard
+    count, and how many of an account's live expiring lots its item summarises (the soonest
+    due; the sweep reads the rest when their time comes, so the item stays small)."""
 
     warning_window: int = 7 * 86_400_000
     shards: int = 8
+    summary_lots: int = 16

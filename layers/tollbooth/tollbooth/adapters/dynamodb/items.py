@@ -58,7 +58,8 @@ class AccountItem(TableItem, discriminator="account"):
     expired = NumberAttribute()
     arrears = NumberAttribute(null=True)
     updated_at = NumberAttribute()
-    expiring_lots = JSONAttribute(null=True)  # summary of live lots with an expiry, for the sweep
+    expiring_lots = JSONAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
+    unsummarized = NumberAttribute(null=True)  # when the live expiring lots beyond it are next due
     pending_events = JSONAttribute(null=True)  # the outbox
     periods = JSONAttribute(null=True)  # the latest period of each plan: [[plan_id, granted_at, ends_at]]
     intent_id = UnicodeAttribute(null=True)  # an intent owes lot draws: load the account in full
@@ -165,7 +166,9 @@ def intent_from_item(item: IntentItem) -> Intent:
 
 
 def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None, intent: Intent | None = None) -> Account:
-    """The account as its item holds it; without ``lots``, its lots are the expiring summary."""
+    """The account as its item holds it; without ``lots``, its lots are the expiring summary
+    (the sweep's view, which also says when the lots beyond the summary are due)."""
+    view = lots is None
     if lots is None:
         lots = tuple(lot_from_summary(summary) for summary in item.expiring_lots or [])
     return Account(
@@ -181,4 +184,5 @@ def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None, in
         pending_events=tuple(item.pending_events or ()),
         periods=periods_from_stored(item.periods),
         intent=intent,
+        unsummarized=int(item.unsummarized) if view and item.unsummarized is not None else None,
     )

@@ -32,7 +32,7 @@ from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import lot_summary, periods_stored
 from tollbooth.app.ports import LedgerPage, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
-from tollbooth.domain.expiry import next_due_at
+from tollbooth.domain.expiry import expiry_summary
 from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Lot, Mutation
 
 
@@ -81,25 +81,32 @@ class Repository:
             return Account(account_id=account_id)
         return account_from_item(account, tuple(lots), intent)
 
-    def load_expiry_view(self, account_id: str) -> Account | None:
-        """The account item alone (one consistent GetItem): its lots are the live expiring
-        ones. An account with an intent is loaded in full: the intent is rolled forward first."""
+    def load_expiry_view(self, account_id: str, now: int | None = None) -> Account | None:
+        """The account item alone (one consistent GetItem): its lots are the summarised live
+        expiring ones. The account is loaded in full when it owes an intent's draws, or when
+        lots beyond its summary are due at ``now``."""
         with _storage_errors():
             try:
                 item = AccountItem.get(Keys.account(account_id), Keys.ACCOUNT_SK, consistent_read=True)
             except AccountItem.DoesNotExist:
                 return None
-        return self.load_account(account_id) if item.intent_id else account_from_item(item)
+        return self._expiry_view(item, now)
+
+    def _expiry_view(self, item: AccountItem, now: int | None) -> Account:
+        beyond = item.unsummarized
+        if item.intent_id or (beyond is not None and now is not None and int(beyond) <= now):
+            return self.load_account(item.account_id)
+        return account_from_item(item)
 
     def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
         """Accounts in one shard of the expiry index with work due at ``now``, soonest first.
 
-        Each comes with its live expiring lots; it reads one index item per account (and,
-        for an account an intent left owing draws, the account in full)."""
+        Each comes with its summarised live expiring lots; it reads one index item per account
+        (and the account in full when it owes an intent's draws or lots beyond the summary are due)."""
         shard_key = Keys.expiry_shard_key(shard)
         with _storage_errors():
             for item in AccountItem.expiry_index.query(shard_key, AccountItem.next_due_at <= now, page_size=page_size):
-                yield self.load_account(item.account_id) if item.intent_id else account_from_item(item)
+                yield self._expiry_view(item, now)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         with _storage_errors():
@@ -136,8 +143,8 @@ class Repository:
 
     def _account_item(self, account: Account, now: int) -> AccountItem:
         """The account item for a state, with the sweep's summary and index keys."""
-        live_expiring = [lot for lot in account.lots if lot.expires_at is not None and lot.remaining > 0]
-        due = next_due_at(account, self.expiry.warning_window)
+        summary = expiry_summary(account, self.expiry)
+        due = summary.next_due_at
         return AccountItem(
             Keys.account(account.account_id),
             Keys.ACCOUNT_SK,
@@ -150,7 +157,8 @@ class Repository:
             expired=account.expired,
             arrears=account.arrears or None,
             updated_at=now,
-            expiring_lots=[lot_summary(lot) for lot in live_expiring] or None,
+            expiring_lots=[lot_summary(lot) for lot in summary.lots] or None,
+            unsummarized=summary.unsummarized,
             pending_events=list(account.pending_events) or None,
             periods=periods_stored(account.periods),
             intent_id=None if account.intent is None else account.intent.entry_id,
