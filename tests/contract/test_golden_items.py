@@ -19,7 +19,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from tests.contract.conftest import DAY, NOW, full_lot, lot
-from tollbooth.adapters.dynamodb import Repository
+from tollbooth.adapters.dynamodb import Keys, Repository
 from tollbooth.adapters.memory import MemoryStore
 from tollbooth.domain.ledger import Account, Draw, IdempotencyRecord, LedgerEntry, Mutation
 from tollbooth_local.aws import client
@@ -29,6 +29,7 @@ UPDATE = os.environ.get("TOLLBOOTH_UPDATE_GOLDEN") == "1"
 ACCOUNT_ID = "golden"
 PAYMENT = "pi_golden_1"
 CALLER = {"subject": "svc-billing", "role": "service"}
+RECORD_KEYS = ("buy-1", "use-1")  # each idempotency record has a partition of its own
 
 
 def purchase() -> Mutation:
@@ -86,8 +87,12 @@ def raw_items(dynamodb_url: str, table: str) -> list[dict[str, Any]]:
         ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{ACCOUNT_ID}"}},
         ConsistentRead=True,
     )["Items"]
-    key = {"pk": {"S": f"PAYMENT#{PAYMENT}"}, "sk": {"S": "PAYMENT"}}
-    return [*items, dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]]
+    keys = [(f"PAYMENT#{PAYMENT}", "PAYMENT"), *(Keys.idempotency(ACCOUNT_ID, key) for key in RECORD_KEYS)]
+    for pk, sk in keys:
+        items.append(
+            dynamodb.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)["Item"]
+        )
+    return items
 
 
 def normalised(item: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +143,7 @@ def test_the_memory_store_stores_the_golden_items() -> None:
     # Then its items hold the golden attributes, with the same values and kinds of value
     golden = golden_files()
     items = store.raw_items(f"ACCOUNT#{ACCOUNT_ID}") + store.raw_items(f"PAYMENT#{PAYMENT}")
+    items += [item for key in RECORD_KEYS for item in store.raw_items(Keys.idempotency(ACCOUNT_ID, key)[0])]
     stored = {golden_name(item): item for item in items}
     assert stored.keys() == golden.keys()
     for name, item in stored.items():

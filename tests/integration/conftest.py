@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.support.engines import Engine
+from tests.support.functions import deployed_environment
 from tests.support.ledger import Clock
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.app.service import LedgerService
 from tollbooth.domain.catalog import load_history
+from tollbooth_local.aws import MotoServer
 
 
 @pytest.fixture
@@ -24,3 +28,10 @@ def repository(engine: Engine, table_name: str) -> Repository:
 @pytest.fixture
 def service(repository: Repository, clock: Clock) -> LedgerService:
     return LedgerService(repository, load_history(), now=clock, max_write_attempts=30)
+
+
+@pytest.fixture
+def deployed_like(engine: Engine, table_name: str, moto_server: MotoServer) -> Iterator[None]:
+    """The functions' environment as template.yaml gives it, on this engine's table."""
+    with deployed_environment(engine, table_name, moto_server):
+        yield

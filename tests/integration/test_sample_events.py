@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.engines import EVENTS_DIR, Engine, event
-from tollbooth.bootstrap import reset
+from tests.support.engines import EVENTS_DIR, event
+from tests.support.functions import FUNCTIONS, TEMPLATE, invoke, invoke_scheduled
 from tollbooth.settings import get_settings
-from tollbooth_local.aws import MotoServer, client
-from tollbooth_local.functions import LambdaContext, load_function
-from tollbooth_local.template import Template
 
-TEMPLATE = Template()
-FUNCTIONS = TEMPLATE.functions()
 EVENT_FOR_FUNCTION = {
     "CatalogFunction": ["catalog.json", "quote.json"],
     "PurchaseFunction": ["purchase.json"],
@@ -27,46 +21,6 @@ EVENT_FOR_FUNCTION = {
     "ExpiryFunction": ["expiry.json"],
     "UsageFunction": ["usage.json"],
 }
-
-
-@pytest.fixture
-def deployed_like(engine: Engine, table_name: str, moto_server: MotoServer) -> Iterator[None]:
-    """The environment template.yaml gives the functions, pointed at this engine's table
-    (and at moto for everything else: the event bus)."""
-    saved = dict(os.environ)
-    bus = f"bus-{table_name}"
-    client("events", moto_server.url).create_event_bus(Name=bus)
-    dead_letters = client("sqs", moto_server.url).create_queue(QueueName=f"dlq-{table_name}")["QueueUrl"]
-    os.environ.update(
-        TABLE_NAME=table_name,
-        EVENT_BUS_NAME=bus,
-        USAGE_DLQ_URL=dead_letters,
-        AWS_ENDPOINT_URL=moto_server.url,
-        AWS_ENDPOINT_URL_DYNAMODB=engine.dynamodb_url,
-        MAX_TRANSACTION_ITEMS=str(engine.max_transaction_items),
-        POWERTOOLS_SERVICE_NAME="tollbooth",
-        # The role the sample events sign as, allowed to create credits as a deployment would.
-        CREDIT_ISSUER_ROLES="product-backend",
-    )
-    reset()
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    reset()
-
-
-def invoke(function_id: str, event_file: str, body: dict | None = None) -> dict:
-    handler = load_function(FUNCTIONS[function_id])
-    sample = event(event_file)
-    if body is not None:
-        sample["body"] = json.dumps(body)
-    response = handler(sample, LambdaContext(function_id, FUNCTIONS[function_id].timeout))
-    return {**response, "json": json.loads(response["body"]) if response["body"].startswith("{") else None}
-
-
-def invoke_scheduled(function_id: str, event_file: str) -> dict:
-    handler = load_function(FUNCTIONS[function_id])
-    return handler(event(event_file), LambdaContext(function_id, FUNCTIONS[function_id].timeout))
 
 
 def test_every_function_has_a_sample_event_that_matches_one_of_its_routes() -> None:

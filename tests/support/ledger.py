@@ -1,13 +1,18 @@
-"""What the ledger tests share: a pinnable clock, the conservation check, recording fakes."""
+"""What the ledger tests share: a pinnable clock, the conservation check, recording fakes,
+and the use cases called as a client would call them."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ports import LedgerStore
+from tollbooth.app.service import LedgerService
+from tollbooth.domain.catalog import load_history
 from tollbooth.domain.clock import now_ms
 from tollbooth.domain.errors import StorageUnavailable
 
@@ -81,3 +86,27 @@ def usage(event_id: str, account: str, credits: int = 1, **extra: Any) -> dict[s
         "worker_id": "w1",
         **extra,
     }
+
+
+# -- the use cases, as a client calls them ----------------------------------------
+
+
+def ledger_over(store: LedgerStore, clock: Clock, attempts: int = 10) -> LedgerService:
+    return LedgerService(store, load_history(), now=clock, max_write_attempts=attempts, sleep=lambda _: None)
+
+
+def buy(ledger: LedgerService, account: str, package_id: str, reference: str):  # type: ignore[no-untyped-def]
+    body = {"package_id": package_id, "payment_reference": reference}
+    return ledger.purchase(account, package_id, reference, Idempotency.of(reference, "purchase", account, body))
+
+
+def grant(ledger: LedgerService, account: str, credits: int, key: str, expires_at: int | None = None):  # type: ignore[no-untyped-def]
+    expiry = None if expires_at is None else datetime.fromtimestamp(expires_at / 1000, UTC)
+    idem = Idempotency.of(key, "grant", account, {"credits": credits, "key": key})
+    return ledger.grant(account, credits * 1000, "promotional", "test", expiry, None, idem)
+
+
+def words(ledger: LedgerService, account: str, credits: int, key: str, body_extra: int = 0):  # type: ignore[no-untyped-def]
+    quantity = credits * 500  # text_generation: 1 credit per 500 words
+    idem = Idempotency.of(key, "consume", account, {"quantity": quantity + body_extra})
+    return ledger.consume(account, "text_generation", quantity, {}, idem)

@@ -8,14 +8,24 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved, usage
+from tests.support.ledger import (
+    Clock,
+    DeadLetterBox,
+    Recorder,
+    assert_conserved,
+    buy,
+    grant,
+    ledger_over,
+    usage,
+    words,
+)
 from tollbooth.adapters.memory import MemoryStore
 from tollbooth.adapters.memory_items import item_size
-from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
 from tollbooth.app.ports import WriteConflict
 from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
+from tollbooth.app.writes import Writes
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.catalog import load_history
@@ -47,30 +57,9 @@ def store() -> MemoryStore:
     return MemoryStore(expiry=INDEXING)
 
 
-def ledger_over(store: MemoryStore, clock: Clock, attempts: int = 10) -> LedgerService:
-    return LedgerService(store, load_history(), now=clock, max_write_attempts=attempts, sleep=lambda _: None)
-
-
 @pytest.fixture
 def ledger(store: MemoryStore, clock: Clock) -> LedgerService:
     return ledger_over(store, clock)
-
-
-def buy(ledger: LedgerService, account: str, package_id: str, reference: str):  # type: ignore[no-untyped-def]
-    body = {"package_id": package_id, "payment_reference": reference}
-    return ledger.purchase(account, package_id, reference, Idempotency.of(reference, "purchase", account, body))
-
-
-def grant(ledger: LedgerService, account: str, credits: int, key: str, expires_at: int | None = None):  # type: ignore[no-untyped-def]
-    expiry = None if expires_at is None else datetime.fromtimestamp(expires_at / 1000, UTC)
-    idem = Idempotency.of(key, "grant", account, {"credits": credits, "key": key})
-    return ledger.grant(account, credits * 1000, "promotional", "test", expiry, None, idem)
-
-
-def words(ledger: LedgerService, account: str, credits: int, key: str, body_extra: int = 0):  # type: ignore[no-untyped-def]
-    quantity = credits * 500  # text_generation: 1 credit per 500 words
-    idem = Idempotency.of(key, "consume", account, {"quantity": quantity + body_extra})
-    return ledger.consume(account, "text_generation", quantity, {}, idem)
 
 
 def test_a_purchase_grants_the_package_and_its_bonus_and_consumes_draw_in_burn_down_order(
@@ -185,6 +174,23 @@ def test_contention_is_retried_a_bounded_number_of_times_then_a_clear_error(cloc
     store.seed([ledger.repository.load_account("a")], NOW)
     with pytest.raises(ConcurrentUpdate):
         words(busy, "a", 1, "k2")
+    assert store.writes == 4
+
+
+def test_a_busy_account_is_retried_within_a_time_budget_not_for_ever(clock: Clock) -> None:
+    # Given a store where every write loses the race, and a clock where each look takes a second
+    store = AlwaysBusy()
+    ledger = ledger_over(MemoryStore(), clock)
+    grant(ledger, "a", 10, "fund")
+    store.seed([ledger.repository.load_account("a")], NOW)
+    ticks = iter(range(1000))
+    busy = ledger_over(store, clock, attempts=40)
+    busy.writes = Writes(
+        store, max_attempts=40, now=clock, sleep=lambda _: None, budget=3.0, monotonic=lambda: next(ticks)
+    )
+    # When a consume is attempted, Then it gives up with 409 once the 3 s budget is spent
+    with pytest.raises(ConcurrentUpdate):
+        words(busy, "a", 1, "k")
     assert store.writes == 4
 
 

@@ -64,7 +64,12 @@ def botocore_session() -> Any:
 
 
 def _client(service: str) -> Any:
-    return botocore_session().create_client(service, region_name=get_settings().region)
+    from botocore.config import Config
+
+    # As the store's calls (adapters.dynamodb.store): within the function's timeout, with
+    # throttling and 5xx retried once more before the caller sees the failure.
+    timeouts = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2})
+    return botocore_session().create_client(service, region_name=get_settings().region, config=timeouts)
 
 
 @cache

@@ -18,7 +18,7 @@ class Settings(BaseModel):
     # The JWT claim that names the caller's account (Cognito's "sub" by default).
     account_claim: str = "sub"
     # Optimistic-concurrency attempts per mutation before answering 409 concurrent_update.
-    max_write_attempts: int = Field(default=10, ge=1, le=50)
+    max_write_attempts: int = Field(default=40, ge=1, le=100)  # within Writes' time budget
     # Swagger UI at /docs; on for the local stack, off by default when deployed.
     enable_swagger: bool = False
     # credits.expiring goes out this many days before a lot expires (0: never).

@@ -31,8 +31,12 @@ class Keys:
         return f"{Keys.LEDGER_PREFIX}{seq:0{ENTRY_SEQ_DIGITS}d}"
 
     @staticmethod
-    def idempotency(key: str) -> str:
-        return f"IDEMPOTENCY#{key}"
+    def idempotency(account_id: str, key: str) -> tuple[str, str]:
+        """An idempotency record's (pk, sk): a partition of its own, so that the records an
+        account writes (one per request, one per usage event) do not load its partition."""
+        return f"IDEMPOTENCY#{account_id}#{key}", Keys.IDEMPOTENCY_SK
+
+    IDEMPOTENCY_SK = "IDEMPOTENCY"
 
     @staticmethod
     def payment(reference: str) -> str:

@@ -185,7 +185,7 @@ class MemoryStore:
             yield self._expiry_view(item, now)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
-        item = self._read((Keys.account(account_id), Keys.idempotency(key)))
+        item = self._read(Keys.idempotency(account_id, key))
         if item is None:
             return None
         fields = {name: item[name] for name in ("key", "fingerprint", "status_code", "seq")}
@@ -264,7 +264,8 @@ class MemoryStore:
         version = mutation.account.version
         account = self._account_item(mutation.account_after, now)
         ops = [_Operation((pk, Keys.ACCOUNT_SK), "absent" if version == 0 else "version", VERSION, account, version)]
-        puts = [(record_item(pk, record, now), WriteConflict.IDEMPOTENCY_KEY) for record in mutation.records]
+        account_id = mutation.account.account_id
+        puts = [(record_item(account_id, r, now), WriteConflict.IDEMPOTENCY_KEY) for r in mutation.records]
         puts += [(entry_item(pk, entry), VERSION) for entry in mutation.entries]
         puts += [(lot_item(pk, lot), VERSION) for lot in mutation.new_lots if lot.remaining]
         entry = mutation.entry

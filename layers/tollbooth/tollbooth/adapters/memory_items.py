@@ -64,12 +64,11 @@ def entry_from_item(item: Item) -> LedgerEntry:
     return LedgerEntry(**fields, idempotency_key=item.get("idempotency_key"), details=details or {})
 
 
-def record_item(pk: str, record: IdempotencyRecord, now: int) -> Item:
+def record_item(account_id: str, record: IdempotencyRecord, now: int) -> Item:
     body = json.dumps(record.body, separators=(",", ":"))
     fields = {"key": record.key, "fingerprint": record.fingerprint, "status_code": record.status_code}
-    return stored_item(
-        pk, Keys.idempotency(record.key), "idempotency", **fields, body=body, seq=record.seq, created_at=now
-    )
+    pk, sk = Keys.idempotency(account_id, record.key)
+    return stored_item(pk, sk, "idempotency", **fields, body=body, seq=record.seq, created_at=now)
 
 
 def item_size(item: Item) -> int:

@@ -40,7 +40,7 @@ class LedgerService:
         repository: LedgerStore,
         catalogs: CatalogHistory,
         *,
-        max_write_attempts: int = 10,
+        max_write_attempts: int = 40,
         ledger_page_max: int = LEDGER_PAGE_MAX,
         now: Callable[[], int] = clock.now_ms,
         sleep: Callable[[float], None] = time.sleep,

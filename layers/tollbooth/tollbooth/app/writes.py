@@ -11,7 +11,9 @@ holds the one rule for optimistic concurrency:
 - a cancelled write (``WriteConflict``) forgets the remembered state, lets the use case
   react (a replay, an event already charged), re-reads, and tries again, with jittered
   backoff after a fresh read lost the race;
-- after ``max_attempts`` it gives up with ConcurrentUpdate, having written nothing;
+- after ``max_attempts``, or once ``budget`` seconds have gone by, it gives up with
+  ConcurrentUpdate, having written nothing: a busy account makes a request wait, up to the
+  budget, rather than refuse it;
 - a mutation larger than one transaction is written as its first transaction plus an
   intent, which the loop then rolls forward; an intent found on an account is rolled
   forward before anything is planned on it (``domain.intents``).
@@ -40,6 +42,9 @@ from tollbooth.domain.ledger import Account, Mutation
 
 # Refusals that depend on the account's state: a remembered state is re-read before refusing.
 STATE_REFUSALS = (InsufficientCredits, FeatureLocked, InvalidPeriod)
+
+# How long a request keeps retrying a busy account: well inside the function's 10 s timeout.
+WRITE_BUDGET_SECONDS = 3.0
 
 Plan = Callable[[Account, int], Mutation | None]
 # Told of each cancelled write; True when the use case made progress from it (no backoff).
@@ -70,9 +75,13 @@ class Writes:
         now: Callable[[], int] = clock.now_ms,
         sleep: Callable[[float], None] = time.sleep,
         known: KnownAccounts | None = None,
+        budget: float = WRITE_BUDGET_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.max_attempts = max_attempts
+        self.budget = budget
+        self._monotonic = monotonic
         self._now = now
         self._sleep = sleep
         self._known = known if known is not None else KnownAccounts()
@@ -95,7 +104,10 @@ class Writes:
         remember = load is None
         reload: Loader = load or self.store.load_account
         account = start if start is not None else (self._known.get(account_id) if remember else None)
+        deadline = self._monotonic() + self.budget
         for attempt in range(self.max_attempts):
+            if attempt and self._monotonic() > deadline:
+                break
             fresh = account is None
             if account is None:
                 account = reload(account_id)

@@ -31,6 +31,10 @@ class TableItem(Model):
         table_name: str | None = None
         region = "us-east-1"
         host: str | None = None
+        # Set by the Repository (adapters.dynamodb.store): the calls' timeouts and retries.
+        connect_timeout_seconds: float = 15
+        read_timeout_seconds: float = 30
+        max_retry_attempts: int = 3
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)

@@ -35,6 +35,13 @@ from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
 from tollbooth.domain.expiry import expiry_summary
 from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Lot, Mutation
 
+# Each DynamoDB call gives up within (connect + read) x attempts = 8 s, inside the
+# functions' 10 s timeout (PynamoDB's defaults, 15 s + 30 s x 4, would outlast it): a stuck
+# call becomes a 503 the client retries with its Idempotency-Key, never a timed-out function.
+CONNECT_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 3.0
+MAX_RETRY_ATTEMPTS = 1  # botocore retries throttling and 5xx once more before we answer 503
+
 
 class Repository:
     """Access patterns over the Tollbooth table, named for what the service needs."""
@@ -51,12 +58,21 @@ class Repository:
         TableItem.Meta.table_name = table_name
         TableItem.Meta.region = region
         TableItem.Meta.host = endpoint_url
+        TableItem.Meta.connect_timeout_seconds = CONNECT_TIMEOUT_SECONDS
+        TableItem.Meta.read_timeout_seconds = READ_TIMEOUT_SECONDS
+        TableItem.Meta.max_retry_attempts = MAX_RETRY_ATTEMPTS
         self.expiry = expiry or ExpiryIndexing()
         # DynamoDB takes 100 items per transaction; older DynamoDB Local builds take 10.
         self.max_transaction_items = max_transaction_items
         for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem):
             model._connection = None
-        self._connection = Connection(region=region, host=endpoint_url)
+        self._connection = Connection(
+            region=region,
+            host=endpoint_url,
+            connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
+            read_timeout_seconds=READ_TIMEOUT_SECONDS,
+            max_retry_attempts=MAX_RETRY_ATTEMPTS,
+        )
 
     # -- reads ---------------------------------------------------------------
 
@@ -111,7 +127,7 @@ class Repository:
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         with _storage_errors():
             try:
-                item = IdempotencyItem.get(Keys.account(account_id), Keys.idempotency(key), consistent_read=True)
+                item = IdempotencyItem.get(*Keys.idempotency(account_id, key), consistent_read=True)
             except IdempotencyItem.DoesNotExist:
                 return None
         return IdempotencyRecord(
@@ -202,8 +218,7 @@ class Repository:
         puts: list[tuple[Model, Any, str]] = [(self._account_item(mutation.account_after, now), guard, VERSION)]
         for record in mutation.records:
             item = IdempotencyItem(
-                pk,
-                Keys.idempotency(record.key),
+                *Keys.idempotency(mutation.account.account_id, record.key),
                 key=record.key,
                 fingerprint=record.fingerprint,
                 status_code=record.status_code,
@@ -269,10 +284,14 @@ THROTTLED = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "Requ
 def _conflict(error: TransactWriteError, meanings: list[str], keys: list[str]) -> Exception:
     """What a cancelled transaction means, from the guards that failed (puts come first:
     the account, then one idempotency record per key, in order)."""
-    if error.cause_response_code == "ValidationException":
+    # PynamoDB reads the code off the cause's response, which a timeout or a closed
+    # connection does not have (it would raise): read it here, safely.
+    response = getattr(error.cause, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    if code == "ValidationException":
         # Too many items, or an item over 400 KB: the same transaction will always fail.
         return ChangeTooLarge()
-    if error.cause_response_code != "TransactionCanceledException":
+    if code != "TransactionCanceledException":
         return StorageUnavailable("the ledger store failed; retry the request")
     reasons = list(error.cancellation_reasons or [])
     if not reasons:
