@@ -86,8 +86,9 @@ build: $(STAMP) ## sam build: layers and functions for arm64, no Docker
 bench: install ## consume against bare DynamoDB, and the expiry sweep; writes BENCHMARKS.md
 	$(BIN)/python -m bench
 
-deploy: build ## sam deploy --config-env $(ENV) (dev by default)
-	$(BIN)/sam deploy --config-env $(or $(ENV),dev)
+deploy: build ## sam deploy --config-env $(ENV) (dev by default); PARAMS='Key=Value ...' merge over samconfig's
+	overrides="$$($(BIN)/python -m tollbooth_local deploy-parameters --env $(or $(ENV),dev) $(PARAMS))" && \
+	$(BIN)/sam deploy --config-env $(or $(ENV),dev) --parameter-overrides "$$overrides"
 
 clean: ## remove the virtualenv, build output and local state
 	rm -rf $(VENV) .aws-sam $(STATE) .pytest_cache .mypy_cache .ruff_cache .hypothesis

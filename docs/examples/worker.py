@@ -4,8 +4,10 @@ Run it against the local stack (``make run`` in another terminal):
 
     make example-worker            # or: python docs/examples/worker.py [ACCOUNT ...]
 
-It reads the usage queue's URL from .local/endpoints.json. Against a deployment, pass the
-stack's ``UsageQueueUrl`` output as USAGE_QUEUE_URL and use real AWS credentials.
+It reads the usage queue's URL and the local stack's AWS endpoint from .local/endpoints.json,
+and signs with the same stand-in credentials the local stack uses, so it needs no AWS account.
+Against a deployment, pass the stack's ``UsageQueueUrl`` output as USAGE_QUEUE_URL and use
+real AWS credentials.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ def connect() -> UsageClient:
     if queue_url:
         return UsageClient(queue_url)
     endpoints = json.loads(ENDPOINTS.read_text())
-    sqs = boto3.client("sqs", endpoint_url=endpoints["aws_endpoint_url"], region_name=endpoints["region"])
+    # The local stack's embedded AWS: stand-in credentials, never a real account's.
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=endpoints["aws_endpoint_url"],
+        region_name=endpoints["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     return UsageClient(endpoints["queues"]["UsageQueue"]["url"], sqs)
 
 
@@ -53,13 +62,18 @@ def do_work(account_id: str, job: int) -> dict:
 
 
 def main(accounts: list[str]) -> int:
-    client = connect()
+    try:
+        client = connect()
+    except FileNotFoundError:
+        print(f"no {ENDPOINTS}: start the local stack first (make run), or set USAGE_QUEUE_URL", file=sys.stderr)
+        return 1
     records = [do_work(account, job) for account in accounts for job in range(5)]
     try:
         report = client.send(records)
     except UsageNotSent as error:
         # Keep them and send again later: an event_id is never charged twice.
-        print(f"not sent: {error}; keeping {len(error.records)} records", file=sys.stderr)
+        cause = f" ({error.__cause__!r})" if error.__cause__ else ""
+        print(f"not sent: {error}{cause}; keeping {len(error.records)} records", file=sys.stderr)
         return 1
     print(f"sent {report.records} records in {report.messages} messages ({report.calls} calls)")
     return 0

@@ -8,6 +8,7 @@ backups are made cheap (``_snapshot_items_not_tables``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -145,6 +146,7 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.shutdown()
+        self._server.server_close()
         self._thread.join(timeout=5)
 
 
@@ -184,12 +186,35 @@ def create_stateful_resources(
     return created
 
 
+def _with_pseudo_parameters(value: Any, pseudo: dict[str, str]) -> Any:
+    """``value`` with AWS::StackName and its kind written out, in a Ref or a Fn::Sub (moto's
+    CloudFormation leaves them as they are in some resources' names)."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in pseudo:
+            return pseudo[value["Ref"]]
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            text = value["Fn::Sub"]
+            for name, replacement in pseudo.items():
+                text = text.replace("${" + name + "}", replacement)
+            return {"Fn::Sub": text}
+        return {key: _with_pseudo_parameters(item, pseudo) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_pseudo_parameters(item, pseudo) for item in value]
+    return value
+
+
 def _create_stack(
     template: Template, stack_name: str, aws_url: str, resources: dict[str, Any], values: dict[str, str]
 ) -> dict[str, dict[str, str]]:
+    from tollbooth_local.intrinsics import pseudo_parameters
+
+    resources = _with_pseudo_parameters(resources, pseudo_parameters(stack_name))
+    # Parameters a deployment must name (JwtIssuer) mean nothing to tables and queues: left out
+    # unless given, so any caller can create the stateful resources.
+    declared = template.document.get("Parameters", {})
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Parameters": template.document.get("Parameters", {}),
+        "Parameters": {name: spec for name, spec in declared.items() if "Default" in spec or name in values},
         "Conditions": template.document.get("Conditions", {}),
         "Resources": resources,
     }
@@ -197,7 +222,7 @@ def _create_stack(
     cloudformation.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(body, default=str),
-        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()],
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in values.items() if key in declared],
     )
     created: dict[str, dict[str, str]] = {}
     for resource in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]:
@@ -233,20 +258,30 @@ def create_table(dynamodb_url: str, table_name: str, props: dict[str, Any]) -> d
         if props.get(key):
             request[key] = props[key]
     dynamodb = client("dynamodb", dynamodb_url)
-    dynamodb.create_table(**request)
+    # A table kept from an earlier run (PERSIST=1) is used as it is: its data is the point.
+    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+        dynamodb.create_table(**request)
     dynamodb.get_waiter("table_exists").wait(TableName=table_name)
     return {"Ref": table_name, "Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}"}
 
 
 def resolve(value: Any, parameters: dict[str, str], resources: dict[str, dict[str, str]]) -> str:
-    """Resolve the intrinsic functions an environment variable may use: Ref, GetAtt, Sub."""
+    """Resolve the intrinsic functions an environment variable may use: Ref (pseudo parameters
+    included), GetAtt, Sub, and If (template.yaml's Conditions, on these parameters)."""
+    from tollbooth_local import intrinsics
+
     if isinstance(value, str | int | bool):
         return str(value).lower() if isinstance(value, bool) else str(value)
     if isinstance(value, dict) and len(value) == 1:
         ((function, argument),) = value.items()
+        if function == "Fn::If":
+            conditions = intrinsics.evaluate_conditions(Template().document.get("Conditions", {}), parameters)
+            return resolve(intrinsics.select(value, conditions), parameters, resources)
         if function == "Ref":
             if argument in parameters:
                 return parameters[argument]
+            if argument.startswith("AWS::"):
+                return intrinsics.pseudo_parameters(parameters.get("AWS::StackName", "tollbooth-local"))[argument]
             return resources[argument]["Ref"]
         if function == "Fn::GetAtt":
             logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
@@ -260,5 +295,5 @@ def resolve(value: Any, parameters: dict[str, str], resources: dict[str, dict[st
                     return resources[logical_id][attribute]
                 return resolve({"Ref": name}, parameters, resources)
 
-            return re.sub(r"\$\{([\w.]+)\}", substitute, argument)
+            return re.sub(r"\$\{([\w.:]+)\}", substitute, argument)
     raise ValueError(f"the local stack cannot resolve {value!r}")

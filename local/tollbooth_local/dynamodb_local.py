@@ -41,9 +41,11 @@ def free_port() -> int:
 
 
 class DynamoDBLocal:
-    def __init__(self, cache_dir: Path, port: int | None = None) -> None:
+    def __init__(self, cache_dir: Path, port: int | None = None, data_dir: Path | None = None) -> None:
+        """``data_dir``: keep the tables there across restarts (-dbPath); None: in memory."""
         self.jar_dir = ensure_installed(cache_dir)
         self.port = port or free_port()
+        self.data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,13 +53,18 @@ class DynamoDBLocal:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> DynamoDBLocal:
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            storage = ["-dbPath", str(self.data_dir.resolve())]
+        else:
+            storage = ["-inMemory"]
         self.process = subprocess.Popen(
             [
                 "java",
                 f"-Djava.library.path={self.jar_dir / 'DynamoDBLocal_lib'}",
                 "-jar",
                 str(self.jar_dir / "DynamoDBLocal.jar"),
-                "-inMemory",
+                *storage,
                 "-sharedDb",  # one database whatever access key or region a client signs with
                 "-port",
                 str(self.port),

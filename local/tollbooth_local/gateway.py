@@ -9,7 +9,9 @@ routes, anything else to PublicApi's.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import sys
 import time
 import traceback
 import uuid
@@ -23,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 
 from tollbooth_local import tokens
+from tollbooth_local.cors import Cors
 from tollbooth_local.template import Route
 
 Invoke = Callable[[str, dict[str, Any]], Any]
@@ -42,18 +45,30 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], b
     return status, {"content-type": "application/json"}, body
 
 
-# Local tooling only (not an API route): POST here runs a scheduled function now.
-SCHEDULES_PREFIX = "/_local/schedules/"
+# What an HTTP API answers when the integration fails: the function raised, timed out (Lambda
+# reports both as a function error) or returned what is not a valid payload-v2 response.
+# (A REST API would answer 502; an HTTP API answers 500.)
+INTEGRATION_FAILED = (500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+# Local tooling only (not API routes), for a service token: POST /_local/schedules/<function>
+# runs a scheduled function now (make expire-now).
+LOCAL_PREFIX = "/_local/"
+SCHEDULES_PREFIX = LOCAL_PREFIX + "schedules/"
 
 
 class Gateway:
     def __init__(
-        self, routes: list[Route], invoke: Invoke, state_dir: Path, run_schedule: Callable[[str], Any] | None = None
+        self,
+        routes: list[Route],
+        invoke: Invoke,
+        state_dir: Path,
+        run_schedule: Callable[[str], Any] | None = None,
+        cors: Cors | None = None,
     ) -> None:
         self.routes = routes
         self.invoke = invoke
         self.state_dir = state_dir
         self.run_schedule = run_schedule
+        self.cors = cors
 
     def caller(self, authorization: str | None) -> Caller | None:
         """None means the token was presented and is not valid."""
@@ -71,10 +86,19 @@ class Gateway:
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
+        if self.cors is None:
+            return self._route(method, target, headers, body, source_ip)
+        if Cors.is_preflight(method, headers):
+            return self.cors.preflight(headers)
+        return self.cors.decorate(headers, self._route(method, target, headers, body, source_ip))
+
+    def _route(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
         url = urlsplit(target)
         path = url.path
-        if path.startswith(SCHEDULES_PREFIX) and method == "POST" and self.run_schedule is not None:
-            return self._run_schedule(path.removeprefix(SCHEDULES_PREFIX))
+        if path.startswith(LOCAL_PREFIX):
+            return self._tooling(method, path, headers)
         candidates = [(route, params) for route in self.routes if (params := route.match(method, path)) is not None]
         if not candidates:
             return _error(404, "not_found", "no such route")
@@ -91,10 +115,21 @@ class Gateway:
         event = self._event(route, params, method, url.path, url.query, headers, body, caller, source_ip)
         try:
             result = self.invoke(route.function_id, event)
-        except Exception:  # what API Gateway answers when the integration fails
-            traceback.print_exc()
-            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
-        return self._response(result)
+        except Exception as error:  # crashed or timed out: the container has been replaced
+            print(f"{route.function_id}: {error!r}", file=sys.stderr, flush=True)
+            return INTEGRATION_FAILED
+        return self._response(route.function_id, result)
+
+    def _tooling(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """The local-only routes: for a service token, as a deployment's operations would be."""
+        caller = self.caller(headers.get("authorization"))
+        if caller is None or caller.kind == "none":
+            return _error(401, "unauthenticated", "local tooling needs a service token (make -s token ROLE=service)")
+        if caller.kind != "iam":
+            return _error(403, "forbidden", "local tooling is for a service token")
+        if method == "POST" and path.startswith(SCHEDULES_PREFIX) and self.run_schedule is not None:
+            return self._run_schedule(path.removeprefix(SCHEDULES_PREFIX))
+        return _error(404, "not_found", "no such route")
 
     def _run_schedule(self, function_id: str) -> tuple[int, dict[str, str], bytes]:
         assert self.run_schedule is not None
@@ -169,15 +204,26 @@ class Gateway:
         return event
 
     @staticmethod
-    def _response(result: Any) -> tuple[int, dict[str, str], bytes]:
+    def _response(function_id: str, result: Any) -> tuple[int, dict[str, str], bytes]:
+        """A payload-v2 answer as API Gateway reads it: a dict with statusCode is a response,
+        anything else is a JSON body with 200; a response API Gateway cannot read is a 500."""
         if not isinstance(result, dict) or "statusCode" not in result:
             return 200, {"content-type": "application/json"}, json.dumps(result).encode()
-        headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
-        for key, values in (result.get("multiValueHeaders") or {}).items():
-            headers[key.lower()] = ",".join(str(v) for v in values)
-        raw = result.get("body") or ""
-        body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
-        return int(result["statusCode"]), headers, body
+        try:
+            status = int(result["statusCode"])
+            if not 100 <= status <= 599:
+                raise ValueError(f"statusCode {status}")
+            headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+            for key, values in (result.get("multiValueHeaders") or {}).items():
+                headers[str(key).lower()] = ",".join(str(v) for v in values)
+            raw = result.get("body") or ""
+            if not isinstance(raw, str):
+                raise ValueError("body is not a string")
+            body = base64.b64decode(raw, validate=True) if result.get("isBase64Encoded") else raw.encode()
+        except (TypeError, ValueError, AttributeError, binascii.Error) as error:
+            print(f"{function_id}: malformed Lambda response ({error})", file=sys.stderr, flush=True)
+            return INTEGRATION_FAILED
+        return status, headers, body
 
 
 def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
@@ -185,13 +231,15 @@ def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
         protocol_version = "HTTP/1.1"
 
         def _dispatch(self) -> None:
+            started = time.monotonic()
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {key.lower(): value for key, value in self.headers.items()}
             status, out_headers, payload = gateway.handle(
                 self.command, self.path, headers, body, self.client_address[0]
             )
-            self.send_response(status)
+            self.send_response_only(status)
+            self.send_header("date", self.date_time_string())
             for key, value in out_headers.items():
                 if key not in ("content-length", "connection"):
                     self.send_header(key, value)
@@ -199,6 +247,10 @@ def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
+            self.wfile.flush()
+            # One line per request, as `sam local start-api` prints it, with the time taken.
+            elapsed_ms = (time.monotonic() - started) * 1000
+            self.log_message('"%s %s" %d %.0f ms', self.command, urlsplit(self.path).path, status, elapsed_ms)
 
         def __getattr__(self, name: str) -> Any:
             # Every method reaches the routes, as on API Gateway: one no route declares gets
@@ -207,8 +259,12 @@ def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
                 return self._dispatch
             raise AttributeError(name)
 
-        def log_message(self, format: str, *args: Any) -> None:  # one quiet line per request
-            return
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return  # _dispatch logs once the answer is out, with its duration
+
+        def log_message(self, format: str, *args: Any) -> None:
+            line = f"{self.client_address[0]} - - [{self.log_date_time_string()}] {format % args}"
+            print(line, file=sys.stderr, flush=True)
 
     class Server(ThreadingHTTPServer):
         request_queue_size = 128  # bursts of concurrent clients must queue, not be reset

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tollbooth_local import tokens
 from tollbooth_local.aws import (
     ACCOUNT,
     REGION,
@@ -19,7 +20,9 @@ from tollbooth_local.aws import (
     use_offline_environment,
 )
 from tollbooth_local.containers import Containers
+from tollbooth_local.cors import Cors
 from tollbooth_local.gateway import SERVICE_ROLE, Gateway, serve
+from tollbooth_local.intrinsics import evaluate_conditions, pseudo_parameters, select
 from tollbooth_local.pollers import QueuePoller, QueueSource
 from tollbooth_local.schedules import Scheduler, rate_seconds
 from tollbooth_local.template import Template
@@ -27,18 +30,33 @@ from tollbooth_local.template import Template
 STACK_NAME = "tollbooth-local"
 EVENTS_TAP = "tollbooth-local-events"
 # Local differences from a deployment, all of them about the host, none about behaviour.
-# As `sam deploy --parameter-overrides` would set them for a developer's stack.
-LOCAL_PARAMETERS = {"EnableSwagger": "true", "CreditIssuerRoles": SERVICE_ROLE}
+# As `sam deploy --parameter-overrides` would set them for a developer's stack. The local
+# gateway checks dev tokens itself (tollbooth_local.tokens); the issuer is only named.
+LOCAL_PARAMETERS = {
+    "EnableSwagger": "true",
+    "CreditIssuerRoles": SERVICE_ROLE,
+    "JwtIssuer": f"https://{tokens.ISSUER}.localhost",
+    "JwtAudience": tokens.AUDIENCE,
+}
+
+
+def local_parameters() -> dict[str, str]:
+    """LOCAL_PARAMETERS, and CORS for any origin (a web app on another port) unless
+    CORS_ALLOWED_ORIGINS names the origins, as the CorsAllowedOrigins parameter would."""
+    return {**LOCAL_PARAMETERS, "CorsAllowedOrigins": os.environ.get("CORS_ALLOWED_ORIGINS", "*")}
 
 
 def function_environment(
-    template: Template, parameters: dict[str, str], resources: dict[str, dict[str, str]]
+    template: Template,
+    parameters: dict[str, str],
+    resources: dict[str, dict[str, str]],
+    conditions: dict[str, bool] | None = None,
 ) -> dict[str, str]:
     """The union of every function's resolved environment (each local container hosts them all)."""
     merged: dict[str, str] = {}
     for spec in template.functions().values():
         for key, raw in spec.environment.items():
-            value = resolve(raw, parameters, resources)
+            value = resolve(select(raw, conditions or {}), parameters, resources)
             if merged.get(key, value) != value:
                 raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
             merged[key] = value
@@ -91,11 +109,11 @@ class LocalStack:
             os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_url
             # The DynamoDB Local build we run takes 10 items per transaction (DynamoDB takes 100).
             os.environ.setdefault("MAX_TRANSACTION_ITEMS", "10")
-        parameters = {**self.template.parameter_defaults(), **LOCAL_PARAMETERS}
-        resources = create_stateful_resources(
-            self.template, STACK_NAME, self.moto.url, self.dynamodb_url, LOCAL_PARAMETERS
-        )
-        os.environ.update(function_environment(self.template, parameters, resources))
+        overrides = local_parameters()
+        parameters = {**self.template.parameter_defaults(), **overrides, **pseudo_parameters(STACK_NAME)}
+        conditions = evaluate_conditions(self.template.document.get("Conditions", {}), parameters)
+        resources = create_stateful_resources(self.template, STACK_NAME, self.moto.url, self.dynamodb_url, overrides)
+        os.environ.update(function_environment(self.template, parameters, resources, conditions))
         self.containers = Containers(self.template, self.concurrency)
         # moto never fires scheduled rules: run them here, faster when EXPIRY_RATE_SECONDS is set.
         override = os.environ.get("EXPIRY_RATE_SECONDS")
@@ -109,7 +127,13 @@ class LocalStack:
             for source in queue_sources(self.template, parameters, resources)
         ]
         self._tap_events(resources)
-        gateway = Gateway(self.template.routes(), self.containers.invoke, self.state_dir, self.scheduler.run_now)
+        # One port serves every HttpApi; the one with a CorsConfiguration (PublicApi) sets CORS.
+        configured = (
+            Cors.from_configuration(select(api.get("Properties", {}).get("CorsConfiguration"), conditions), parameters)
+            for api in self.template.resources_of("AWS::Serverless::HttpApi").values()
+        )
+        cors = next((found for found in configured if found is not None), None)
+        gateway = Gateway(self.template.routes(), self.containers.invoke, self.state_dir, self.scheduler.run_now, cors)
         self.server = serve(gateway, self.host, self.port)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
@@ -146,9 +170,12 @@ class LocalStack:
             events.put_targets(Rule=EVENTS_TAP, EventBusName=resource["Name"], Targets=[target])
 
     def stop(self) -> None:
+        """Stop taking requests, then end every container and the embedded AWS; nothing is
+        left running and no port stays bound."""
         self.scheduler.stop()
         for poller in self.pollers:
             poller.stop()
         self.server.shutdown()
+        self.server.server_close()
         self.containers.close()
         self.moto.stop()

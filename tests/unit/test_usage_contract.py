@@ -6,9 +6,16 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from tollbooth.contracts.usage import MAX_RECORDS_PER_MESSAGE, message_body, parse_message
-from tollbooth.usage_client import MAX_MESSAGE_BYTES, UsageClient, UsageNotSent, pack
+from tollbooth.usage_client import MAX_MESSAGE_BYTES, InvalidUsage, UsageClient, UsageNotSent, pack
+
+
+def aws_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "SendMessageBatch"
+    )
 
 
 def record(n: int, **extra: Any) -> dict[str, Any]:
@@ -70,7 +77,7 @@ class FlakySqs:
         self.calls += 1
         assert len(Entries) <= 10 and sum(len(e["MessageBody"].encode()) for e in Entries) <= 262_144
         if self.raise_first and self.calls == 1:
-            raise ConnectionError("network down")
+            raise aws_error("RequestThrottled", 403)
         failed = []
         for entry in Entries:
             seen = self.attempts.get(entry["MessageBody"], 0)
@@ -103,11 +110,44 @@ def test_the_client_never_drops_a_record_silently() -> None:
     assert sorted(r["event_id"] for r in failure.value.records) == sorted(f"e{n}" for n in range(25))
 
 
-def test_the_client_refuses_invalid_records_before_sending() -> None:
+def test_the_client_refuses_invalid_records_before_sending_and_names_each_by_index() -> None:
     sqs = FlakySqs()
-    with pytest.raises(ValueError, match="quantity"):
-        UsageClient("q", sqs).send([record(1), record(2, quantity=-1)])
+    with pytest.raises(InvalidUsage, match="quantity") as refused:
+        UsageClient("q", sqs).send([record(1), record(2, quantity=-1), record(3), {"event_id": "e4"}])
+    assert sorted(refused.value.problems) == [1, 3] and "record 1: quantity" in str(refused.value)
+    assert isinstance(refused.value, ValueError)
     assert sqs.calls == 0
+
+
+class FailingSqs(FlakySqs):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [NoCredentialsError(), aws_error("AccessDenied", 403), aws_error("AWS.SimpleQueueService.NonExistentQueue", 400)],
+)
+def test_an_error_that_would_recur_is_not_retried_and_is_the_cause(error: Exception) -> None:
+    sqs = FailingSqs(error)
+    with pytest.raises(UsageNotSent) as failure:
+        UsageClient("q", sqs, sleep=lambda _: None).send([record(n) for n in range(3)])
+    assert sqs.calls == 1
+    assert failure.value.__cause__ is error
+    assert [r["event_id"] for r in failure.value.records] == ["e0", "e1", "e2"]
+
+
+@pytest.mark.parametrize("error", [aws_error("ThrottlingException", 400), aws_error("InternalError", 500)])
+def test_throttling_and_server_errors_are_retried_and_the_last_is_the_cause(error: Exception) -> None:
+    sqs = FailingSqs(error)
+    with pytest.raises(UsageNotSent) as failure:
+        UsageClient("q", sqs, max_attempts=3, sleep=lambda _: None).send([record(1)])
+    assert sqs.calls == 3 and failure.value.__cause__ is error
 
 
 def test_messages_go_ten_per_call_within_the_batch_size_limit() -> None:

@@ -5,13 +5,15 @@ place of Powertools Tracer: the X-Ray SDK it imports cost more than importing bo
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 logger = Logger()
-metrics = Metrics(namespace="Tollbooth")
+# The template names one namespace per stack (Tollbooth/<stack>), so alarms never mix stacks.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Tollbooth")
 # Reads publish no business metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 

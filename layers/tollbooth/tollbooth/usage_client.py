@@ -7,10 +7,12 @@
 
 It validates every record against the message contract (tollbooth.usage) before sending,
 packs records into messages under the SQS size limit, sends them with SendMessageBatch
-(10 messages per call), and retries what SQS did not take, with exponential backoff. A
-record is never dropped silently: if it cannot be sent, ``send`` raises ``UsageNotSent``
-holding every record that was not sent, to keep and send again (resending is safe: each
-event_id is charged once).
+(10 messages per call), and retries what SQS did not take because it was throttled or
+failed (5xx), with exponential backoff. A record is never dropped silently: if it cannot be
+sent, ``send`` raises ``UsageNotSent`` holding every record that was not sent, to keep and
+send again (resending is safe: each event_id is charged once), chained to the error that
+stopped it (no credentials, access denied, no such queue: those are not retried). Invalid
+records are refused before anything is sent: ``InvalidUsage`` names each by its index.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from tollbooth.contracts.common import describe_problems
 from tollbooth.contracts.usage import MAX_RECORDS_PER_MESSAGE, SCHEMA, UsageRecord
 
 # SQS takes 262,144 bytes per message and per SendMessageBatch call; keep a margin.
@@ -29,6 +34,42 @@ MAX_MESSAGE_BYTES = 250_000
 MAX_BATCH_BYTES = 250_000
 MAX_BATCH_ENTRIES = 10
 _ENVELOPE = len(json.dumps({"schema": SCHEMA, "records": []}, separators=(",", ":")))
+# What SQS answers when it is busy: worth another try, as is any 5xx.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "SlowDown",
+        "KmsThrottled",
+        "KMS.ThrottlingException",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+    }
+)
+
+
+class InvalidUsage(ValueError):
+    """Records that break the usage contract; ``problems`` maps each one's index to why."""
+
+    def __init__(self, problems: dict[int, str]) -> None:
+        listed = "; ".join(f"record {index}: {why}" for index, why in sorted(problems.items()))
+        super().__init__(f"{len(problems)} invalid usage records, nothing sent: {listed}")
+        self.problems = problems
+
+
+def is_retryable(error: Exception) -> bool:
+    """Throttling or a server error (5xx); anything else will fail the same way again."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str((response.get("Error") or {}).get("Code", ""))
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return code in THROTTLING_CODES or (isinstance(status, int) and status >= 500)
 
 
 class UsageNotSent(Exception):
@@ -67,6 +108,25 @@ def pack(records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return messages
 
 
+def validate(records: Iterable[UsageRecord | dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record as it is sent, or InvalidUsage naming each invalid one by its index."""
+    valid: list[dict[str, Any]] = []
+    problems: dict[int, str] = {}
+    for index, record in enumerate(records):
+        try:
+            valid.append(UsageRecord.model_validate(record).model_dump(mode="json", exclude_none=True))
+        except ValidationError as error:
+            problems[index] = describe_problems(error.errors()) or str(error)
+    if problems:
+        raise InvalidUsage(problems)
+    return valid
+
+
+def _records(messages: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """The records in these messages, in the order they were given."""
+    return [record for _, text in sorted(messages) for record in json.loads(text)["records"]]
+
+
 def body(records: list[dict[str, Any]]) -> str:
     return json.dumps({"schema": SCHEMA, "records": records}, separators=(",", ":"))
 
@@ -93,11 +153,12 @@ class UsageClient:
 
     def send(self, records: Iterable[UsageRecord | dict[str, Any]]) -> SendReport:
         """Validate, pack and send every record, or raise UsageNotSent with those that were not."""
-        valid = [UsageRecord.model_validate(record).model_dump(mode="json", exclude_none=True) for record in records]
+        valid = validate(records)
         messages = [body(group) for group in pack(valid)]
         pending = list(enumerate(messages))
         refused: list[tuple[int, str]] = []  # SQS said the message itself is wrong: no retry
         reason = ""
+        last_error: Exception | None = None
         calls = retries = 0
         for attempt in range(self.max_attempts):
             if not pending:
@@ -106,17 +167,22 @@ class UsageClient:
                 retries += 1
                 self._sleep(random.uniform(0, self.base_delay * 2**attempt))
             failed: list[tuple[int, str]] = []
-            for batch in self._batches(pending):
+            for position, batch in enumerate(self._batches(pending)):
                 calls += 1
-                retry, permanent, why = self._send_batch(batch)
+                try:
+                    retry, permanent, why = self._send_batch(batch)
+                except Exception as error:
+                    if not is_retryable(error):  # it would fail the same way: stop, and say why
+                        unsent = refused + failed + [m for later in self._batches(pending)[position:] for m in later]
+                        raise UsageNotSent(f"SQS refused the call: {error}", _records(unsent)) from error
+                    retry, permanent, why, last_error = batch, [], "", error
                 failed += retry
                 refused += permanent
                 reason = why or reason
             pending = failed
         if pending or refused:
-            unsent = [record for _, text in sorted(refused + pending) for record in json.loads(text)["records"]]
             why = reason if refused else f"SQS did not accept them after {self.max_attempts} attempts"
-            raise UsageNotSent(why, unsent)
+            raise UsageNotSent(why, _records(refused + pending)) from last_error
         return SendReport(records=len(valid), messages=len(messages), calls=calls, retries=retries)
 
     @staticmethod
@@ -138,10 +204,7 @@ class UsageClient:
     def _send_batch(self, batch: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], list[tuple[int, str]], str]:
         """Send one SendMessageBatch: the messages to try again, those SQS refused for good, and why."""
         entries = [{"Id": str(index), "MessageBody": text} for index, text in batch]
-        try:
-            reply = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        except Exception:  # throttled, or the network: every message in the call is retried
-            return batch, [], ""
+        reply = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         by_id = dict(batch)
         retry, refused, reason = [], [], ""
         for failure in reply.get("Failed", []):
