@@ -106,8 +106,6 @@ class Writes:
         account = start if start is not None else (self._known.get(account_id) if remember else None)
         deadline = self._monotonic() + self.budget
         for attempt in range(self.max_attempts):
-            if attempt and self._monotonic() > deadline:
-                break
             fresh = account is None
             if account is None:
                 account = reload(account_id)
@@ -134,6 +132,10 @@ class Writes:
                 account = None
                 progressed = on_conflict(conflict) if on_conflict is not None else False
                 if fresh and not progressed:
+                    # A lost race: wait, within the budget. (A conflict that made progress, a
+                    # replay or an event found charged, goes on however slow the store is.)
+                    if self._monotonic() > deadline:
+                        break
                     self._backoff(attempt)
                 continue
             # Committed. The draws an intent still owes are applied now; should that fail,
