@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from bench import coldstart, consume, expiry, history, hot, usage
+from bench import coldstart, consume, cost, expiry, history, hot, usage
 from bench.common import STATE, instrument_pynamodb, machine, record
 
 
@@ -35,6 +35,14 @@ def main() -> int:
     finally:
         moto.stop()
     cold = coldstart.bench_coldstart()
+    # The cost model's Lambda durations: this run's handler medians on DynamoDB Local.
+    costs = cost.bench_cost(
+        {
+            "consume": results[0]["ours"].median_ms,
+            "usage batch": 1000 * usage.PER_BATCH / ingestion[0]["ours_rps"],
+            "expiry write-off": 1000 * sweep["seconds"] / max(1, sweep["expired"]),
+        }
+    )
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
         [
@@ -48,6 +56,7 @@ def main() -> int:
             history.render(long_lived),
             hot.render(contention),
             usage.render(ingestion),
+            cost.render(costs),
         ]
     )
     print(section)

@@ -1,0 +1,97 @@
+"""The cost model's billing arithmetic (bench.billing): DynamoDB's on-demand rules as the
+bench applies them, and a bill that adds up to its parts."""
+
+from __future__ import annotations
+
+from bench.billing import (
+    INDEX,
+    ItemWrite,
+    Metered,
+    Read,
+    Transaction,
+    index_write_units,
+    read_units,
+    transactional_write_units,
+)
+from bench.cost import Operation, consume_costs, dollars
+
+KB = 1024
+
+
+def account_item(**attributes: object) -> dict[str, object]:
+    return {"pk": "ACCOUNT#a", "sk": "ACCOUNT", "type": "account", "version": 1, **attributes}
+
+
+def test_a_transactional_write_costs_two_units_per_started_kilobyte_of_each_item() -> None:
+    assert transactional_write_units(None, 100) == 2
+    assert transactional_write_units(None, KB) == 2
+    assert transactional_write_units(None, int(1.2 * KB)) == 4
+    assert transactional_write_units(None, 5 * KB + 1) == 12
+
+
+def test_an_update_or_delete_costs_the_larger_of_the_item_before_and_after() -> None:
+    assert transactional_write_units(900, int(1.2 * KB)) == 4  # grows past 1 KB
+    assert transactional_write_units(int(1.2 * KB), 900) == 4  # shrinks below it
+    assert transactional_write_units(3 * KB, None) == 6  # a delete costs the item it removes
+
+
+def test_an_index_entry_costs_one_unit_per_kilobyte_and_a_key_change_is_a_delete_and_a_put() -> None:
+    assert index_write_units(None, None, key_changed=False) == 0  # never in the sparse index
+    assert index_write_units(None, int(1.5 * KB), key_changed=False) == 2  # put
+    assert index_write_units(900, 950, key_changed=False) == 1  # projected attributes change
+    assert index_write_units(900, 900, key_changed=False, changed=False) == 0  # nothing changed
+    assert index_write_units(900, int(1.5 * KB), key_changed=True) == 1 + 2  # delete the old, put the new
+    assert index_write_units(int(2.5 * KB), None, key_changed=False) == 3  # removal
+
+
+def test_a_strongly_consistent_query_costs_one_unit_per_started_4_kb_of_everything_it_returns() -> None:
+    assert read_units([2 * KB, 3 * KB]) == 2  # 5 KB
+    assert read_units([100] * 40) == 1  # 4,000 bytes
+    assert read_units([]) == 1  # a Query that finds nothing still costs a unit
+    assert Read("GetItem", (5 * KB,)).read_units == 2
+
+
+def test_an_item_write_sees_the_account_enter_the_index_and_its_key_move() -> None:
+    outside = account_item()
+    indexed = account_item(expiry_shard="EXPIRY#001", next_due_at=1000)
+    moved = account_item(expiry_shard="EXPIRY#001", next_due_at=2000)
+    entered = ItemWrite.of(outside, indexed)
+    assert (entered.index_before, entered.index_key_changed, entered.index_units) == (None, False, 1)
+    assert ItemWrite.of(indexed, moved).index_units == 2
+    assert ItemWrite.of(indexed, outside).index_units == 1
+    assert ItemWrite.of(None, outside).index_units == 0
+    assert ItemWrite.of(outside, None).kind == "account item"
+
+
+def test_the_breakdown_by_item_sums_to_the_bill_and_prices_it() -> None:
+    lot = {"pk": "ACCOUNT#a", "sk": "ACCOUNT#LOT#l", "type": "lot", "remaining": 5, "blob": "x" * 1500}
+    record = {"pk": "IDEMPOTENCY#a#k", "sk": "IDEMPOTENCY", "type": "idempotency"}
+    writes = [
+        ItemWrite.of(account_item(), account_item(expiry_shard="EXPIRY#001", next_due_at=1)),
+        ItemWrite.of(lot, {**lot, "remaining": 4}),
+        ItemWrite.of(None, record),
+    ]
+    transaction = Transaction(writes)
+    assert transaction.breakdown() == {"account item": 2, INDEX: 1, "lot": 4, "idempotency record": 2}
+    assert transaction.write_units == 9
+    assert transaction.partition_units("ACCOUNT#a") == 6  # the record has a partition of its own
+    operation = Operation("a write", Metered([transaction], [Read("Query", (5 * KB,))]), api=True)
+    cost = dollars(operation, memory_mb=512)
+    assert round(cost["DynamoDB"], 6) == round(9 * 0.625 + 2 * 0.125, 6)
+    assert cost["API"] == 1.0
+
+
+def test_a_measured_consume_bills_each_item_it_writes_and_nothing_else() -> None:
+    # Given an account holding one lot with no expiry and 4 live expiring lots
+    result = consume_costs(4)
+    # Then a warm consume is one transaction: the account item (with its index entry), the
+    # entry, the idempotency record, and the lot it draws from
+    one: Metered = result["one"]
+    assert one.requests() == {"TransactWriteItems": 1}
+    kinds = sorted(write.kind for write in one.transactions[0].writes)
+    assert kinds == ["account item", "idempotency record", "ledger entry", "lot"]
+    assert one.breakdown()[INDEX] > 0
+    for metered in (one, result["two"], result["replay"]):
+        assert sum(metered.breakdown().values()) == metered.write_units
+    # And a replay is answered from the idempotency record, read once
+    assert result["replay"].requests()["GetItem"] == 1
