@@ -1,7 +1,11 @@
-"""Purchase function: POST /v1/accounts/{account_id}/purchases."""
+"""Purchase function: a payment's credits, and its refunds.
 
-from tollbooth.api import purchase_routes
+POST /v1/accounts/{account_id}/purchases
+POST /v1/accounts/{account_id}/refunds
+"""
+
+from tollbooth.api import purchase_routes, refund_routes
 from tollbooth.api.runtime import build_resolver, lambda_handler_for
 
-app = build_resolver(purchase_routes.router)
+app = build_resolver(purchase_routes.router, refund_routes.router)
 lambda_handler = lambda_handler_for(app)

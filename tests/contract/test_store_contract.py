@@ -29,9 +29,9 @@ from tests.contract.conftest import (
 )
 from tollbooth.adapters.dynamodb import Keys
 from tollbooth.adapters.memory import DynamoDBError, MemoryStore
-from tollbooth.app.ports import WriteConflict
+from tollbooth.app.ports import PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
-from tollbooth.domain.ledger import Account, Draw, Intent, Lot, Mutation
+from tollbooth.domain.ledger import Account, Draw, Intent, Lot, Mutation, PaymentRefund
 
 WEEK = 7 * DAY  # the default warning window
 
@@ -616,3 +616,29 @@ def test_the_account_item_summarises_the_soonest_due_lots_and_the_sweep_reads_th
     full = store.load_expiry_view("a", first_beyond)
     assert full is not None and len(full.lots) == count and full.unsummarized is None
     assert store.load_account("a").unsummarized is None
+
+
+def test_a_refund_raises_the_payment_refunded_total_only_from_what_it_was(store: Store) -> None:
+    # Given a purchase paid by pi_1
+    account = applied(store, credit(Account(account_id="a"), lot("l1", 100), payment_reference="pi_1"))
+    assert store.find_payment("pi_1") == PaymentRecord("pi_1", "a", "entry-a-1", 1, 0)
+    assert store.find_entry("a", 1) == store.list_entries("a", 1).entries[0]
+    # When a refund takes it from 0 to 400 (minor units), clawing 40 credits back
+    first = Mutation(
+        account, (entry(account, "refund", -40),), transfers=(Draw("l1", 40),), refund=PaymentRefund("pi_1", 0, 400)
+    )
+    account = applied(store, first)
+    assert store.find_payment("pi_1").refunded_minor == 400  # type: ignore[union-attr]
+    assert account.clawed_back == 40 and account.lots[0].remaining == 60
+    # Then a refund computed from the old total is cancelled, and nothing of it is written
+    stale = Mutation(
+        account, (entry(account, "refund", -10),), transfers=(Draw("l1", 10),), refund=PaymentRefund("pi_1", 0, 100)
+    )
+    refused(store, stale, WriteConflict.VERSION)
+    assert store.find_payment("pi_1").refunded_minor == 400  # type: ignore[union-attr]
+    # And one computed from the current total goes through
+    later = Mutation(
+        account, (entry(account, "refund", -10),), transfers=(Draw("l1", 10),), refund=PaymentRefund("pi_1", 400, 500)
+    )
+    assert applied(store, later).clawed_back == 50
+    assert store.find_payment("pi_unknown") is None and store.find_entry("a", 99) is None

@@ -9,25 +9,39 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved
 from tollbooth.adapters.dynamodb import Repository
+from tollbooth.adapters.memory import MemoryStore
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
+from tollbooth.app.ports import LedgerStore
 from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.catalog import load_history
-from tollbooth.domain.errors import InsufficientCredits
+from tollbooth.domain.errors import InsufficientCredits, RefundTooLarge
 from tollbooth.domain.ledger import ExpiryIndexing
+from tollbooth.domain.refunds import RefundRequest
 
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 6, 1, tzinfo=UTC))
 
 
+def refund_once(service: LedgerService, account: str, reference: str, amount: int | None, key: str, tries: int) -> None:
+    """A refund, sent ``tries`` times with one key: it refunds once. More than is left to
+    refund changes nothing (which the invariant checks)."""
+    body = {"payment_reference": reference, "amount_minor": amount}
+    idem = Idempotency.of(key, "refund", account, body)
+    for _ in range(tries):
+        with contextlib.suppress(RefundTooLarge):
+            service.refund(account, reference, RefundRequest(amount, "property", "test"), idem)
+
+
 def test_lots_and_ledger_always_agree(engine, table_name: str) -> None:  # type: ignore[no-untyped-def]
+    """On both engines, with a bounded budget."""
     repository = Repository(
         table_name,
         "us-east-1",
@@ -35,6 +49,17 @@ def test_lots_and_ledger_always_agree(engine, table_name: str) -> None:  # type:
         max_transaction_items=engine.max_transaction_items,
         expiry=ExpiryIndexing(warning_window=7 * DAY, shards=2),
     )
+    explore(repository, examples=10, steps=15)
+
+
+def test_lots_and_ledger_always_agree_explored_widely_on_the_twin() -> None:
+    """On the in-memory twin with DynamoDB Local's 10-item transactions (large debits roll
+    forward from intents), many more runs."""
+    explore(MemoryStore(ExpiryIndexing(warning_window=7 * DAY, shards=2), max_transaction_items=10), 60, 30)
+
+
+def explore(repository: LedgerStore, examples: int, steps: int) -> None:
+    """Run the account state machine against ``repository``."""
 
     class Account(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -44,6 +69,7 @@ def test_lots_and_ledger_always_agree(engine, table_name: str) -> None:  # type:
             self.account = f"prop-{uuid.uuid4().hex[:10]}"
             self.service = LedgerService(repository, load_history(), now=self.clock, max_write_attempts=30)
             self.n = 0
+            self.payments: list[str] = []
 
         def key(self) -> str:
             self.n += 1
@@ -62,6 +88,15 @@ def test_lots_and_ledger_always_agree(engine, table_name: str) -> None:  # type:
             self.service.purchase(
                 self.account, package, reference, Idempotency.of(self.key(), "purchase", self.account, body)
             )
+            self.payments.append(reference)
+
+        @precondition(lambda self: bool(self.payments))
+        @rule(pick=st.integers(0, 10), amount=st.one_of(st.none(), st.integers(1, 4000)), again=st.booleans())
+        def refund(self, pick: int, amount: int | None, again: bool) -> None:
+            reference = self.payments[pick % len(self.payments)]
+            refund_once(self.service, self.account, reference, amount, self.key(), 2 if again else 1)
+            paid = repository.find_payment(reference)
+            assert paid is not None and paid.refunded_minor <= 3999
 
         @rule(words=st.integers(1, 40_000))
         def consume(self, words: int) -> None:
@@ -106,6 +141,6 @@ def test_lots_and_ledger_always_agree(engine, table_name: str) -> None:  # type:
     run_state_machine_as_test(
         Account,
         settings=settings(
-            max_examples=10, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
+            max_examples=examples, stateful_step_count=steps, deadline=None, suppress_health_check=list(HealthCheck)
         ),
     )

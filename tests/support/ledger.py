@@ -32,7 +32,7 @@ ACCOUNT = "acct-1"
 
 def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None:
     account = repository.load_account(account_id)
-    assert account.balance == account.granted - account.consumed - account.expired
+    assert account.balance == account.granted - account.consumed - account.expired - account.clawed_back
     owed = 0 if account.intent is None else sum(draw.amount for draw in account.intent.draws)
     assert account.balance == sum(lot.remaining for lot in account.lots) - owed - account.arrears
     assert all(0 < lot.remaining <= lot.granted for lot in account.lots)

@@ -37,10 +37,10 @@ from tollbooth.adapters.memory_items import (
     record_item,
     stored_item,
 )
-from tollbooth.app.ports import LedgerPage, WriteConflict
+from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, TollboothError
 from tollbooth.domain.expiry import expiry_summary
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Mutation
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Mutation
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
@@ -78,6 +78,7 @@ class _Operation:
     item: Item | None = None
     amount: int = 0  # the version to match, or the credits an update moves
     deletes: bool = False  # the lot's last credit (guarded by exactly what is left), or the intent
+    refunded: int = 0  # a payment's refunded total after a refund (guarded by ``amount``, before)
 
 
 def _passes(op: _Operation, current: Item | None, now: int) -> bool:
@@ -90,6 +91,8 @@ def _passes(op: _Operation, current: Item | None, now: int) -> bool:
     remaining, expires_at = current.get("remaining"), current.get("expires_at")
     if op.guard == "version":
         return bool(current.get("version") == op.amount)
+    if op.guard == "refunded":
+        return bool(current.get("refunded_minor", 0) == op.amount)
     enough = remaining is not None and (remaining == op.amount if op.deletes else remaining >= op.amount)
     if op.guard == "draw":
         return enough and (expires_at is None or expires_at > now)
@@ -109,6 +112,8 @@ def _written(op: _Operation, current: Item | None) -> Item | None:
     assert current is not None, "every update's guard needs the item"
     if op.guard in ("draw", "transfer"):
         return {**current, "remaining": current["remaining"] - op.amount}
+    if op.guard == "refunded":
+        return {**current, "refunded_minor": op.refunded}
     return {**current, "warned": True}
 
 
@@ -190,6 +195,17 @@ class MemoryStore:
             return None
         fields = {name: item[name] for name in ("key", "fingerprint", "status_code", "seq")}
         return IdempotencyRecord(**fields, body=json.loads(item["body"]))
+
+    def find_payment(self, reference: str) -> PaymentRecord | None:
+        item = self._read((Keys.payment(reference), Keys.PAYMENT_SK))
+        if item is None:
+            return None
+        fields = (item["account_id"], item["entry_id"], item["seq"], item.get("refunded_minor", 0))
+        return PaymentRecord(reference, *fields)
+
+    def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None:
+        item = self._read((Keys.account(account_id), Keys.entry(seq)))
+        return None if item is None else entry_from_item(item)
 
     def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
         """Ledger entries newest first; ``before_seq`` continues from an earlier page."""
@@ -287,6 +303,10 @@ class MemoryStore:
         ops += [_Operation((pk, Keys.lot(lot_id)), "exists", VERSION) for lot_id in mutation.warned]
         if mutation.account.intent is not None and mutation.intent_after is None:
             ops.append(_Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
+        if mutation.refund is not None:
+            refund = mutation.refund
+            paid = (Keys.payment(refund.reference), Keys.PAYMENT_SK)
+            ops.append(_Operation(paid, "refunded", VERSION, None, refund.before_minor, refunded=refund.after_minor))
         return ops
 
     def _account_item(self, account: Account, now: int) -> Item:
@@ -294,7 +314,7 @@ class MemoryStore:
         summary = expiry_summary(account, self.expiry)
         due = summary.next_due_at
         fields = {name: getattr(account, name) for name in (*ACCOUNT_PLAIN, "seq")}
-        fields |= {"arrears": account.arrears or None, "updated_at": now}
+        fields |= {"arrears": account.arrears or None, "clawed_back": account.clawed_back or None, "updated_at": now}
         summaries = [lot_summary(lot) for lot in summary.lots]
         fields["expiring_lots"] = json.dumps(summaries) if summaries else None
         fields["unsummarized"] = summary.unsummarized

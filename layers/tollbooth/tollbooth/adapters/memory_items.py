@@ -44,6 +44,7 @@ def account_from_item(item: Item, lots: tuple[Lot, ...] | None = None, intent: I
         **counts,
         seq=item["seq"],
         arrears=item.get("arrears", 0),
+        clawed_back=item.get("clawed_back", 0),
         lots=lots,
         pending_events=tuple(json.loads(item.get("pending_events", "[]"))),
         periods=periods_from_stored(json.loads(item.get("periods", "null"))),

@@ -160,13 +160,21 @@ def get_catalog(version: Annotated[str | None, Query(max_length=64)] = None) -> 
 @cache
 def full_api() -> APIGatewayHttpResolver:
     """A resolver holding every route, used only to describe the whole API."""
-    from tollbooth.api import account_routes, consume_routes, grant_routes, purchase_routes, quote_routes
+    from tollbooth.api import (
+        account_routes,
+        consume_routes,
+        grant_routes,
+        purchase_routes,
+        quote_routes,
+        refund_routes,
+    )
     from tollbooth.api.runtime import build_resolver
 
     app = build_resolver(
         router,
         quote_routes.router,
         purchase_routes.router,
+        refund_routes.router,
         grant_routes.router,
         consume_routes.router,
         account_routes.router,

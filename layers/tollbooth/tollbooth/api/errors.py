@@ -41,6 +41,7 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.InvalidQuantity: 422,
     errors.StorageUnavailable: 503,
     errors.ChangeTooLarge: 422,
+    errors.RefundTooLarge: 422,
 }
 
 

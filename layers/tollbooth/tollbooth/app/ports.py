@@ -35,6 +35,17 @@ class WriteConflict(Exception):
 
 
 @dataclass(frozen=True)
+class PaymentRecord:
+    """A payment that granted credits: which account and entry, and the money refunded of it."""
+
+    reference: str
+    account_id: str
+    entry_id: str
+    seq: int
+    refunded_minor: int = 0
+
+
+@dataclass(frozen=True)
 class LedgerPage:
     entries: list[LedgerEntry]
     next_seq: int | None  # pass back as ``before_seq`` for the next (older) page
@@ -59,6 +70,10 @@ class LedgerStore(Protocol):
         """Accounts of one expiry shard with work due at ``now``."""
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    def find_payment(self, reference: str) -> PaymentRecord | None: ...
+
+    def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None: ...
 
     def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
         """Entries newest first; ``before_seq`` continues from an earlier page."""

@@ -9,6 +9,7 @@ from dataclasses import replace
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.views import lot_view
 from tollbooth.contracts.http import ConsumeResponse, GrantResponse
+from tollbooth.contracts.money_back import RefundResponse
 from tollbooth.domain.ledger import IdempotencyRecord, Mutation
 from tollbooth.domain.money import format_credits
 from tollbooth.domain.pricing import Charge
@@ -43,3 +44,23 @@ def with_consume_receipt(mutation: Mutation, charge: Charge, idem: Idempotency, 
         catalog_version=charge.catalog_version,
     ).model_dump(mode="json")
     return _kept(mutation, idem, 200, body)
+
+
+def with_refund_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
+    """201: the refund's entry, the money it returns, the credits it took back, what was
+    already spent (and what became of it), and the ledger balance after it."""
+    entry = mutation.entry
+    assert entry is not None and entry.kind == "refund"
+    details = entry.details
+    body = RefundResponse(
+        entry_id=entry.entry_id,
+        payment_reference=details["payment_reference"],
+        refunded_minor=details["amount_minor"],
+        refunded_total_minor=details["refunded_minor"],
+        currency=details["currency"],
+        clawed_back=format_credits(details["clawed_back"]),
+        unrecovered=format_credits(details["unrecovered"]),
+        refund_policy=details["refund_policy"],
+        balance=format_credits(mutation.account_after.balance),
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)

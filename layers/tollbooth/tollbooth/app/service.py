@@ -15,13 +15,14 @@ from tollbooth.app.context import INTERNAL, RequestContext
 from tollbooth.app.idempotency import Idempotency, Outcome
 from tollbooth.app.ports import LedgerStore, WriteConflict
 from tollbooth.app.queries import balance, ledger_page
-from tollbooth.app.receipts import with_consume_receipt, with_credit_receipt
+from tollbooth.app.receipts import with_consume_receipt, with_credit_receipt, with_refund_receipt
+from tollbooth.app.refunds import find_payment
 from tollbooth.app.usage import UsageCharges
 from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.app.writes import Plan, Refused, Writes
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 from tollbooth.contracts.usage import UsageRecord
-from tollbooth.domain import clock, debits, grants
+from tollbooth.domain import clock, debits, grants, refunds
 from tollbooth.domain.catalog import CatalogHistory
 from tollbooth.domain.errors import IdempotencyKeyReused, PaymentReferenceUsed, PeriodConflict
 from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, LotSource, Mutation
@@ -142,6 +143,28 @@ class LedgerService:
             charge, use = debits.consume(self.catalogs.in_force(now), feature, quantity, dimensions)
             mutation = debits.consume_mutation(account, charge, use, now, idem.key, context.caller.record())
             return with_consume_receipt(mutation, charge, idem, now)
+
+        return self._request(account_id, idem, plan)
+
+    def refund(
+        self,
+        account_id: str,
+        payment_reference: str,
+        asked: refunds.RefundRequest,
+        idem: Idempotency,
+        *,
+        context: RequestContext = INTERNAL,
+    ) -> Outcome:
+        """Refund money of a payment, and claw back the credits it granted in proportion
+        (``domain.refunds``). The payment is read afresh for each attempt: its refunded
+        total guards the write."""
+
+        def plan(account: Account, now: int) -> Mutation:
+            payment = find_payment(self.repository, account_id, payment_reference)
+            policy = self.catalogs.in_force(now).refund_policy_of(payment.package_id)
+            caller = context.caller.record()
+            mutation = refunds.refund_mutation(account, payment, asked, policy, now, idem.key, caller)
+            return with_refund_receipt(mutation, idem)
 
         return self._request(account_id, idem, plan)
 

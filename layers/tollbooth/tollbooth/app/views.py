@@ -56,7 +56,7 @@ def _draw_views(stored: list[dict[str, Any]] | None) -> list[DrawView] | None:
 
 def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     details = dict(entry.details)
-    for amount_field in ("lot_granted", "unpaid", "arrears_paid"):
+    for amount_field in ("lot_granted", "unpaid", "arrears_paid", "clawed_back", "unrecovered"):
         if amount_field in details:
             details[amount_field] = format_credits(details[amount_field])
     if "records" in details:
@@ -66,7 +66,10 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
         ]
     if "caller" in details:
         details["caller"] = shown(details["caller"])
+    claws = details.pop("claws", None)  # a refund's, per lot: shown as its draws
     draws = details.pop("draws", None)
+    if claws is not None:
+        draws = [{"lot_id": claw["lot_id"], "amount": claw["taken"]} for claw in claws if claw["taken"]]
     rolled = details.pop("rolled_over", None)
     details.pop("lots", None)  # the granted lots' terms: kept for refunds and reversals, shown as lot_ids
     return LedgerEntryView(

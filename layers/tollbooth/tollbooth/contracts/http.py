@@ -146,12 +146,15 @@ class Totals(Contract):
     granted: CreditsOut
     consumed: CreditsOut
     expired: CreditsOut
+    clawed_back: CreditsOut = Field(description="Taken back by refunds, from lots or into arrears")
 
 
 class BalanceResponse(Contract):
     account_id: str
     available: CreditsOut = Field(description="Spendable now: unexpired lots only.")
-    balance: CreditsOut = Field(description="Ledger balance: granted - consumed - expired; negative in arrears.")
+    balance: CreditsOut = Field(
+        description="Ledger balance: granted - consumed - expired - clawed_back; negative in arrears."
+    )
     arrears: CreditsOut = Field(description="Usage already performed that credits did not cover; paid off first.")
     totals: Totals
     lots: list[LotView]
@@ -230,6 +233,15 @@ class LedgerEntryView(Contract):
     lot_granted: CreditsOut | None = None
     breakage_minor: int | None = Field(default=None, description="What the expired credits cost, in minor units")
     caller: CallerView | None = Field(default=None, description="Who asked for the change (API requests)")
+    # A refund: the money, the credits clawed back from the lots (``draws``), what was spent.
+    amount_minor: int | None = Field(default=None, description="A refund's money, in the payment's minor unit")
+    refunded_minor: int | None = Field(default=None, description="Money refunded of the payment so far")
+    paid_minor: int | None = Field(default=None, description="Money the refunded payment paid")
+    payment_entry_id: str | None = None
+    clawed_back: CreditsOut | None = None
+    unrecovered: CreditsOut | None = Field(default=None, description="Credits a refund owed back, already spent")
+    refund_policy: str | None = None
+    actor: str | None = Field(default=None, description="The operator or system that asked (refunds)")
 
 
 class LedgerPageResponse(Contract):

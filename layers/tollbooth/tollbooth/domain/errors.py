@@ -135,3 +135,14 @@ class ChangeTooLarge(TollboothError):
 
     def __init__(self, message: str = "the change is larger than one transaction can hold; it cannot succeed as sent"):
         super().__init__(message)
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+
+
+class RefundTooLarge(TollboothError):
+    """More money than the payment has left to refund (refunds of a payment never add up
+    to more than it paid)."""
+
+    code = "refund_exceeds_payment"

@@ -120,11 +120,47 @@ class AccountOverdrawn(EventDetail):
     occurred_at: Instant = Field(description="When the usage was charged (ISO-8601, UTC).")
 
 
+class PurchaseRefunded(EventDetail):
+    """Money was refunded of a payment: sent once per refund, after its `refund` ledger entry is committed."""
+
+    event_id: str = Field(
+        pattern=r"^purchase\.refunded:",
+        description="`purchase.refunded:<account_id>:<entry_id>`: deduplicate by it.",
+    )
+    type: Literal["purchase.refunded"] = Field(description="`purchase.refunded`; also the EventBridge detail-type.")
+    payment_reference: str = Field(min_length=1, description="The payment refunded.")
+    amount_minor: int = Field(description="The money this refund returns, in minor units of `currency`.")
+    refunded_total_minor: int = Field(description="The money refunded of the payment so far, this refund included.")
+    paid_minor: int = Field(description="The money the payment paid.")
+    currency: str | None = Field(description="The payment's currency (ISO 4217).")
+    entry_id: str = Field(min_length=1, description="The `refund` ledger entry.")
+    occurred_at: Instant = Field(description="When the refund was committed (ISO-8601, UTC).")
+
+
+class CreditsClawedBack(EventDetail):
+    """A refund took back the credits its payment granted, in proportion: sent with `purchase.refunded`."""
+
+    event_id: str = Field(
+        pattern=r"^credits\.clawed_back:",
+        description="`credits.clawed_back:<account_id>:<entry_id>`: deduplicate by it.",
+    )
+    type: Literal["credits.clawed_back"] = Field(description="`credits.clawed_back`; also the EventBridge detail-type.")
+    clawed_back: Credits = Field(description="Credits taken back from the payment's lots.")
+    unrecovered: Credits = Field(description="Credits the refund owed back that had already been spent.")
+    refund_policy: Literal["debt", "absorb"] = Field(
+        description="What became of the unrecovered credits: arrears (`debt`) or written off (`absorb`)."
+    )
+    entry_id: str = Field(min_length=1, description="The `refund` ledger entry.")
+    occurred_at: Instant = Field(description="When the refund was committed (ISO-8601, UTC).")
+
+
 # Every event Tollbooth publishes, by type (its EventBridge detail-type).
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "credits.expiring": CreditsExpiring,
     "credits.expired": CreditsExpired,
     "account.overdrawn": AccountOverdrawn,
+    "purchase.refunded": PurchaseRefunded,
+    "credits.clawed_back": CreditsClawedBack,
 }
 LOT_EVENT_MODELS: dict[str, type[LotEvent]] = {"credits.expiring": CreditsExpiring, "credits.expired": CreditsExpired}
 
@@ -161,6 +197,34 @@ def overdrawn_event(account_id: str, entry: LedgerEntry, arrears: int, now: int)
         entry_id=entry.entry_id,
         occurred_at=clock.to_iso(now),
     ).model_dump(mode="json")
+
+
+def refund_events(account_id: str, entry: LedgerEntry, now: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``purchase.refunded`` and ``credits.clawed_back`` for a committed ``refund`` entry."""
+    details = entry.details
+    common = {"schema_version": SCHEMA_VERSION, "account_id": account_id, "entry_id": entry.entry_id}
+    occurred = clock.to_iso(now)
+    refunded = PurchaseRefunded(
+        **common,
+        event_id=f"purchase.refunded:{account_id}:{entry.entry_id}",
+        type="purchase.refunded",
+        payment_reference=details["payment_reference"],
+        amount_minor=details["amount_minor"],
+        refunded_total_minor=details["refunded_minor"],
+        paid_minor=details["paid_minor"],
+        currency=details["currency"],
+        occurred_at=occurred,
+    )
+    clawed = CreditsClawedBack(
+        **common,
+        event_id=f"credits.clawed_back:{account_id}:{entry.entry_id}",
+        type="credits.clawed_back",
+        clawed_back=format_credits(details["clawed_back"]),
+        unrecovered=format_credits(details["unrecovered"]),
+        refund_policy=details["refund_policy"],
+        occurred_at=occurred,
+    )
+    return refunded.model_dump(mode="json"), clawed.model_dump(mode="json")
 
 
 def event_schema(kind: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ reads or writes anything.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from tollbooth.domain import clock, ids
@@ -31,7 +31,6 @@ from tollbooth.domain.ledger import (
     Lot,
     LotSource,
     Mutation,
-    lot_terms,
     pay_off_arrears,
 )
 from tollbooth.domain.money import format_credits
@@ -255,6 +254,26 @@ def allowance(catalog: Catalog, account: Account, plan_id: str, start: int, end:
         "catalog_version": catalog.version,
     }
     return Credit("allowance", tuple(lots), details, transfers=carried)
+
+
+def lot_from_terms(terms: dict[str, Any]) -> Lot:
+    """The lot as it was granted (all of it remaining), from ``lot_terms``."""
+    values = {name: tuple(value) if isinstance(value, list) else value for name, value in terms.items()}
+    return Lot(remaining=int(values["granted"]), **values)
+
+
+def lot_terms(lot: Lot) -> dict[str, Any]:
+    """What a lot was granted with, as its granting entry records it: the lot's record once
+    its last credit is gone and it leaves the store (refunds and reversals read it)."""
+    terms = {name: getattr(lot, name) for name in LOT_TERMS}
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in terms.items()
+        if value is not None and value is not False and value != ()  # a price of 0 is kept
+    }
+
+
+LOT_TERMS = tuple(f.name for f in fields(Lot) if f.name not in ("remaining", "warned"))
 
 
 def credit_mutation(account: Account, credit: Credit, now: int, key: str, caller: Mapping[str, str]) -> Mutation:

@@ -7,14 +7,15 @@ Invariants (checked by the tests):
 * every lot has 0 < remaining <= granted: a lot leaves the account with its last credit
   (its terms live on in the ledger entry that granted it), so loading an account reads
   only what can still be spent or written off, however long its history;
-* account.balance == sum(lot.remaining) - sum(intent draws) - arrears == granted - consumed - expired;
+* account.balance == sum(lot.remaining) - sum(intent draws) - arrears
+  == granted - consumed - expired - clawed_back;
 * each mutation bumps account.version by one; one that moves credits appends ledger
   entry #seq, so entries are numbered 1, 2, 3... with no gaps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
 from tollbooth.domain.money import format_credits
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
-EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire"]
+EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire", "refund"]
 # Entries that spend credits (through the API, or usage reported by workers).
 SPENDING_KINDS = ("consume", "usage")
 
@@ -84,20 +85,6 @@ class Lot:
         )
 
 
-def lot_terms(lot: Lot) -> dict[str, Any]:
-    """What a lot was granted with, as its granting entry records it: the lot's record once
-    its last credit is gone and it leaves the store (refunds and reversals read it)."""
-    terms = {name: getattr(lot, name) for name in LOT_TERMS}
-    return {
-        name: list(value) if isinstance(value, tuple) else value
-        for name, value in terms.items()
-        if value not in (None, (), False)
-    }
-
-
-LOT_TERMS = tuple(f.name for f in fields(Lot) if f.name not in ("remaining", "warned"))
-
-
 @dataclass(frozen=True)
 class Draw:
     lot_id: str
@@ -137,6 +124,8 @@ class Account:
     # Usage already performed that the account's credits could not pay for (issue: arrears).
     # The ledger balance is sum(lot.remaining) - arrears, and may be negative.
     arrears: int = 0
+    # Credits refunds took back: from the lots, or (their policy being debt) into arrears.
+    clawed_back: int = 0
     # Events committed with a change but not yet published (the outbox).
     pending_events: tuple[dict[str, Any], ...] = ()
     periods: tuple[PlanPeriod, ...] = ()
@@ -182,6 +171,16 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True)
+class PaymentRefund:
+    """The money refunded of a payment so far, before and after a refund: the write is
+    guarded by ``before``, so refunds of one payment never add up to more than it paid."""
+
+    reference: str
+    before_minor: int
+    after_minor: int
+
+
+@dataclass(frozen=True)
 class Mutation:
     """Everything one change to an account writes, all-or-nothing."""
 
@@ -200,6 +199,7 @@ class Mutation:
     pending_events: tuple[dict[str, Any], ...] | None = None  # the outbox afterwards; None: as before
     arrears_change: int = 0  # usage left unpaid (positive), or arrears paid off by new credits (negative)
     intent_after: Intent | None = None  # lot draws still owed once this transaction commits
+    refund: PaymentRefund | None = None  # what a payment has had refunded, before and after
 
     @property
     def lot_changes(self) -> int:
@@ -260,6 +260,7 @@ class Mutation:
             granted=self.account.granted + sum(value for _, value in amounts if value > 0),
             consumed=self.account.consumed - sum(value for kind, value in amounts if kind in SPENDING_KINDS),
             expired=self.account.expired - sum(value for kind, value in amounts if kind == "expire"),
+            clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind == "refund"),
             arrears=self.account.arrears + self.arrears_change,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )

@@ -61,6 +61,7 @@ class AccountItem(TableItem, discriminator="account"):
     consumed = NumberAttribute()
     expired = NumberAttribute()
     arrears = NumberAttribute(null=True)
+    clawed_back = NumberAttribute(null=True)  # absent until a refund
     updated_at = NumberAttribute()
     expiring_lots = JSONAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
     unsummarized = NumberAttribute(null=True)  # when the live expiring lots beyond it are next due
@@ -123,6 +124,7 @@ class PaymentItem(TableItem, discriminator="payment"):
     account_id = UnicodeAttribute()
     entry_id = UnicodeAttribute()
     seq = NumberAttribute()
+    refunded_minor = NumberAttribute(null=True)  # absent until the first refund
 
 
 def entry_from_item(item: LedgerItem) -> LedgerEntry:
@@ -184,6 +186,7 @@ def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None, in
         consumed=int(item.consumed),
         expired=int(item.expired),
         arrears=int(item.arrears or 0),
+        clawed_back=int(item.clawed_back or 0),
         lots=lots,
         pending_events=tuple(item.pending_events or ()),
         periods=periods_from_stored(item.periods),

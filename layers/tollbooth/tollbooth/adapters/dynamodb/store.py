@@ -30,10 +30,10 @@ from tollbooth.adapters.dynamodb.items import (
 )
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import lot_summary, periods_stored
-from tollbooth.app.ports import LedgerPage, WriteConflict
+from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
 from tollbooth.domain.expiry import expiry_summary
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, Lot, Mutation
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation
 
 # Each DynamoDB call gives up within (connect + read) x attempts = 8 s, inside the
 # functions' 10 s timeout (PynamoDB's defaults, 15 s + 30 s x 4, would outlast it): a stuck
@@ -138,6 +138,23 @@ class Repository:
             seq=int(item.seq),
         )
 
+    def find_payment(self, reference: str) -> PaymentRecord | None:
+        with _storage_errors():
+            try:
+                item = PaymentItem.get(Keys.payment(reference), Keys.PAYMENT_SK, consistent_read=True)
+            except PaymentItem.DoesNotExist:
+                return None
+        refunded = int(item.refunded_minor or 0)
+        return PaymentRecord(reference, item.account_id, item.entry_id, int(item.seq), refunded)
+
+    def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None:
+        with _storage_errors():
+            try:
+                item = LedgerItem.get(Keys.account(account_id), Keys.entry(seq), consistent_read=True)
+            except LedgerItem.DoesNotExist:
+                return None
+        return entry_from_item(item)
+
     def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
         """Ledger entries newest first; ``before_seq`` continues from an earlier page."""
         if before_seq is not None and before_seq <= 1:
@@ -172,6 +189,7 @@ class Repository:
             consumed=account.consumed,
             expired=account.expired,
             arrears=account.arrears or None,
+            clawed_back=account.clawed_back or None,
             updated_at=now,
             expiring_lots=[lot_summary(lot) for lot in summary.lots] or None,
             unsummarized=summary.unsummarized,
@@ -195,6 +213,7 @@ class Repository:
         """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
         puts = self._puts(mutation, now)
         updates, deletes = _lot_changes(mutation, now)
+        updates += _payment_refund(mutation)
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 for item, condition, _ in puts:
@@ -275,6 +294,19 @@ def _lot_changes(mutation: Mutation, now: int) -> tuple[list[tuple[Model, list[A
     if mutation.account.intent is not None and mutation.intent_after is None:
         deletes.append((IntentItem(pk, Keys.INTENT_SK), None))
     return updates, deletes
+
+
+def _payment_refund(mutation: Mutation) -> list[tuple[Model, list[Any], Any]]:
+    """A refund raises the payment's refunded total, guarded by what it was (so that two
+    refunds of one payment never both count what only one may)."""
+    refund = mutation.refund
+    if refund is None:
+        return []
+    was = PaymentItem.refunded_minor == refund.before_minor
+    if refund.before_minor == 0:
+        was = PaymentItem.refunded_minor.does_not_exist() | was
+    payment = PaymentItem(Keys.payment(refund.reference), Keys.PAYMENT_SK)
+    return [(payment, [PaymentItem.refunded_minor.set(refund.after_minor)], PaymentItem.pk.exists() & was)]
 
 
 # Cancellation reasons that mean the partition is over its throughput (AWS's documented codes).

@@ -154,6 +154,8 @@ class Package(LotTerms):
     bonus_expiry: Expiry | None = None
     priority: int = Field(default=50, ge=0, le=1000)
     bonus_priority: int = Field(default=20, ge=0, le=1000)
+    # What a refund does with credits already spent: the catalog's refund_policy if unset.
+    refund_policy: Literal["debt", "absorb"] | None = None
 
     @field_validator("credits")
     @classmethod
@@ -244,6 +246,13 @@ class Catalog(_Strict):
     # The most credits one service grant may create (a typo or a compromised role must not
     # mint without bound).
     max_grant: Millicredits = Field(default=1_000_000_000)
+    # A refund's credits already spent: "debt" (arrears the next credits pay) or "absorb"
+    # (written off as the seller's loss, and reported). Packages may say otherwise.
+    refund_policy: Literal["debt", "absorb"] = "debt"
+
+    def refund_policy_of(self, package_id: str | None) -> Literal["debt", "absorb"]:
+        package = self.packages.get(package_id or "")
+        return self.refund_policy if package is None or package.refund_policy is None else package.refund_policy
 
     @property
     def effective_from_ms(self) -> int:
