@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -91,8 +92,10 @@ def usage(event_id: str, account: str, credits: int = 1, **extra: Any) -> dict[s
 # -- the use cases, as a client calls them ----------------------------------------
 
 
-def ledger_over(store: LedgerStore, clock: Clock, attempts: int = 10) -> LedgerService:
-    return LedgerService(store, load_history(), now=clock, max_write_attempts=attempts, sleep=lambda _: None)
+def ledger_over(store: LedgerStore, clock: Clock, attempts: int = 10, *, backoff: bool = False) -> LedgerService:
+    """The use cases over ``store``; a lost race retries at once unless ``backoff`` (racing threads)."""
+    sleep = time.sleep if backoff else (lambda _: None)
+    return LedgerService(store, load_history(), now=clock, max_write_attempts=attempts, sleep=sleep)
 
 
 def buy(ledger: LedgerService, account: str, package_id: str, reference: str):  # type: ignore[no-untyped-def]

@@ -66,6 +66,7 @@ CONTRACT = {
     ("POST", "/v1/quotes", "PublicApi", "jwt"),
     ("POST", "/v1/quotes", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/purchases", "ServiceApi", "iam"),
+    ("POST", "/v1/accounts/{account_id}/refunds", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/grants", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/allowances", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/consume", "PublicApi", "jwt"),

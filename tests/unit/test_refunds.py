@@ -137,7 +137,7 @@ def test_racing_refunds_of_one_payment_never_refund_more_than_it_paid(store: Mem
 
     def attempt(n: int) -> None:
         try:
-            refund(ledger_over(racing, pinned, attempts=50), f"r{n}", 2400)
+            refund(ledger_over(racing, pinned, attempts=100, backoff=True), f"r{n}", 2400)
             outcomes.append("refunded")
         except RefundTooLarge:
             outcomes.append("refused")
@@ -161,10 +161,12 @@ def test_a_refund_racing_consumes_never_takes_a_credit_twice() -> None:
 
     def spend(n: int) -> None:
         with contextlib.suppress(InsufficientCredits):  # the refund may take the credits first
-            words(ledger_over(racing, pinned, attempts=50), "a", 100, f"w{n}")
+            words(ledger_over(racing, pinned, attempts=100, backoff=True), "a", 100, f"w{n}")
 
     threads = [threading.Thread(target=spend, args=(n,)) for n in range(6)]
-    threads.append(threading.Thread(target=lambda: refund(ledger_over(racing, pinned, attempts=50), "r1")))
+    threads.append(
+        threading.Thread(target=lambda: refund(ledger_over(racing, pinned, attempts=100, backoff=True), "r1"))
+    )
     for thread in threads:
         thread.start()
     for thread in threads:

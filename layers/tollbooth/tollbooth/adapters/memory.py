@@ -305,8 +305,10 @@ class MemoryStore:
             ops.append(_Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
         if mutation.refund is not None:
             refund = mutation.refund
-            paid = (Keys.payment(refund.reference), Keys.PAYMENT_SK)
-            ops.append(_Operation(paid, "refunded", VERSION, None, refund.before_minor, refunded=refund.after_minor))
+            payment_key = (Keys.payment(refund.reference), Keys.PAYMENT_SK)
+            ops.append(
+                _Operation(payment_key, "refunded", VERSION, None, refund.before_minor, refunded=refund.after_minor)
+            )
         return ops
 
     def _account_item(self, account: Account, now: int) -> Item:

@@ -202,7 +202,7 @@ def overdrawn_event(account_id: str, entry: LedgerEntry, arrears: int, now: int)
 def refund_events(account_id: str, entry: LedgerEntry, now: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """``purchase.refunded`` and ``credits.clawed_back`` for a committed ``refund`` entry."""
     details = entry.details
-    common = {"schema_version": SCHEMA_VERSION, "account_id": account_id, "entry_id": entry.entry_id}
+    common: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "account_id": account_id, "entry_id": entry.entry_id}
     occurred = clock.to_iso(now)
     refunded = PurchaseRefunded(
         **common,

@@ -258,7 +258,7 @@ def allowance(catalog: Catalog, account: Account, plan_id: str, start: int, end:
 
 def lot_from_terms(terms: dict[str, Any]) -> Lot:
     """The lot as it was granted (all of it remaining), from ``lot_terms``."""
-    values = {name: tuple(value) if isinstance(value, list) else value for name, value in terms.items()}
+    values: dict[str, Any] = {name: tuple(v) if isinstance(v, list) else v for name, v in terms.items()}
     return Lot(remaining=int(values["granted"]), **values)
 
 
