@@ -191,6 +191,15 @@ def test_an_idempotency_conflict_names_the_keys_already_used(store: Store) -> No
     assert refused(store, again, WriteConflict.IDEMPOTENCY_KEY).keys == {"k1", "k3"}
 
 
+def test_a_used_key_is_named_when_the_transaction_also_deletes_a_lot(store: Store) -> None:
+    # Given "k1" was used, and a debit under "k1" again that would take l1's last credit
+    # (the store deletes the lot, and DynamoDB orders deletes before puts)
+    account = applied(store, credit(Account(account_id="a"), lot("l1", 10), lot("l2", 10), key="k1"))
+    emptying = debit(account, Draw("l1", 10), key="k1")
+    # Then the conflict is still the used key, never a lost race
+    assert refused(store, emptying, WriteConflict.IDEMPOTENCY_KEY).keys == {"k1"}
+
+
 def test_a_stale_mutation_with_a_used_key_reports_the_key(store: Store) -> None:
     # Given "k1" was used; When its request is retried from the state before it,
     # Then the key wins over the version: the service replays the first answer

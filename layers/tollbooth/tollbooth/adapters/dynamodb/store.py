@@ -223,7 +223,11 @@ class Repository:
                 for gone, condition in deletes:
                     transaction.delete(gone, condition=condition)
         except TransactWriteError as error:
-            raise _conflict(error, [meaning for _, _, meaning in puts], [r.key for r in mutation.records]) from error
+            # PynamoDB sends condition checks, then deletes, then puts, then updates: the
+            # cancellation reasons come in that order, whatever order they were added in.
+            meanings = [VERSION] * len(deletes) + [meaning for _, _, meaning in puts] + [VERSION] * len(updates)
+            keys = [None] * (len(deletes) + 1) + [record.key for record in mutation.records]
+            raise _conflict(error, meanings, keys) from error
         except PynamoDBException as error:
             raise StorageUnavailable("the ledger store failed; retry the request") from error
 
@@ -313,9 +317,9 @@ def _payment_refund(mutation: Mutation) -> list[tuple[Model, list[Any], Any]]:
 THROTTLED = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
 
 
-def _conflict(error: TransactWriteError, meanings: list[str], keys: list[str]) -> Exception:
-    """What a cancelled transaction means, from the guards that failed (puts come first:
-    the account, then one idempotency record per key, in order)."""
+def _conflict(error: TransactWriteError, meanings: list[str], keys: list[str | None]) -> Exception:
+    """What a cancelled transaction means, from the guards that failed: ``meanings`` and
+    ``keys`` (the idempotency key an item records, if it records one) by transaction index."""
     # PynamoDB reads the code off the cause's response, which a timeout or a closed
     # connection does not have (it would raise): read it here, safely.
     response = getattr(error.cause, "response", None)
@@ -336,7 +340,7 @@ def _conflict(error: TransactWriteError, meanings: list[str], keys: list[str]) -
     ]
     failed = {meanings[i] for i in failed_at if i < len(meanings)}
     if WriteConflict.IDEMPOTENCY_KEY in failed:
-        used = {keys[i - 1] for i in failed_at if 1 <= i <= len(keys)}
+        used = {key for i in failed_at if i < len(keys) and (key := keys[i]) is not None}
         return WriteConflict(WriteConflict.IDEMPOTENCY_KEY, used)
     if WriteConflict.PAYMENT_REFERENCE in failed:
         return WriteConflict(WriteConflict.PAYMENT_REFERENCE)
