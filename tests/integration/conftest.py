@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.engines import Engine
 from tests.support.functions import deployed_environment
-from tests.support.ledger import Clock
+from tests.support.ledger import CONTENTION_BUDGET, Clock
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.app.service import LedgerService
 from tollbooth.domain.catalog import load_history
@@ -27,7 +27,7 @@ def repository(engine: Engine, table_name: str) -> Repository:
 
 @pytest.fixture
 def service(repository: Repository, clock: Clock) -> LedgerService:
-    return LedgerService(repository, load_history(), now=clock, max_write_attempts=30)
+    return LedgerService(repository, load_history(), now=clock, max_write_attempts=30, write_budget=CONTENTION_BUDGET)
 
 
 @pytest.fixture

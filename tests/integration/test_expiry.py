@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.ledger import Clock, Recorder, assert_conserved
+from tests.support.ledger import CONTENTION_BUDGET, Clock, Recorder, assert_conserved
 from tollbooth.adapters.dynamodb import Keys, Repository
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.service import LedgerService
@@ -38,7 +38,7 @@ def store(engine, table_name: str) -> Repository:  # type: ignore[no-untyped-def
 @pytest.fixture
 def ledger(store: Repository, clock: Clock) -> LedgerService:
     clock.pinned = START
-    return LedgerService(store, load_history(), now=clock, max_write_attempts=30)
+    return LedgerService(store, load_history(), now=clock, max_write_attempts=30, write_budget=CONTENTION_BUDGET)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved, usage
+from tests.support.ledger import CONTENTION_BUDGET, Clock, DeadLetterBox, Recorder, assert_conserved, usage
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
@@ -48,7 +48,7 @@ def store(engine, table_name: str) -> CountingRepository:  # type: ignore[no-unt
 @pytest.fixture
 def ledger(store: Repository, clock: Clock) -> LedgerService:
     clock.pinned = NOW
-    return LedgerService(store, load_history(), now=clock, max_write_attempts=30)
+    return LedgerService(store, load_history(), now=clock, max_write_attempts=30, write_budget=CONTENTION_BUDGET)
 
 
 @pytest.fixture
@@ -239,7 +239,7 @@ def test_conservation_holds_across_ingestion_and_api_consumes_together(
 
     def api(n: int) -> None:
         body = {"feature": "text_generation", "quantity": 500, "n": n}
-        service = LedgerService(store, load_history(), now=clock, max_write_attempts=50)
+        service = LedgerService(store, load_history(), now=clock, max_write_attempts=50, write_budget=CONTENTION_BUDGET)
         try:
             service.consume("both", "text_generation", 500, {}, Idempotency.of(f"api{n}", "consume", "both", body))
             with lock:
@@ -251,7 +251,9 @@ def test_conservation_holds_across_ingestion_and_api_consumes_together(
     def worker(n: int) -> None:
         messages = [(f"w{n}", message_body([usage(f"w{n}-{i}", "both") for i in range(3)]))]
         UsageIngestor(
-            LedgerService(store, load_history(), now=clock, max_write_attempts=50), Recorder(), DeadLetterBox()
+            LedgerService(store, load_history(), now=clock, max_write_attempts=50, write_budget=CONTENTION_BUDGET),
+            Recorder(),
+            DeadLetterBox(),
         ).ingest(messages)
 
     threads = [threading.Thread(target=api, args=(n,)) for n in range(10)]

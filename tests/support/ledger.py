@@ -29,6 +29,9 @@ class Clock:
 
 
 ACCOUNT = "acct-1"
+# Tests that race many writers on one account assert correctness, not speed: a slow engine
+# on a loaded machine must not turn a lost race into a 409.
+CONTENTION_BUDGET = 120.0
 
 
 def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None:

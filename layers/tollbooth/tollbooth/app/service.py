@@ -19,7 +19,7 @@ from tollbooth.app.receipts import with_consume_receipt, with_credit_receipt, wi
 from tollbooth.app.refunds import find_payment
 from tollbooth.app.usage import UsageCharges
 from tollbooth.app.views import LEDGER_PAGE_MAX
-from tollbooth.app.writes import Plan, Refused, Writes
+from tollbooth.app.writes import WRITE_BUDGET_SECONDS, Plan, Refused, Writes
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 from tollbooth.contracts.usage import UsageRecord
 from tollbooth.domain import clock, debits, grants, refunds
@@ -45,12 +45,13 @@ class LedgerService:
         ledger_page_max: int = LEDGER_PAGE_MAX,
         now: Callable[[], int] = clock.now_ms,
         sleep: Callable[[float], None] = time.sleep,
+        write_budget: float = WRITE_BUDGET_SECONDS,
     ) -> None:
         self.repository = repository
         self.catalogs = catalogs
         self.ledger_page_max = ledger_page_max
         self._now = now
-        self.writes = Writes(repository, max_attempts=max_write_attempts, now=now, sleep=sleep)
+        self.writes = Writes(repository, max_attempts=max_write_attempts, now=now, sleep=sleep, budget=write_budget)
         self.usage = UsageCharges(self.writes, repository, catalogs, now)
 
     def now(self) -> int:

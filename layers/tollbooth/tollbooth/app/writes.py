@@ -43,8 +43,8 @@ from tollbooth.domain.ledger import Account, Mutation
 # Refusals that depend on the account's state: a remembered state is re-read before refusing.
 STATE_REFUSALS = (InsufficientCredits, FeatureLocked, InvalidPeriod)
 
-# How long a request keeps retrying a busy account: well inside the function's 10 s timeout.
-WRITE_BUDGET_SECONDS = 3.0
+# How long a request keeps retrying a busy account, inside the function's 10 s timeout.
+WRITE_BUDGET_SECONDS = 5.0
 
 Plan = Callable[[Account, int], Mutation | None]
 # Told of each cancelled write; True when the use case made progress from it (no backoff).
