@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tollbooth.app import audit
 from tollbooth.app.known_accounts import KnownAccounts
 from tollbooth.app.ports import LedgerStore, WriteConflict
 from tollbooth.domain import clock
@@ -138,6 +139,7 @@ class Writes:
                         break
                     self._backoff(attempt)
                 continue
+            audit.committed(mutation)
             # Committed. The draws an intent still owes are applied now; should that fail,
             # the next writer or the sweep finishes them.
             finished = first.intent_after is None or self._finish_committed(first.account_after)
