@@ -40,6 +40,7 @@ API_WRITES = {
     "grant": ("GrantFunction", "grant.json", None, False),
     "allowance": ("GrantFunction", "allowance.json", allowance_body, False),
     "consume": ("ConsumeFunction", "consume.json", None, True),
+    "refund": ("PurchaseFunction", "refund.json", None, True),
 }
 
 

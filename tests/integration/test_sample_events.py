@@ -14,7 +14,7 @@ from tollbooth.settings import get_settings
 
 EVENT_FOR_FUNCTION = {
     "CatalogFunction": ["catalog.json", "quote.json"],
-    "PurchaseFunction": ["purchase.json"],
+    "PurchaseFunction": ["purchase.json", "refund.json"],
     "GrantFunction": ["grant.json", "allowance.json"],
     "ConsumeFunction": ["consume.json"],
     "AccountFunction": ["balance.json", "ledger.json"],
@@ -69,6 +69,9 @@ def test_the_sample_events_tell_a_purchase_consume_read_story() -> None:
     assert invoke_scheduled("UsageFunction", "usage.json") == {"batchItemFailures": []}
     after = invoke("AccountFunction", "balance.json")["json"]
     assert after["available"] == "5540.400"  # 5546 - 3.6 (1,200 premium words: 2.4 x 1.5) - 2 (an hd image)
+    # And a service refunds half of the purchase, its credits clawed back in proportion
+    refunded = invoke("PurchaseFunction", "refund.json")
+    assert refunded["statusCode"] == 201 and refunded["json"]["clawed_back"] == "2750.687"
     # And a scheduled sweep finds nothing due: every lot is good for months
     report = invoke_scheduled("ExpiryFunction", "expiry.json")
     assert report["complete"] and report["expired_lots"] == 0

@@ -33,6 +33,7 @@ def expiry_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     count("ExpiryWarnings", report.warned_lots)
     count("ExpiryAccountsFailed", report.failures)
     count("ExpiryShardsFailed", report.shards_failed)
+    count("OutboxBacklog", report.outbox_backlog)
     # A run that ran out of time leaves due work to the next: several an hour means lag.
     count("ExpirySweepsIncomplete", 0 if report.complete else 1)
     logger.info("expiry sweep", extra=report.as_dict())

@@ -14,7 +14,7 @@ from tollbooth.api.openapi import IDEMPOTENCY_HEADER
 from tollbooth.contracts.common import describe_problems
 from tollbooth.domain import errors
 from tollbooth.domain.money import format_credits
-from tollbooth.observability import count
+from tollbooth.observability import count, count_by
 
 logger = Logger(child=True)
 
@@ -84,8 +84,10 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             extra = {"allowed": error.details["allowed"]}
         if status >= 500:
             logger.exception("storage failure", extra={"code": error.code})
-        # Status402, Status409, Status503...: the dashboard's refusals and the rate alarms' numerators.
+        # Status402, Status409, Status503...: the dashboard's refusals and the rate alarms' numerators;
+        # and each refusal by its code (insufficient_credits, feature_locked...).
         count(f"Status{status}")
+        count_by("Refusals", "code", error.code)
         response = error_response(status, error.code, error.message, **extra)
         if error.retryable:  # the same request, sent again, can succeed
             response.headers["Retry-After"] = RETRY_AFTER_SECONDS

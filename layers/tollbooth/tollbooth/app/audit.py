@@ -8,11 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
 from tollbooth.app.context import shown
 from tollbooth.domain.ledger import LedgerEntry, Mutation
-from tollbooth.observability import count, logger, metrics
+from tollbooth.observability import count, count_by, logger
 
 # The metric each kind of entry adds its credits (millicredits, as a positive count) to.
 CREDIT_METRICS = {
@@ -35,7 +33,7 @@ def committed(mutation: Mutation) -> None:
             if metric is not None:
                 count(metric, abs(entry.amount))
             for feature, credits in _spent_by_feature(entry):
-                _count_by_feature(feature, credits)
+                count_by("CreditsConsumedByFeature", "feature", feature, credits)
     except Exception:
         logger.exception("mutation not logged", extra={"account_id": mutation.account.account_id})
 
@@ -61,11 +59,3 @@ def _spent_by_feature(entry: LedgerEntry) -> Iterator[tuple[str, int]]:
         for line in entry.details.get("records", []):
             totals[line["feature"]] = totals.get(line["feature"], 0) + int(line["charged"])
         yield from totals.items()
-
-
-def _count_by_feature(feature: str, credits: int) -> None:
-    # A metric of its own with the feature as a dimension (the shared metrics have none).
-    with single_metric(
-        name="CreditsConsumedByFeature", unit=MetricUnit.Count, value=credits, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name="feature", value=feature)

@@ -45,6 +45,7 @@ class SweepReport:
     conflicts: int = 0
     failures: int = 0  # accounts left for the next run (publishing or storage failed)
     shards_failed: int = 0  # shards whose index query failed; their accounts wait for the next run
+    outbox_backlog: int = 0  # events left unpublished in the outboxes of accounts left for the next run
     complete: bool = True  # False: the time budget ran out; the next run carries on
 
     def as_dict(self) -> dict[str, Any]:
@@ -129,9 +130,11 @@ class ExpirySweeper:
                 "expiry left for the next run: the account stayed busy", extra={"account_id": account.account_id}
             )
             report.failures += 1
+            report.outbox_backlog += len(account.pending_events)
         except Exception:  # storage, publishing, or a surprise: this account waits, the rest go on
             logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
             report.failures += 1
+            report.outbox_backlog += len(account.pending_events)
 
 
 def _count(report: SweepReport, mutation: Mutation) -> None:
