@@ -244,8 +244,22 @@ def _event_file(case: Case, workdir: Path) -> Path:
     else:
         account = f"cold-{run}"
         _fund(account)
-        path.write_text(json.dumps(_fresh_event(_sample_events()[case.event_file], account, run)))
+        event = _fresh_event(_sample_events()[case.event_file], account, run)
+        _pay_for(event, account)
+        path.write_text(json.dumps(event))
     return path
+
+
+def _pay_for(event: dict[str, Any], account: str) -> None:
+    """A refund's payment, made before the refund is measured (a purchase of the same reference)."""
+    if not str(event.get("routeKey", "")).endswith("/refunds"):
+        return
+    from tollbooth.app.idempotency import Idempotency
+    from tollbooth.bootstrap import get_service
+
+    reference = json.loads(event["body"])["payment_reference"]
+    key = Idempotency.of(f"pay-{reference}", "purchase", account, {})
+    get_service().purchase(account, "standard", reference, key)
 
 
 def bench_coldstart() -> dict[str, Any]:
