@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tollbooth.domain import ids
 from tollbooth.domain.catalog import Catalog
-from tollbooth.domain.ledger import Account, LedgerEntry, Mutation, Use, allocate
+from tollbooth.domain.ledger import Account, Mutation, Use, allocate, next_entry
 from tollbooth.domain.pricing import Charge, price
 
 
@@ -24,15 +23,13 @@ def consume_mutation(
     """Debit ``charge`` from the lots that may pay for ``use``, or InsufficientCredits /
     FeatureLocked with what is missing."""
     draws = allocate(account, charge.amount, now, use)
-    entry = LedgerEntry(
-        entry_id=ids.new_id("led", now),
-        seq=account.seq + 1,
-        kind="consume",
-        amount=-charge.amount,
-        balance_after=account.balance - charge.amount,
-        created_at=now,
-        idempotency_key=key,
-        details={
+    entry = next_entry(
+        account,
+        "consume",
+        -charge.amount,
+        now,
+        key,
+        {
             "feature": charge.feature,
             "quantity": charge.quantity,
             "dimensions": charge.dimensions,

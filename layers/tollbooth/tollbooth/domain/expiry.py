@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from tollbooth.domain import clock, ids
+from tollbooth.domain import clock
 from tollbooth.domain.events import lot_event
 from tollbooth.domain.ledger import (
     RESERVED_KEY_PREFIX,
@@ -14,10 +14,10 @@ from tollbooth.domain.ledger import (
     Draw,
     Expiry,
     ExpiryIndexing,
-    LedgerEntry,
     Lot,
     Mutation,
     burn_down_order,
+    next_entry,
 )
 from tollbooth.domain.money import round_half_even
 
@@ -34,7 +34,6 @@ def breakage_minor(lot: Lot, amount: int) -> int | None:
 def write_off(account: Account, lot: Lot, now: int) -> Mutation:
     """The mutation that expires what is left in ``lot``, with its ledger entry and event."""
     amount = lot.remaining
-    entry_id = ids.new_id("led", now)
     breakage = breakage_minor(lot, amount)
     details = {
         "lot_id": lot.lot_id,
@@ -47,23 +46,14 @@ def write_off(account: Account, lot: Lot, now: int) -> Mutation:
         "lot_granted": lot.granted,
         "breakage_minor": breakage,
     }
-    entry = LedgerEntry(
-        entry_id=entry_id,
-        seq=account.seq + 1,
-        kind="expire",
-        amount=-amount,
-        balance_after=account.balance - amount,
-        created_at=now,
-        idempotency_key=EXPIRE_KEY_PREFIX + lot.lot_id,
-        details=details,
-    )
+    entry = next_entry(account, "expire", -amount, now, EXPIRE_KEY_PREFIX + lot.lot_id, details)
     event = lot_event(
         "credits.expired",
         account.account_id,
         lot,
         amount,
         now,
-        entry_id=entry_id,
+        entry_id=entry.entry_id,
         breakage_minor=breakage,
         currency=lot.currency,
     )

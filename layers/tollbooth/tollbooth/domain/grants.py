@@ -27,10 +27,10 @@ from tollbooth.domain.ledger import (
     Account,
     Draw,
     EntryKind,
-    LedgerEntry,
     Lot,
     LotSource,
     Mutation,
+    next_entry,
     pay_off_arrears,
 )
 from tollbooth.domain.money import format_credits
@@ -286,16 +286,7 @@ def credit_mutation(account: Account, credit: Credit, now: int, key: str, caller
     details = {**credit.details, "lots": [lot_terms(lot) for lot in credit.lots], "caller": dict(caller)}
     if paid_off:
         details["arrears_paid"] = paid_off
-    entry = LedgerEntry(
-        entry_id=ids.new_id("led", now),
-        seq=account.seq + 1,
-        kind=credit.kind,
-        amount=amount,
-        balance_after=account.balance + amount,
-        created_at=now,
-        idempotency_key=key,
-        details=details,
-    )
+    entry = next_entry(account, credit.kind, amount, now, key, details)
     return Mutation(
         account,
         (entry,),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
+from tollbooth.domain import ids
 from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
 from tollbooth.domain.money import format_credits
 
@@ -154,6 +155,14 @@ class LedgerEntry:
     created_at: int
     idempotency_key: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def next_entry(
+    account: Account, kind: EntryKind, amount: int, now: int, key: str | None, details: dict[str, Any]
+) -> LedgerEntry:
+    """The account's next ledger entry: numbered after its last, with the balance it leaves."""
+    entry_id = ids.new_id("led", now)
+    return LedgerEntry(entry_id, account.seq + 1, kind, amount, account.balance + amount, now, key, details)
 
 
 # Keys Tollbooth derives itself (one allowance per account, plan and period) use this

@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tollbooth.domain import ids
 from tollbooth.domain.errors import RefundTooLarge
 from tollbooth.domain.events import refund_events
-from tollbooth.domain.ledger import Account, Draw, LedgerEntry, Lot, Mutation, PaymentRefund
+from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, PaymentRefund, next_entry
 
 RefundPolicy = Literal["debt", "absorb"]
 
@@ -121,16 +120,7 @@ def refund_mutation(
         "actor": asked.actor,
         "caller": dict(caller),
     }
-    entry = LedgerEntry(
-        entry_id=ids.new_id("led", now),
-        seq=account.seq + 1,
-        kind="refund",
-        amount=-(clawed + debt),
-        balance_after=account.balance - clawed - debt,
-        created_at=now,
-        idempotency_key=key,
-        details=details,
-    )
+    entry = next_entry(account, "refund", -(clawed + debt), now, key, details)
     return Mutation(
         account,
         (entry,),

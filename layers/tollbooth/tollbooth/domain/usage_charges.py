@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
-from tollbooth.domain import clock, ids
+from tollbooth.domain import clock
 from tollbooth.domain.events import overdrawn_event
 from tollbooth.domain.ledger import (
     RESERVED_KEY_PREFIX,
     Account,
     Draw,
     IdempotencyRecord,
-    LedgerEntry,
     Mutation,
     Use,
     draw_what_lots_can,
+    next_entry,
     with_draws,
 )
 from tollbooth.domain.money import format_credits
@@ -104,21 +104,19 @@ def usage_mutation(
         lines.append(usage_line(record, charge, unpaid))
         included.append(item)
     total = sum(line["charged"] for line in lines)
-    seq = account.seq + 1
-    entry_id = ids.new_id("led", now)
     details = {
         "records": lines,
         "draws": [{"lot_id": lot_id, "amount": amount} for lot_id, amount in drawn.items()],
         "unpaid": unpaid_total,
     }
-    entry = LedgerEntry(entry_id, seq, "usage", -total, account.balance - total, now, None, details)
+    entry = next_entry(account, "usage", -total, now, None, details)
     records = tuple(
         IdempotencyRecord(
             usage_key(record.event_id),
             record.fingerprint(),
             200,
-            {"event_id": record.event_id, "entry_id": entry_id, "charged": format_credits(charge.amount)},
-            seq,
+            {"event_id": record.event_id, "entry_id": entry.entry_id, "charged": format_credits(charge.amount)},
+            entry.seq,
         )
         for _, record, charge in included
     )
