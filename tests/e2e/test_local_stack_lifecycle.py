@@ -3,12 +3,10 @@ leaving no process and no bound port; PERSIST=1 keeps the tables across restarts
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.engines import CACHE_DIR
-from tests.support.http import Api, fund, wait_for_ready
+from tests.support.http import Api, fund, start_local_stack
 from tollbooth_local.dynamodb_local import free_port
-from tollbooth_local.template import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +28,9 @@ def local_stack(state_dir: Path, **env: str) -> Iterator[tuple[subprocess.Popen[
     port = free_port()
     environment = {**os.environ, "PORT": str(port), **env}
     environment.pop("DYNAMODB_ENDPOINT", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tollbooth_local", "--state-dir", str(state_dir), "run"],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process, api = start_local_stack(state_dir, environment, timeout=90)
     try:
-        wait_for_ready(process, timeout=90)
-        endpoints = json.loads((state_dir / "endpoints.json").read_text())
-        yield process, Api(endpoints["api_url"], state_dir, endpoints)
+        yield process, api
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tollbooth_local import tokens
+from tollbooth_local.template import REPO_ROOT
 
 
 @dataclass
@@ -83,6 +85,23 @@ def wait_for_ready(process: subprocess.Popen[str], timeout: float) -> str:
             process.kill()
             raise RuntimeError("the local stack did not start:\n" + "".join(lines))
     return next(line for line in lines if "ready at" in line)
+
+
+def start_local_stack(state_dir: Path, env: dict[str, str], timeout: float) -> tuple[subprocess.Popen[str], Api]:
+    """`python -m tollbooth_local run` in a process group of its own, as a terminal starts it,
+    once it says it is ready; the caller stops it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tollbooth_local", "--state-dir", str(state_dir), "run"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    wait_for_ready(process, timeout=timeout)
+    endpoints = json.loads((state_dir / "endpoints.json").read_text())
+    return process, Api(endpoints["api_url"], state_dir, endpoints)
 
 
 def fresh_account(prefix: str = "acct") -> str:
