@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tollbooth.adapters.keys import Keys
-from tollbooth.adapters.memory import MemoryStore, _written
+from tollbooth.adapters.memory import MemoryStore
 from tollbooth.adapters.memory_items import Item, item_size
+from tollbooth.adapters.memory_transactions import written
 from tollbooth.app.ports import WriteConflict
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Mutation
 
@@ -213,7 +214,7 @@ class MeteredStore(MemoryStore):
         try:
             super().apply(mutation, now)
         except WriteConflict:
-            writes = [ItemWrite.of(b, _written(op, b)) for op, b in zip(ops, before, strict=True) if b or op.item]
+            writes = [ItemWrite.of(b, written(op, b)) for op, b in zip(ops, before, strict=True) if b or op.item]
             self.log.transactions.append(Transaction(writes, cancelled=True))
             raise
         with self._lock:

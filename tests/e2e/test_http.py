@@ -96,8 +96,9 @@ def test_concurrent_replays_of_one_key_debit_once(api: Api) -> None:
     assert [e["kind"] for e in ledger.body["entries"]] == ["consume", "grant"]
 
 
-def test_sixteen_threads_hammering_one_account_never_overdraw(api: Api) -> None:
+def test_sixteen_threads_hammering_one_account_get_exactly_what_it_pays_for(api: Api) -> None:
     # Given an account with 40 credits and 16 clients each trying to spend 1 credit 4 times
+    # (the account turns hot: its consumes go to escrow slices)
     account = fresh_account()
     fund(api, account, "40")
     user = api.user(account)
@@ -124,15 +125,15 @@ def test_sixteen_threads_hammering_one_account_never_overdraw(api: Api) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    # Then no call overdrew, and every success is one ledger entry
-    assert set(statuses) <= {200, 402, 409}, statuses
+    # Then exactly the 40 calls the credits cover succeed, the rest get 402, none a 409;
+    # and every success is one ledger entry, in whichever stream served it
+    assert dict(statuses) == {200: 40, 402: 24}, statuses
     assert sum(statuses.values()) == 64
     successes = statuses[200]
     balance = api.call("GET", f"/v1/accounts/{account}/balance", token=user).body
     entries = api.call("GET", f"/v1/accounts/{account}/ledger?limit=100", token=user).body["entries"]
     consumed = [e for e in entries if e["kind"] == "consume"]
     assert sorted(e["entry_id"] for e in consumed) == sorted(answered)  # every 200 is in the ledger, once
-    assert successes <= 40 and (successes == 40 or statuses[409] > 0)
     granted, spent = Decimal(balance["totals"]["granted"]), Decimal(balance["totals"]["consumed"])
     assert granted - spent == Decimal(balance["balance"]) == sum(Decimal(lot["remaining"]) for lot in balance["lots"])
     assert spent == successes and Decimal(balance["available"]) >= 0

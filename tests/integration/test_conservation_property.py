@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, settings
@@ -60,87 +61,113 @@ def test_lots_and_ledger_always_agree_explored_widely_on_the_twin() -> None:
 
 def explore(repository: LedgerStore, examples: int, steps: int) -> None:
     """Run the account state machine against ``repository``."""
-
-    class Account(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.clock = Clock()
-            self.clock.pinned = START
-            self.account = f"prop-{uuid.uuid4().hex[:10]}"
-            self.service = LedgerService(repository, load_history(), now=self.clock, max_write_attempts=30)
-            self.n = 0
-            self.payments: list[str] = []
-
-        def key(self) -> str:
-            self.n += 1
-            return f"k{self.n}"
-
-        @rule(credits=st.integers(1, 50), days=st.one_of(st.none(), st.integers(1, 60)))
-        def grant(self, credits: int, days: int | None) -> None:
-            expires = None if days is None else datetime.fromtimestamp((self.clock() + days * DAY) / 1000, tz=UTC)
-            idem = Idempotency.of(self.key(), "grant", self.account, {"n": self.n})
-            self.service.grant(self.account, credits * 1000, "promotional", "p", expires, None, idem)
-
-        @rule(package=st.sampled_from(["starter", "standard"]))
-        def purchase(self, package: str) -> None:
-            reference = f"pi-{uuid.uuid4().hex}"
-            body = {"package_id": package, "payment_reference": reference}
-            self.service.purchase(
-                self.account, package, reference, Idempotency.of(self.key(), "purchase", self.account, body)
-            )
-            self.payments.append(reference)
-
-        @precondition(lambda self: bool(self.payments))
-        @rule(pick=st.integers(0, 10), amount=st.one_of(st.none(), st.integers(1, 4000)), again=st.booleans())
-        def refund(self, pick: int, amount: int | None, again: bool) -> None:
-            reference = self.payments[pick % len(self.payments)]
-            refund_once(self.service, self.account, reference, amount, self.key(), 2 if again else 1)
-            paid = repository.find_payment(reference)
-            assert paid is not None and paid.refunded_minor <= 3999
-
-        @rule(words=st.integers(1, 40_000))
-        def consume(self, words: int) -> None:
-            body = {"feature": "text_generation", "quantity": words, "n": self.n}
-            idem = Idempotency.of(self.key(), "consume", self.account, body)
-            # A refusal may change nothing, which the invariant checks
-            with contextlib.suppress(InsufficientCredits):
-                self.service.consume(self.account, "text_generation", words, {}, idem)
-
-        @rule(records=st.lists(st.integers(1, 30_000), min_size=1, max_size=4), again=st.booleans())
-        def report_usage(self, records: list[int], again: bool) -> None:
-            occurred = clocks.to_iso(self.clock())
-            batch = [
-                {
-                    "event_id": f"{self.account}-{self.key()}",
-                    "account_id": self.account,
-                    "feature": "text_generation",
-                    "quantity": words,
-                    "occurred_at": occurred,
-                    "worker_id": "w",
-                }
-                for words in records
-            ]
-            ingestor = UsageIngestor(self.service, Recorder(), DeadLetterBox())
-            deliveries = 2 if again else 1  # a redelivered message charges nothing more
-            for _ in range(deliveries):
-                retry, _ = ingestor.ingest([("m", message_body(batch))])
-                assert retry == {}
-
-        @rule(days=st.integers(1, 45))
-        def time_passes(self, days: int) -> None:
-            self.clock.pinned = self.clock() + days * DAY
-
-        @rule()
-        def sweep(self) -> None:
-            ExpirySweeper(repository, Recorder(), repository.expiry, now=self.clock).sweep()
-
-        @invariant()
-        def lots_and_ledger_agree(self) -> None:
-            assert_conserved(repository, self.account)
-
     run_state_machine_as_test(
-        Account,
+        type("Account", (AccountMachine,), {"repository": repository}),
         settings=settings(
             max_examples=examples, stateful_step_count=steps, deadline=None, suppress_health_check=list(HealthCheck)
         ),
     )
+
+
+class AccountMachine(RuleBasedStateMachine):
+    """One account through every kind of change; ``repository`` is set per engine."""
+
+    repository: LedgerStore
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.clock.pinned = START
+        self.account = f"prop-{uuid.uuid4().hex[:10]}"
+        self.service = LedgerService(self.repository, load_history(), now=self.clock, max_write_attempts=30)
+        # Two containers spending from escrow slices, as on a contended account.
+        self.containers = [
+            LedgerService(self.repository, load_history(), now=self.clock, max_write_attempts=30, hot_slices=4)
+            for _ in range(2)
+        ]
+        for index, container in enumerate(self.containers):
+            container.hot.index = index
+        self.n = 0
+        self.payments: list[str] = []
+
+    def key(self) -> str:
+        self.n += 1
+        return f"k{self.n}"
+
+    @rule(credits=st.integers(1, 50), days=st.one_of(st.none(), st.integers(1, 60)))
+    def grant(self, credits: int, days: int | None) -> None:
+        expires = None if days is None else datetime.fromtimestamp((self.clock() + days * DAY) / 1000, tz=UTC)
+        idem = Idempotency.of(self.key(), "grant", self.account, {"n": self.n})
+        self.service.grant(self.account, credits * 1000, "promotional", "p", expires, None, idem)
+
+    @rule(package=st.sampled_from(["starter", "standard"]))
+    def purchase(self, package: str) -> None:
+        reference = f"pi-{uuid.uuid4().hex}"
+        body = {"package_id": package, "payment_reference": reference}
+        self.service.purchase(
+            self.account, package, reference, Idempotency.of(self.key(), "purchase", self.account, body)
+        )
+        self.payments.append(reference)
+
+    @precondition(lambda self: bool(self.payments))
+    @rule(pick=st.integers(0, 10), amount=st.one_of(st.none(), st.integers(1, 4000)), again=st.booleans())
+    def refund(self, pick: int, amount: int | None, again: bool) -> None:
+        reference = self.payments[pick % len(self.payments)]
+        refund_once(self.service, self.account, reference, amount, self.key(), 2 if again else 1)
+        paid = self.repository.find_payment(reference)
+        assert paid is not None and paid.refunded_minor <= 3999
+
+    @rule(words=st.integers(1, 40_000))
+    def consume(self, words: int) -> None:
+        body = {"feature": "text_generation", "quantity": words, "n": self.n}
+        idem = Idempotency.of(self.key(), "consume", self.account, body)
+        # A refusal may change nothing, which the invariant checks
+        with contextlib.suppress(InsufficientCredits):
+            self.service.consume(self.account, "text_generation", words, {}, idem)
+
+    @rule(words=st.integers(1, 40_000), container=st.integers(0, 1), again=st.booleans())
+    def consume_on_a_slice(self, words: int, container: int, again: bool) -> None:
+        """A consume of a contended account: its container's slice pays, refilled from the
+        lots (pooling the other slice first when those fall short)."""
+        body = {"feature": "text_generation", "quantity": words, "n": self.n}
+        idem = Idempotency.of(self.key(), "consume", self.account, body)
+        service = self.containers[container]
+        with contextlib.suppress(InsufficientCredits):
+            first = service.consume(self.account, "text_generation", words, {}, idem, sliced=True)
+            if again:  # a retried request answers as first, on whichever container
+                other = self.containers[1 - container]
+                assert other.consume(self.account, "text_generation", words, {}, idem, sliced=True) == replace(
+                    first, replayed=True
+                )
+
+    @rule(records=st.lists(st.integers(1, 30_000), min_size=1, max_size=4), again=st.booleans())
+    def report_usage(self, records: list[int], again: bool) -> None:
+        occurred = clocks.to_iso(self.clock())
+        batch = [
+            {
+                "event_id": f"{self.account}-{self.key()}",
+                "account_id": self.account,
+                "feature": "text_generation",
+                "quantity": words,
+                "occurred_at": occurred,
+                "worker_id": "w",
+            }
+            for words in records
+        ]
+        ingestor = UsageIngestor(self.service, Recorder(), DeadLetterBox())
+        deliveries = 2 if again else 1  # a redelivered message charges nothing more
+        for _ in range(deliveries):
+            retry, _ = ingestor.ingest([("m", message_body(batch))])
+            assert retry == {}
+
+    @rule(days=st.integers(1, 45))
+    def time_passes(self, days: int) -> None:
+        self.clock.pinned = self.clock() + days * DAY
+
+    @rule()
+    def sweep(self) -> None:
+        ExpirySweeper(self.repository, Recorder(), self.repository.expiry, now=self.clock).sweep()
+
+    @invariant()
+    def lots_and_ledger_agree(self) -> None:
+        assert_conserved(self.repository, self.account)

@@ -16,6 +16,7 @@ from tollbooth.app.service import LedgerService
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.clock import now_ms
 from tollbooth.domain.errors import StorageUnavailable
+from tollbooth.domain.slices import pooled
 
 
 class Clock:
@@ -27,6 +28,13 @@ class Clock:
     def __call__(self) -> int:
         return now_ms() if self.pinned is None else self.pinned
 
+    @classmethod
+    def at(cls, moment: int) -> Clock:
+        """A clock pinned at ``moment`` (ms)."""
+        pinned = cls()
+        pinned.pinned = moment
+        return pinned
+
 
 ACCOUNT = "acct-1"
 # Tests that race many writers on one account assert correctness, not speed: a slow engine
@@ -35,16 +43,35 @@ CONTENTION_BUDGET = 120.0
 
 
 def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None:
+    """Lots, slices and every stream of entries agree: nothing lost, nothing created."""
     account = repository.load_account(account_id)
-    assert account.balance == account.granted - account.consumed - account.expired - account.clawed_back
+    # The account's own side: what it moved into slices is owed to them.
+    assert account.balance == (
+        account.granted - account.consumed - account.expired - account.clawed_back - account.escrowed
+    )
     owed = 0 if account.intent is None else sum(draw.amount for draw in account.intent.draws)
     assert account.balance == sum(lot.remaining for lot in account.lots) - owed - account.arrears
     assert all(0 < lot.remaining <= lot.granted for lot in account.lots)
-    page = repository.list_entries(account_id, 1000)
-    assert [entry.seq for entry in page.entries] == list(range(account.seq, 0, -1))
-    assert sum(entry.amount for entry in page.entries) == account.balance
-    if page.entries:
-        assert page.entries[0].balance_after == account.balance
+    # Each slice holds what it received less what it spent; one with no escrow holds nothing.
+    received = {escrow.index: escrow.received for escrow in account.escrow}
+    for held in account.slices:
+        assert held.held == received.get(held.index, 0) - held.consumed
+        assert all(0 < portion.remaining <= portion.granted for portion in held.portions)
+    assert set(received) <= {held.index for held in account.slices} <= set(account.streams)
+    whole = pooled(account)
+    assert whole.balance == whole.granted - whole.consumed - whole.expired - whole.clawed_back
+    assert all(lot.remaining <= lot.granted for lot in whole.lots)
+    # Every stream numbers its entries 1, 2, 3...; all of them add up to the whole balance.
+    streams = {None: account.seq} | {held.index: held.seq for held in account.slices}
+    total = 0
+    for stream, last in streams.items():
+        page = repository.list_entries(account_id, 1000, stream=stream)
+        assert [entry.seq for entry in page.entries] == list(range(last, 0, -1))
+        assert all(entry.slice == stream for entry in page.entries)
+        total += sum(entry.amount for entry in page.entries)
+        if stream is None and page.entries and not account.streams:
+            assert page.entries[0].balance_after == account.balance
+    assert total == whole.balance
 
 
 class Recorder:
@@ -95,10 +122,15 @@ def usage(event_id: str, account: str, credits: int = 1, **extra: Any) -> dict[s
 # -- the use cases, as a client calls them ----------------------------------------
 
 
-def ledger_over(store: LedgerStore, clock: Clock, attempts: int = 10, *, backoff: bool = False) -> LedgerService:
-    """The use cases over ``store``; a lost race retries at once unless ``backoff`` (racing threads)."""
+def ledger_over(
+    store: LedgerStore, clock: Clock, attempts: int = 10, *, backoff: bool = False, hot_slices: int = 0
+) -> LedgerService:
+    """The use cases over ``store``; a lost race retries at once unless ``backoff`` (racing
+    threads); ``hot_slices``: a contended account's consumes spread over that many slices."""
     sleep = time.sleep if backoff else (lambda _: None)
-    return LedgerService(store, load_history(), now=clock, max_write_attempts=attempts, sleep=sleep)
+    return LedgerService(
+        store, load_history(), now=clock, max_write_attempts=attempts, sleep=sleep, hot_slices=hot_slices
+    )
 
 
 def buy(ledger: LedgerService, account: str, package_id: str, reference: str):  # type: ignore[no-untyped-def]

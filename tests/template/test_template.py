@@ -21,7 +21,8 @@ SAM_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "PATH": f"{BIN}:{os.environ['PATH']}",
 }
-READ = {"dynamodb:Query", "dynamodb:GetItem"}
+# An account's slices are read with it in one BatchGetItem.
+READ = {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem"}
 # A transaction puts, updates and deletes (a lot leaves the table with its last credit, and an
 # intent when its draws are done); IAM checks each action a transaction holds.
 WRITE = READ | {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
@@ -45,7 +46,7 @@ EXPECTED_GRANTS: dict[str, list[tuple[dict, set[str]]]] = {
     "ConsumeFunction": [(TABLE, WRITE)],
     "ExpiryFunction": [
         (EXPIRY_INDEX, {"dynamodb:Query"}),
-        (TABLE, {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}),
+        (TABLE, WRITE),  # an account due in full is loaded (Query, BatchGetItem) and written
         (BUS, {"events:PutEvents"}),
     ],
     "UsageFunction": [

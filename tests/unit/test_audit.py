@@ -78,3 +78,19 @@ def test_a_refused_request_logs_no_ledger_entry(logged: Lines) -> None:
     with pytest.raises(InsufficientCredits):
         words(ledger, "a", 5, "k")
     assert logged.lines == []
+
+
+def test_a_hot_accounts_refills_and_recalls_are_counted(monkeypatch: pytest.MonkeyPatch, logged: Lines) -> None:
+    counted: list[str] = []
+    monkeypatch.setattr(audit, "count", lambda metric, value=1: counted.append(metric))
+    clock = Clock()
+    clock.pinned = NOW
+    ledger = ledger_over(MemoryStore(), clock, hot_slices=4)
+    grant(ledger, "a", 100, "fund")
+    # When a consume is served by a slice (which a refill fills), then a grant recalls it
+    idem = Idempotency.of("use-1", "consume", "a", {"quantity": 500})
+    ledger.consume("a", "text_generation", 500, {}, idem, sliced=True)
+    grant(ledger, "a", 1, "more")
+    # Then each refill and each recall is counted, and the slice's consume is logged too
+    assert counted.count("EscrowRefills") == 1 and counted.count("EscrowRecalls") == 4
+    assert [line["kind"] for line in logged.lines] == ["grant", "consume", "grant"]

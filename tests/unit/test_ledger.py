@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from tollbooth.domain.allocation import allocate, burn_down_order, next_expiry, perks_at
 from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
 from tollbooth.domain.expiry import due_for_expiry, due_for_warning, expiring_within, expiry_summary, next_due_at
 from tollbooth.domain.ledger import (
@@ -16,10 +17,6 @@ from tollbooth.domain.ledger import (
     Mutation,
     PlanPeriod,
     Use,
-    allocate,
-    burn_down_order,
-    next_expiry,
-    perks_at,
 )
 from tollbooth.domain.plans import billing_period_end, rollover
 

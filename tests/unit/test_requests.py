@@ -1,5 +1,6 @@
 """Request plumbing with no AWS: idempotency fingerprints, cursors, callers, the error map."""
 
+import base64
 import json
 
 import pytest
@@ -38,10 +39,20 @@ def test_keys_tollbooth_derives_itself_cannot_be_sent_by_a_client() -> None:
 
 
 def test_cursors_round_trip_and_garbage_is_refused() -> None:
-    assert decode_cursor(encode_cursor(42)) == 42
-    for garbage in ["", "zzz", "e30", encode_cursor(42)[:-3], "eyJ2IjogMSwgImJlZm9yZSI6ICIxIn0", "✓"]:
+    bounds = {None: 42, 3: 7}
+    assert decode_cursor(encode_cursor(bounds)) == bounds
+    # A cursor from before slices (version 1) continues the account's own entries.
+    assert decode_cursor(_cursor({"v": 1, "before": 42})) == {None: 42}
+    bad_bounds = [{"v": 2, "before": {"a": 0}}, {"v": 2, "before": {"x": 3}}, {"v": 2, "before": [1]}]
+    for garbage in ["", "zzz", "e30", encode_cursor(bounds)[:-3], "eyJ2IjogMSwgImJlZm9yZSI6ICIxIn0", "✓"] + [
+        _cursor(data) for data in bad_bounds
+    ]:
         with pytest.raises(errors.InvalidCursor):
             decode_cursor(garbage)
+
+
+def _cursor(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
 def event_with(authorizer: dict | None) -> dict:
@@ -85,7 +96,7 @@ def test_every_domain_error_has_a_non_500_status() -> None:
                 else error_class("x", required=1, available=0)
             )
             < 500
-            or error_class is errors.StorageUnavailable
+            or issubclass(error_class, errors.StorageUnavailable)  # 503 with Retry-After
         ), error_class
     assert set(STATUS_BY_ERROR.values()) <= {400, 401, 402, 403, 404, 409, 422, 503}
 

@@ -47,9 +47,7 @@ class AlwaysBusy(MemoryStore):
 
 @pytest.fixture
 def clock() -> Clock:
-    pinned = Clock()
-    pinned.pinned = NOW
-    return pinned
+    return Clock.at(NOW)
 
 
 @pytest.fixture

@@ -91,7 +91,13 @@ def get_service() -> LedgerService:
     from tollbooth.app.service import LedgerService
     from tollbooth.domain.catalog import load_history
 
-    return LedgerService(get_store(), load_history(), max_write_attempts=get_settings().max_write_attempts)
+    settings = get_settings()
+    return LedgerService(
+        get_store(),
+        load_history(),
+        max_write_attempts=settings.max_write_attempts,
+        hot_slices=settings.hot_account_slices,
+    )
 
 
 @cache

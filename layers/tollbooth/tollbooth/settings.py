@@ -34,6 +34,9 @@ class Settings(BaseModel):
     usage_max_receives: int = Field(default=5, ge=1, le=1000)
     # The IAM roles allowed to create credits (purchases, grants, allowances); none if empty.
     credit_issuer_roles: tuple[str, ...] = ()
+    # Escrow slices a contended account's consumes spread over (0: none; see domain.slices).
+    # More slices than concurrent containers keeps them apart; each costs a read of the balance.
+    hot_account_slices: int = Field(default=32, ge=0, le=64)
     # Items DynamoDB accepts in one transaction (100; older DynamoDB Local builds take 10).
     max_transaction_items: int = Field(default=100, ge=10, le=100)
 
@@ -58,6 +61,7 @@ class Settings(BaseModel):
             "usage_dlq_url": "USAGE_DLQ_URL",
             "usage_max_receives": "USAGE_MAX_RECEIVES",
             "max_transaction_items": "MAX_TRANSACTION_ITEMS",
+            "hot_account_slices": "HOT_ACCOUNT_SLICES",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})
         roles = env.get("CREDIT_ISSUER_ROLES", "")

@@ -31,6 +31,18 @@ class Keys:
         return f"{Keys.LEDGER_PREFIX}{seq:0{ENTRY_SEQ_DIGITS}d}"
 
     @staticmethod
+    def slice(account_id: str, index: int) -> str:
+        """An escrow slice's partition: its item, and the entries its consumes write."""
+        return f"ACCOUNT#{account_id}#SLICE#{index:03d}"
+
+    SLICE_SK = "SLICE"
+
+    @staticmethod
+    def stream(account_id: str, index: int | None) -> str:
+        """The partition that holds a stream of entries: the account's own (None), or a slice's."""
+        return Keys.account(account_id) if index is None else Keys.slice(account_id, index)
+
+    @staticmethod
     def idempotency(account_id: str, key: str) -> tuple[str, str]:
         """An idempotency record's (pk, sk): a partition of its own, so that the records an
         account writes (one per request, one per usage event) do not load its partition."""

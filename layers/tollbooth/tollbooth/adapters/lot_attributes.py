@@ -6,7 +6,9 @@ nor order: an empty one is left out, and they read back sorted), the flags
 ``priority_processing``, ``warned`` and ``expiry_grace`` are left out while false or 0,
 and ``None`` is no attribute at all. The account item keeps a short summary of each live
 expiring lot for the sweep (``SUMMARY``), the latest period of each plan, and an intent's
-owed draws go in an item of their own: both are spelled here too.
+owed draws go in an item of their own: both are spelled here too. So are an escrow
+slice's portions (each a lot's attributes as JSON, sets as sorted lists) and what the
+account item records of its slices.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from tollbooth.domain.ledger import Draw, Intent, Lot, PlanPeriod
+from tollbooth.domain.ledger import Draw, Escrow, Intent, Lot, PlanPeriod, Slice
 
 FIELDS = tuple(field.name for field in fields(Lot))
 SETS = ("licences", "features", "unlocks")
@@ -95,3 +97,34 @@ def intent_stored(intent: Intent) -> dict[str, Any]:
 def intent_from_stored(stored: Mapping[str, Any]) -> Intent:
     draws = tuple(Draw(str(lot_id), int(amount)) for lot_id, amount in stored["draws"])
     return Intent(str(stored["entry_id"]), draws)
+
+
+def escrow_stored(escrow: tuple[Escrow, ...]) -> list[list[Any]] | None:
+    """The account item's ``escrow``: [[slice, credits received, due_at]], or no attribute."""
+    return [[e.index, e.received, e.due_at] for e in escrow] or None
+
+
+def escrow_from_stored(stored: list[list[Any]] | None) -> tuple[Escrow, ...]:
+    return tuple(Escrow(int(i), int(n), None if at is None else int(at)) for i, n, at in stored or [])
+
+
+def slice_stored(held: Slice) -> dict[str, Any]:
+    """A slice item's attributes (its portions as JSON-ready lot attributes)."""
+    portions = [
+        {name: sorted(v) if isinstance(v, set) else v for name, v in lot_attributes(p).items() if v is not None}
+        for p in held.portions
+    ]
+    return {
+        "index": held.index,
+        "version": held.version,
+        "portions": portions,
+        "consumed": held.consumed,
+        "seq": held.seq,
+        "last_at": held.last_at,
+    }
+
+
+def slice_from_stored(stored: Mapping[str, Any]) -> Slice:
+    portions = tuple(lot_from_attributes(p) for p in stored.get("portions") or [])
+    numbers = {name: int(stored.get(name) or 0) for name in ("version", "consumed", "seq", "last_at")}
+    return Slice(int(stored["index"]), portions=portions, **numbers)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
@@ -28,6 +28,7 @@ from tollbooth.adapters.lot_attributes import (
 from tollbooth.adapters.memory_items import (
     ACCOUNT_PLAIN,
     Item,
+    account_escrow,
     account_from_item,
     entry_from_item,
     entry_item,
@@ -35,13 +36,17 @@ from tollbooth.adapters.memory_items import (
     item_size,
     lot_item,
     record_item,
+    slice_from_item,
+    slice_item,
     stored_item,
 )
+from tollbooth.adapters.memory_transactions import Operation, conflict_of, passes, written
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
-from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, TollboothError
+from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, StoreBusy, TollboothError
 from tollbooth.domain.expiry import expiry_summary
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Mutation
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Mutation, Slice
 
+SNAPSHOT_TRIES, SNAPSHOT_BACKOFF_SECONDS = 12, 0.01  # as the Repository reads an account with slices
 MAX_ITEM_BYTES = 400 * 1024
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 FAILED = "the ledger store failed; retry the request"  # the Repository's words
@@ -61,71 +66,15 @@ class DynamoDBError(Exception):
 
 def _refused(code: str, message: str) -> TollboothError:  # as the Repository reports them
     error: TollboothError = ChangeTooLarge() if code == "ValidationException" else StorageUnavailable(FAILED)
+    if code == "ThrottlingException":
+        error = StoreBusy("the ledger store is throttled; retry the request")
     error.__cause__ = DynamoDBError(code, message)
     return error
 
 
-# -- one transaction -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Operation:
-    """One item of a transaction: its guard, and the item a put writes (None: an update)."""
-
-    key: Key
-    guard: str  # absent | version | draw | transfer | expire | exists | none
-    meaning: str  # what a failed guard means, as the Repository reads its cancellation reasons
-    item: Item | None = None
-    amount: int = 0  # the version to match, or the credits an update moves
-    deletes: bool = False  # the lot's last credit (guarded by exactly what is left), or the intent
-    refunded: int = 0  # a payment's refunded total after a refund (guarded by ``amount``, before)
-
-
-def _passes(op: _Operation, current: Item | None, now: int) -> bool:
-    if op.guard == "none":
-        return True
-    if op.guard == "absent":
-        return current is None
-    if current is None:
-        return False
-    remaining, expires_at = current.get("remaining"), current.get("expires_at")
-    if op.guard == "version":
-        return bool(current.get("version") == op.amount)
-    if op.guard == "refunded":
-        return bool(current.get("refunded_minor", 0) == op.amount)
-    enough = remaining is not None and (remaining == op.amount if op.deletes else remaining >= op.amount)
-    if op.guard == "draw":
-        return enough and (expires_at is None or expires_at > now)
-    if op.guard == "transfer":
-        return enough
-    if op.guard == "expire":
-        return enough and expires_at is not None and expires_at <= now
-    return True  # exists
-
-
-def _written(op: _Operation, current: Item | None) -> Item | None:
-    """The item once the operation commits (None: it is deleted)."""
-    if op.deletes:
-        return None
-    if op.item is not None:
-        return op.item
-    assert current is not None, "every update's guard needs the item"
-    if op.guard in ("draw", "transfer"):
-        return {**current, "remaining": current["remaining"] - op.amount}
-    if op.guard == "refunded":
-        return {**current, "refunded_minor": op.refunded}
-    return {**current, "warned": True}
-
-
-def _conflict(ops: list[_Operation], failed_at: list[int], keys: list[str]) -> WriteConflict:
-    """As the Repository's ``_conflict`` reads the cancellation reasons (the account comes first,
-    then one idempotency record per key, in order)."""
-    failed = {ops[i].meaning for i in failed_at}
-    if WriteConflict.IDEMPOTENCY_KEY in failed:
-        return WriteConflict(WriteConflict.IDEMPOTENCY_KEY, {keys[i - 1] for i in failed_at if 1 <= i <= len(keys)})
-    if WriteConflict.PAYMENT_REFERENCE in failed:
-        return WriteConflict(WriteConflict.PAYMENT_REFERENCE)
-    return WriteConflict(VERSION)
+def _put_guarded(item: Item, version: int) -> Operation:
+    """A put guarded by the version it replaces (a new item: by its absence)."""
+    return Operation((item["pk"], item["sk"]), "absent" if version == 0 else "version", VERSION, item, version)
 
 
 class MemoryStore:
@@ -155,7 +104,18 @@ class MemoryStore:
     # -- reads ---------------------------------------------------------------------
 
     def load_account(self, account_id: str) -> Account:
-        """The account, its live lots and any intent; a new account reads as empty."""
+        """The account, its live lots and any intent; a new account reads as empty. An
+        account with slices is read as the Repository reads it: the account, its slices,
+        then its version again, until the account stood still."""
+        for attempt in range(SNAPSHOT_TRIES):
+            account = self._load(account_id)
+            item = self._read((Keys.account(account_id), Keys.ACCOUNT_SK)) if account.streams else None
+            if item is None or item["version"] == account.version:
+                return account
+            time.sleep(random.uniform(0, SNAPSHOT_BACKOFF_SECONDS * 2 ** min(attempt, 4)))
+        raise StoreBusy("the account kept changing while it was read; retry the request")
+
+    def _load(self, account_id: str) -> Account:
         with self._lock:
             self.reads += 1
             partition = self._partitions.get(Keys.account(account_id), {})
@@ -166,7 +126,20 @@ class MemoryStore:
         if "account" not in kinds:
             return Account(account_id=account_id)
         lots = tuple(lot_from_attributes(item) for item in kinds.get("lot", []))
-        return account_from_item(kinds["account"][0], lots, next(iter(kinds.get("intent", [])), None))
+        item = kinds["account"][0]
+        slices = tuple(
+            self.load_slice(account_id, index).slice(index) for index in json.loads(item.get("streams", "[]"))
+        )
+        return account_from_item(item, lots, next(iter(kinds.get("intent", [])), None), slices)
+
+    def load_slice(self, account_id: str, index: int) -> Account:
+        """One escrow slice alone (a new slice reads as empty)."""
+        item = self._read((Keys.slice(account_id, index), Keys.SLICE_SK))
+        return Account(account_id, slices=(Slice(index) if item is None else slice_from_item(item),))
+
+    def entry_streams(self, account_id: str) -> tuple[int, ...]:
+        item = self._read((Keys.account(account_id), Keys.ACCOUNT_SK))
+        return () if item is None else tuple(json.loads(item.get("streams", "[]")))
 
     def load_expiry_view(self, account_id: str, now: int | None = None) -> Account | None:
         """The account item alone: its lots are the summarised live expiring lots (in full
@@ -175,8 +148,9 @@ class MemoryStore:
         return None if item is None else self._expiry_view(item, now)
 
     def _expiry_view(self, item: Item, now: int | None) -> Account:
-        beyond = item.get("unsummarized")
-        if "intent_id" in item or (beyond is not None and now is not None and beyond <= now):
+        beyond, due = item.get("unsummarized"), item.get("next_due_at")
+        escrow_due = "escrow" in item and due is not None and now is not None and due <= now
+        if "intent_id" in item or (beyond is not None and now is not None and beyond <= now) or escrow_due:
             return self.load_account(item["account_id"])
         return account_from_item(item)
 
@@ -207,8 +181,10 @@ class MemoryStore:
         item = self._read((Keys.account(account_id), Keys.entry(seq)))
         return None if item is None else entry_from_item(item)
 
-    def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
-        """Ledger entries newest first; ``before_seq`` continues from an earlier page."""
+    def list_entries(
+        self, account_id: str, limit: int, before_seq: int | None = None, stream: int | None = None
+    ) -> LedgerPage:
+        """One stream's entries newest first; ``before_seq`` continues from an earlier page."""
         if before_seq is not None and before_seq <= 1:
             return LedgerPage([], None)
 
@@ -219,7 +195,7 @@ class MemoryStore:
 
         with self._lock:
             self.reads += 1
-            partition = self._partitions.get(Keys.account(account_id), {})
+            partition = self._partitions.get(Keys.stream(account_id, stream), {})
             newest = sorted((sk for sk in partition if wanted(sk)), reverse=True)[:limit]
             items = [partition[sk] for sk in newest]
         entries = [entry_from_item(item) for item in items]
@@ -259,10 +235,10 @@ class MemoryStore:
             if keys & self._in_flight:  # another transaction holds one of these items
                 self.conflicts += 1
                 raise WriteConflict(VERSION)
-            failed_at = [i for i, op in enumerate(ops) if not _passes(op, self._stored(op.key), now)]
+            failed_at = [i for i, op in enumerate(ops) if not passes(op, self._stored(op.key), now)]
             if failed_at:
                 self.conflicts += 1
-                raise _conflict(ops, failed_at, [record.key for record in mutation.records])
+                raise conflict_of(ops, failed_at, [record.key for record in mutation.records])
             if self.transaction_ms <= 0:
                 self._commit(ops)
                 return
@@ -274,40 +250,48 @@ class MemoryStore:
                 self._in_flight -= keys
                 self._commit(ops)
 
-    def _operations(self, mutation: Mutation, now: int) -> list[_Operation]:
+    def _operations(self, mutation: Mutation, now: int) -> list[Operation]:
         """The transaction's items in the Repository's order: puts, then lot updates."""
-        pk = Keys.account(mutation.account.account_id)
+        account_id = mutation.account.account_id
+        pk = Keys.account(account_id)
         version = mutation.account.version
         account = self._account_item(mutation.account_after, now)
-        ops = [_Operation((pk, Keys.ACCOUNT_SK), "absent" if version == 0 else "version", VERSION, account, version)]
-        account_id = mutation.account.account_id
+        slices = [(slice_item(account_id, m.after), m.before.version) for m in mutation.slice_moves]
+        # A slice's consume writes its slice first, in the account's place; other slices go
+        # after the idempotency records, as the Repository sends them.
+        guarded = slices if mutation.spend else [(account, version)]
+        ops = [_put_guarded(item, was) for item, was in guarded]
         puts = [(record_item(account_id, r, now), WriteConflict.IDEMPOTENCY_KEY) for r in mutation.records]
-        puts += [(entry_item(pk, entry), VERSION) for entry in mutation.entries]
+
+        puts += [(entry_item(account_id, entry), VERSION) for entry in mutation.entries]
         puts += [(lot_item(pk, lot), VERSION) for lot in mutation.new_lots if lot.remaining]
         entry = mutation.entry
         if mutation.payment_reference is not None and entry is not None:
             paid = {"account_id": mutation.account.account_id, "entry_id": entry.entry_id, "seq": entry.seq}
             payment = stored_item(Keys.payment(mutation.payment_reference), Keys.PAYMENT_SK, "payment", **paid)
             puts.append((payment, WriteConflict.PAYMENT_REFERENCE))
-        ops += [_Operation((item["pk"], item["sk"]), "absent", meaning, item) for item, meaning in puts]
+        ops += [Operation((item["pk"], item["sk"]), "absent", meaning, item) for item, meaning in puts]
+        if not mutation.spend:
+            ops += [_put_guarded(item, was) for item, was in slices]
         if mutation.intent_after is not None:  # rewritten under the account's version guard
-            ops.append(_Operation((pk, Keys.INTENT_SK), "none", VERSION, intent_item(pk, mutation.intent_after)))
+            ops.append(Operation((pk, Keys.INTENT_SK), "none", VERSION, intent_item(pk, mutation.intent_after)))
         updates = [(d, "draw") for d in mutation.draws] + [(t, "transfer") for t in mutation.transfers]
         updates += [(x, "expire") for x in mutation.expirations]
         ops += [
-            _Operation(
+            Operation(
                 (pk, Keys.lot(d.lot_id)), g, VERSION, None, d.amount, d.lot_id in mutation.emptied or g == "expire"
             )
             for d, g in updates
         ]
-        ops += [_Operation((pk, Keys.lot(lot_id)), "exists", VERSION) for lot_id in mutation.warned]
+        ops += [Operation((pk, Keys.lot(lot_id)), "exists", VERSION) for lot_id in mutation.warned]
+        ops += [Operation((pk, Keys.lot(r.lot_id)), "return", VERSION, None, r.amount) for r in mutation.returns]
         if mutation.account.intent is not None and mutation.intent_after is None:
-            ops.append(_Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
+            ops.append(Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
         if mutation.refund is not None:
             refund = mutation.refund
             payment_key = (Keys.payment(refund.reference), Keys.PAYMENT_SK)
             ops.append(
-                _Operation(payment_key, "refunded", VERSION, None, refund.before_minor, refunded=refund.after_minor)
+                Operation(payment_key, "refunded", VERSION, None, refund.before_minor, refunded=refund.after_minor)
             )
         return ops
 
@@ -321,13 +305,14 @@ class MemoryStore:
         fields["expiring_lots"] = json.dumps(summaries) if summaries else None
         fields["unsummarized"] = summary.unsummarized
         fields["pending_events"] = json.dumps(list(account.pending_events)) if account.pending_events else None
+        fields |= account_escrow(account)
         periods = periods_stored(account.periods)
         fields["periods"] = None if periods is None else json.dumps(periods)
         fields["intent_id"] = None if account.intent is None else account.intent.entry_id
         fields["expiry_shard"] = None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards)
         return stored_item(Keys.account(account.account_id), Keys.ACCOUNT_SK, "account", **fields, next_due_at=due)
 
-    def _validate(self, ops: list[_Operation]) -> None:
+    def _validate(self, ops: list[Operation]) -> None:
         """DynamoDB's ValidationException, before anything is read or written."""
         if len(ops) > self.max_transaction_items:
             raise _refused("ValidationException", f"transactItems: length must be <= {self.max_transaction_items}")
@@ -339,7 +324,7 @@ class MemoryStore:
         if sum(sizes) > MAX_TRANSACTION_BYTES:
             raise _refused("ValidationException", "Transaction size has exceeded the 4 MB limit")
 
-    def _meter(self, ops: list[_Operation]) -> None:
+    def _meter(self, ops: list[Operation]) -> None:
         """Charge each partition 2 write units per started KB of each item (lock held)."""
         limit = self.partition_write_units_per_second
         if limit is None:
@@ -361,13 +346,13 @@ class MemoryStore:
     def _stored(self, key: Key) -> Item | None:
         return self._partitions.get(key[0], {}).get(key[1])
 
-    def _commit(self, ops: list[_Operation]) -> None:
+    def _commit(self, ops: list[Operation]) -> None:
         for op in ops:
-            written = _written(op, self._stored(op.key))
-            if written is None:
+            after = written(op, self._stored(op.key))
+            if after is None:
                 self._partitions.get(op.key[0], {}).pop(op.key[1], None)
             else:
-                self._put(written)
+                self._put(after)
 
     def _put(self, item: Item) -> None:
         pk, sk = item["pk"], item["sk"]

@@ -8,13 +8,17 @@ from typing import Any
 
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
+    escrow_from_stored,
+    escrow_stored,
     intent_from_stored,
     intent_stored,
     lot_attributes,
     lot_from_summary,
     periods_from_stored,
+    slice_from_stored,
+    slice_stored,
 )
-from tollbooth.domain.ledger import Account, IdempotencyRecord, Intent, LedgerEntry, Lot
+from tollbooth.domain.ledger import Account, IdempotencyRecord, Intent, LedgerEntry, Lot, Slice
 
 Item = dict[str, Any]
 
@@ -32,7 +36,9 @@ def lot_item(pk: str, lot: Lot) -> Item:
 ACCOUNT_PLAIN = ("account_id", "version", "balance", "granted", "consumed", "expired")
 
 
-def account_from_item(item: Item, lots: tuple[Lot, ...] | None = None, intent: Item | None = None) -> Account:
+def account_from_item(
+    item: Item, lots: tuple[Lot, ...] | None = None, intent: Item | None = None, slices: tuple[Slice, ...] = ()
+) -> Account:
     """The account as its item holds it; without ``lots``, its lots are the expiring summary
     (the sweep's view, which also says when the lots beyond the summary are due)."""
     view = lots is None
@@ -50,19 +56,51 @@ def account_from_item(item: Item, lots: tuple[Lot, ...] | None = None, intent: I
         periods=periods_from_stored(json.loads(item.get("periods", "null"))),
         intent=None if intent is None else intent_from_stored({**intent, "draws": json.loads(intent["draws"])}),
         unsummarized=item.get("unsummarized") if view else None,
+        escrow=escrow_from_stored(json.loads(item.get("escrow", "null"))),
+        streams=tuple(json.loads(item.get("streams", "[]"))),
+        slices=slices,
     )
 
 
-def entry_item(pk: str, entry: LedgerEntry) -> Item:
-    names = ("entry_id", "seq", "kind", "amount", "balance_after", "created_at", "idempotency_key")
+def account_escrow(account: Account) -> dict[str, Any]:
+    """What the account item records of its slices (JSON attributes: strings)."""
+    escrow = escrow_stored(account.escrow)
+    return {
+        "escrow": None if escrow is None else json.dumps(escrow),
+        "streams": json.dumps(list(account.streams)) if account.streams else None,
+    }
+
+
+def slice_item(account_id: str, held: Slice) -> Item:
+    stored = slice_stored(held)
+    portions = stored.pop("portions")
+    portions = json.dumps(portions) if portions else None
+    return stored_item(
+        Keys.slice(account_id, held.index), Keys.SLICE_SK, "slice", account_id=account_id, **stored, portions=portions
+    )
+
+
+def slice_from_item(item: Item) -> Slice:
+    return slice_from_stored({**item, "portions": json.loads(item.get("portions", "[]"))})
+
+
+def entry_item(account_id: str, entry: LedgerEntry) -> Item:
+    names = ("entry_id", "seq", "slice", "kind", "amount", "balance_after", "created_at", "idempotency_key")
     details = json.dumps(entry.details)  # PynamoDB's JSONAttribute: a string, even for {}
+    pk = Keys.stream(account_id, entry.slice)
     return stored_item(pk, Keys.entry(entry.seq), "entry", **{n: getattr(entry, n) for n in names}, details=details)
 
 
 def entry_from_item(item: Item) -> LedgerEntry:
-    fields = {n: item[n] for n in ("entry_id", "seq", "kind", "amount", "balance_after", "created_at")}
+    fields = {n: item[n] for n in ("entry_id", "seq", "kind", "amount", "created_at")}
     details = json.loads(item["details"]) if "details" in item else None
-    return LedgerEntry(**fields, idempotency_key=item.get("idempotency_key"), details=details or {})
+    return LedgerEntry(
+        **fields,
+        balance_after=item.get("balance_after"),
+        idempotency_key=item.get("idempotency_key"),
+        details=details or {},
+        slice=item.get("slice"),
+    )
 
 
 def record_item(account_id: str, record: IdempotencyRecord, now: int) -> Item:

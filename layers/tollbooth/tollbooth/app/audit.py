@@ -27,6 +27,9 @@ CREDIT_METRICS = {
 def committed(mutation: Mutation) -> None:
     """Log and count a mutation that has just committed."""
     try:
+        if mutation.slice_moves and not mutation.spend:
+            # A hot account's escrow at work: refills (credits into slices) and recalls.
+            count("EscrowRefills" if mutation.draws else "EscrowRecalls", 1)
         for entry in mutation.entries:
             logger.info("ledger entry", extra=_line(mutation.account.account_id, entry))
             metric = CREDIT_METRICS.get(entry.kind)

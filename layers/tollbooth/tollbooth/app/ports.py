@@ -62,6 +62,12 @@ class LedgerStore(Protocol):
     def load_account(self, account_id: str) -> Account:
         """The account with its live lots; a new account reads as empty."""
 
+    def load_slice(self, account_id: str, index: int) -> Account:
+        """One escrow slice of the account, alone (``Account.slices``): what its consumes need."""
+
+    def entry_streams(self, account_id: str) -> tuple[int, ...]:
+        """The slices that have written entries for the account (its own entries aside)."""
+
     def load_expiry_view(self, account_id: str, now: int | None = None) -> Account | None:
         """The account item alone: its lots are the soonest-due live expiring ones. In full
         when it owes an intent's draws, or lots beyond its summary are due at ``now``."""
@@ -75,7 +81,10 @@ class LedgerStore(Protocol):
 
     def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None: ...
 
-    def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
-        """Entries newest first; ``before_seq`` continues from an earlier page."""
+    def list_entries(
+        self, account_id: str, limit: int, before_seq: int | None = None, stream: int | None = None
+    ) -> LedgerPage:
+        """One stream's entries newest first (the account's own, or a slice's);
+        ``before_seq`` continues from an earlier page."""
 
     def apply(self, mutation: Mutation, now: int) -> None: ...

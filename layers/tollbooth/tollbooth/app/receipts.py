@@ -34,13 +34,14 @@ def with_credit_receipt(mutation: Mutation, idem: Idempotency, now: int) -> Muta
 
 
 def with_consume_receipt(mutation: Mutation, charge: Charge, idem: Idempotency, now: int) -> Mutation:
-    """200: the entry, what was charged, and what is available after it."""
+    """200: the entry, what was charged, and what is available after it (unknown to a slice)."""
     entry = mutation.entry
     assert entry is not None
+    available = None if mutation.spend else format_credits(mutation.account_after.available_at(now))
     body = ConsumeResponse(
         entry_id=entry.entry_id,
         charged=format_credits(charge.amount),
-        balance=format_credits(mutation.account_after.available_at(now)),
+        balance=available,
         catalog_version=charge.catalog_version,
     ).model_dump(mode="json")
     return _kept(mutation, idem, 200, body)

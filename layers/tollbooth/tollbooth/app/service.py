@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from tollbooth.app.context import INTERNAL, RequestContext
+from tollbooth.app.hot import Contended, HotConsumes
 from tollbooth.app.idempotency import Idempotency, Outcome
 from tollbooth.app.ports import LedgerStore, WriteConflict
 from tollbooth.app.queries import balance, ledger_page
@@ -25,7 +27,8 @@ from tollbooth.contracts.usage import UsageRecord
 from tollbooth.domain import clock, debits, grants, refunds
 from tollbooth.domain.catalog import CatalogHistory
 from tollbooth.domain.errors import IdempotencyKeyReused, PaymentReferenceUsed, PeriodConflict
-from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, LotSource, Mutation
+from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, LotSource, Mutation, Use
+from tollbooth.domain.pricing import Charge
 from tollbooth.domain.usage_charges import UsageOutcome
 
 
@@ -46,6 +49,7 @@ class LedgerService:
         now: Callable[[], int] = clock.now_ms,
         sleep: Callable[[float], None] = time.sleep,
         write_budget: float = WRITE_BUDGET_SECONDS,
+        hot_slices: int = 0,
     ) -> None:
         self.repository = repository
         self.catalogs = catalogs
@@ -53,6 +57,7 @@ class LedgerService:
         self._now = now
         self.writes = Writes(repository, max_attempts=max_write_attempts, now=now, sleep=sleep, budget=write_budget)
         self.usage = UsageCharges(self.writes, repository, catalogs, now)
+        self.hot = HotConsumes(self.writes, repository, hot_slices, self._request, self._replay)
 
     def now(self) -> int:
         return self._now()
@@ -139,13 +144,31 @@ class LedgerService:
         idem: Idempotency,
         *,
         context: RequestContext = INTERNAL,
+        sliced: bool = False,
     ) -> Outcome:
-        def plan(account: Account, now: int) -> Mutation:
-            charge, use = debits.consume(self.catalogs.in_force(now), feature, quantity, dimensions)
-            mutation = debits.consume_mutation(account, charge, use, now, idem.key, context.caller.record())
+        """Debit the credits a use costs, at once. A contended account (or, ``sliced``, any)
+        is served by escrow slices (``app.hot``), so that its consumes do not queue on one item."""
+        caller = context.caller.record()
+
+        def priced(now: int) -> tuple[Charge, Use]:
+            return debits.consume(self.catalogs.in_force(now), feature, quantity, dimensions)
+
+        def whole(account: Account, now: int) -> Mutation:
+            charge, use = priced(now)
+            mutation = debits.consume_mutation(account, charge, use, now, idem.key, caller)
             return with_consume_receipt(mutation, charge, idem, now)
 
-        return self._request(account_id, idem, plan)
+        def plan(account: Account, now: int) -> Mutation:
+            if account.escrow and self.hot.enabled:
+                raise Contended
+            return whole(account, now)
+
+        try:
+            if self.hot.busy(account_id) or (sliced and self.hot.enabled):
+                raise Contended
+            return self._request(account_id, idem, plan, pool=not self.hot.enabled, on_race=self.hot.on_race)
+        except Contended:
+            return self.hot.consume(account_id, idem, priced, caller, whole)
 
     def refund(
         self,
@@ -181,9 +204,10 @@ class LedgerService:
         mutation = grants.credit_mutation(account, credit, now, idem.key, context.caller.record())
         return with_credit_receipt(mutation, idem, now)
 
-    def _request(self, account_id: str, idem: Idempotency, plan: Plan) -> Outcome:
-        """Write a request's mutation once. A replay of a request that once succeeded gets
-        its first answer, even if the same request would be refused now."""
+    def _request(self, account_id: str, idem: Idempotency, plan: Plan, **options: Any) -> Outcome:
+        """Write a request's mutation once (``options`` go to the write loop). A replay of a
+        request that once succeeded gets its first answer, even if the same request would be
+        refused now."""
 
         def on_conflict(conflict: WriteConflict) -> bool:
             if conflict.reason in (WriteConflict.IDEMPOTENCY_KEY, WriteConflict.UNKNOWN):
@@ -197,7 +221,7 @@ class LedgerService:
             return False
 
         try:
-            written = self.writes.write(account_id, plan, on_conflict=on_conflict)
+            written = self.writes.write(account_id, plan, on_conflict=on_conflict, **options)
         except _Replayed as replayed:
             return replayed.outcome
         except Refused as refused:

@@ -75,9 +75,10 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     return LedgerEntryView(
         entry_id=entry.entry_id,
         seq=entry.seq,
+        slice=entry.slice,
         kind=entry.kind,
         amount=format_credits(entry.amount),
-        balance_after=format_credits(entry.balance_after),
+        balance_after=None if entry.balance_after is None else format_credits(entry.balance_after),
         created_at=clock.to_iso(entry.created_at),
         idempotency_key=entry.idempotency_key,
         draws=_draw_views(draws),
@@ -86,17 +87,28 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     )
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"v": 1, "before": seq}).encode()).decode().rstrip("=")
+# A page cursor holds, for each stream of entries still to read (the account's own, "a",
+# or a slice's, by number), the seq to continue below. Version 1 held the account's only.
+ACCOUNT_STREAM = "a"
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_cursor(bounds: dict[int | None, int]) -> str:
+    stored = {ACCOUNT_STREAM if stream is None else str(stream): seq for stream, seq in bounds.items()}
+    return base64.urlsafe_b64encode(json.dumps({"v": 2, "before": stored}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[int | None, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        seq = data["before"]
-        if data.get("v") != 1 or not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        before = data["before"]
+        if data.get("v") == 1:
+            before = {ACCOUNT_STREAM: before}
+        elif data.get("v") != 2 or not isinstance(before, dict):
             raise ValueError
-        return seq
+        bounds = {None if name == ACCOUNT_STREAM else int(name): seq for name, seq in before.items()}
+        if any(not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 for seq in bounds.values()):
+            raise ValueError
+        return bounds
     except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error) as error:
         raise InvalidCursor("the cursor is not one this API returned") from error

@@ -16,7 +16,10 @@ holds the one rule for optimistic concurrency:
   budget, rather than refuse it;
 - a mutation larger than one transaction is written as its first transaction plus an
   intent, which the loop then rolls forward; an intent found on an account is rolled
-  forward before anything is planned on it (``domain.intents``).
+  forward before anything is planned on it (``domain.intents``);
+- with ``pool`` (the default), an account whose credits are partly in escrow slices has
+  them recalled first, a transaction each (``domain.slices``), so the plan sees the account
+  whole; a plan that raises PoolNeeded asks for that on demand.
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ from tollbooth.domain.errors import (
     InsufficientCredits,
     InvalidPeriod,
     StorageUnavailable,
+    StoreBusy,
     TollboothError,
 )
 from tollbooth.domain.intents import fit, roll_forward
 from tollbooth.domain.ledger import Account, Mutation
+from tollbooth.domain.slices import PoolNeeded, recall
 
 # Refusals that depend on the account's state: a remembered state is re-read before refusing.
 STATE_REFUSALS = (InsufficientCredits, FeatureLocked, InvalidPeriod)
@@ -51,6 +56,8 @@ Plan = Callable[[Account, int], Mutation | None]
 # Told of each cancelled write; True when the use case made progress from it (no backoff).
 ConflictHandler = Callable[[WriteConflict], bool]
 Loader = Callable[[str], Account | None]
+# Told when a fresh read lost the race (the account is contended); may raise to stop.
+RaceHandler = Callable[[], None]
 
 
 class Refused(Exception):
@@ -65,6 +72,26 @@ class Refused(Exception):
 class Written:
     mutation: Mutation
     now: int  # the instant the plan computed it for
+
+
+@dataclass(frozen=True)
+class _Again:
+    """Plan again: after recalling slices (``recall``; None: every one), or on a fresh read."""
+
+    recall: frozenset[int] | None = frozenset()
+    fresh: bool = False
+
+
+def _planned(plan: Plan, account: Account, now: int, fresh: bool) -> Mutation | _Again | None:
+    """What ``plan`` decides; a refusal on a fresh read raises Refused."""
+    try:
+        return plan(account, now)
+    except PoolNeeded as needed:
+        return _Again(recall=None if needed.indexes is None else frozenset(needed.indexes))
+    except TollboothError as refusal:
+        if not fresh and isinstance(refusal, STATE_REFUSALS):
+            return _Again(fresh=True)
+        raise Refused(refusal) from refusal
 
 
 class Writes:
@@ -96,57 +123,107 @@ class Writes:
         start: Account | None = None,
         load: Loader | None = None,
         busy: str = "the account is busy; retry the request with the same Idempotency-Key",
+        pool: bool = True,
+        remember_as: str | None = None,
+        on_race: RaceHandler | None = None,
     ) -> Written | None:
         """Apply what ``plan`` decides, once; None if it decided there was nothing to write.
-
-        ``start`` and ``load`` give another view of the account (the sweep's account item
-        alone); such views are never remembered. Raises Refused, ConcurrentUpdate, or what
-        the store or ``on_conflict`` raise."""
-        remember = load is None
+        ``start`` and ``load``: another view of the account (the sweep's item alone, a slice),
+        remembered only ``remember_as`` a key of its own. Raises Refused, ConcurrentUpdate, or
+        what the store, ``on_conflict`` or ``on_race`` raise."""
+        known_as, remember = remember_as or account_id, load is None or remember_as is not None
         reload: Loader = load or self.store.load_account
-        account = start if start is not None else (self._known.get(account_id) if remember else None)
+        account = start if start is not None else (self._known.get(known_as) if remember else None)
         deadline = self._monotonic() + self.budget
-        for attempt in range(self.max_attempts):
+        # What failed so far (steps that made progress, a recall or an intent's, are free), and
+        # the slices a plan asked to recall (``pool``: all of them).
+        attempt, wanted = 0, frozenset[int]()
+        while attempt < self.max_attempts:
             fresh = account is None
             if account is None:
                 account = reload(account_id)
                 if account is None:
                     return None
-            if account.intent is not None:
-                account = self._finish(account)
+            todo = [e.index for e in account.escrow if pool or e.index in wanted]
+            if account.intent is not None or todo:
+                # Roll an intent forward, or recall a slice, before anything is planned.
+                account = self._finish(account) if account.intent is not None else self._recall(account, todo[0])
+                attempt += account is None  # lost a race, or the partition is busy: wait, within the budget
+                if account is None and not self._lost(True, attempt, deadline, None):
+                    break
                 continue
             now = self._now()
-            try:
-                mutation = plan(account, now)
-            except TollboothError as refusal:
-                if not fresh and isinstance(refusal, STATE_REFUSALS):
-                    account = None
-                    continue
-                raise Refused(refusal) from refusal
+            mutation = _planned(plan, account, now, fresh)
+            if isinstance(mutation, _Again):  # recall slices first, or (a remembered state refused) read afresh
+                pool, wanted = pool or mutation.recall is None, wanted | (mutation.recall or frozenset())
+                account, attempt = None if mutation.fresh else account, attempt + 1
+                continue
             if mutation is None:
                 return None
             first = fit(mutation, self.store.max_transaction_items)
             try:
                 self.store.apply(first, now)
-            except WriteConflict as conflict:
-                self._known.forget(account_id)
-                account = None
-                progressed = on_conflict(conflict) if on_conflict is not None else False
-                if fresh and not progressed:
-                    # A lost race: wait, within the budget. (A conflict that made progress, a
-                    # replay or an event found charged, goes on however slow the store is.)
-                    if self._monotonic() > deadline:
-                        break
-                    self._backoff(attempt)
-                continue
-            audit.committed(mutation)
-            # Committed. The draws an intent still owes are applied now; should that fail,
-            # the next writer or the sweep finishes them.
-            finished = first.intent_after is None or self._finish_committed(first.account_after)
-            if remember and finished:
-                self._known.put(account_id, mutation.account_after)
+            except (WriteConflict, StoreBusy) as failed:
+                account, attempt = None, attempt + 1
+                if self._retry(failed, known_as, on_conflict, (fresh, attempt, deadline, on_race)):
+                    continue
+                if isinstance(failed, StoreBusy):
+                    raise
+                break
+            self._committed(first, mutation, known_as if remember else None)
             return Written(mutation, now)
         raise ConcurrentUpdate(busy)
+
+    def _committed(self, first: Mutation, mutation: Mutation, known_as: str | None) -> None:
+        audit.committed(mutation)
+        # Committed. The draws an intent still owes are applied now; should that fail, the
+        # next writer or the sweep finishes them.
+        finished = first.intent_after is None or self._finish_committed(first.account_after)
+        if known_as is not None and finished:
+            self._known.put(known_as, mutation.account_after)
+
+    def _retry(
+        self,
+        failed: WriteConflict | StoreBusy,
+        known_as: str,
+        on_conflict: ConflictHandler | None,
+        race: tuple[bool, int, float, RaceHandler | None],
+    ) -> bool:
+        """After a cancelled or throttled write: whether to go on. A throttled partition is
+        waited for, within the budget, as after a lost race (it is not one: no slice moves)."""
+        self._known.forget(known_as)
+        fresh, attempt, deadline, on_race = race
+        if isinstance(failed, StoreBusy):
+            return self._lost(True, attempt, deadline, None)
+        # A conflict that made progress (a replay, an event found charged) goes on.
+        return (on_conflict is not None and on_conflict(failed)) or self._lost(fresh, attempt, deadline, on_race)
+
+    def _lost(self, fresh: bool, attempt: int, deadline: float, on_race: RaceHandler | None) -> bool:
+        """After a write that made no progress: whether to go on. A lost race (on a fresh
+        read) waits, within the budget. (A conflict that made progress, a replay or an event
+        found charged, goes on however slow the store is.)"""
+        if not fresh:
+            return True
+        if on_race is not None:
+            on_race()
+        if self._monotonic() > deadline:
+            return False
+        self._backoff(attempt)
+        return True
+
+    def _recall(self, account: Account, index: int) -> Account | None:
+        """Recall slice ``index`` into the account's lots: the account after, or None when
+        the write lost a race (the account is read again)."""
+        if any(e.index not in {s.index for s in account.slices} for e in account.escrow):
+            return self.store.load_account(account.account_id)  # a view without its slices
+        self._known.forget(account.account_id)
+        step = recall(account, index)
+        try:
+            self.store.apply(step, self._now())
+        except (WriteConflict, StoreBusy):
+            return None
+        audit.committed(step)
+        return step.account_after
 
     def _finish_committed(self, account: Account) -> bool:
         """Roll forward the intent of a mutation just committed: whether it is finished. A

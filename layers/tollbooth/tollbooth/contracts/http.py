@@ -174,7 +174,10 @@ class GrantResponse(Contract):
 class ConsumeResponse(Contract):
     entry_id: str
     charged: CreditsOut
-    balance: CreditsOut
+    balance: CreditsOut | None = Field(
+        description="Credits available after it; null when an escrow slice of a busy account served it "
+        "(the slice knows only what it holds: GET the balance for the account's)"
+    )
     catalog_version: str
 
 
@@ -203,10 +206,15 @@ class CallerView(Contract):
 
 class LedgerEntryView(Contract):
     entry_id: str
-    seq: int
+    seq: int = Field(description="The entry's number in its stream (the account's own, or its slice's): 1, 2, 3...")
+    slice: int | None = Field(
+        default=None, description="The escrow slice that wrote it (a busy account's consumes); null: the account"
+    )
     kind: str
     amount: CreditsOut
-    balance_after: CreditsOut
+    balance_after: CreditsOut | None = Field(
+        description="The account's balance after it; null for a slice's entries (a slice knows only its own credits)"
+    )
     created_at: Timestamp
     idempotency_key: str | None = None
     feature: str | None = None

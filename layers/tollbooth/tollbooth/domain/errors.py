@@ -127,6 +127,12 @@ class StorageUnavailable(TollboothError):
     retryable = True
 
 
+class StoreBusy(StorageUnavailable):
+    """A partition is over its throughput, or an account kept changing while it was read:
+    not a lost race, but worth waiting for (the write loop backs off within its budget
+    before the caller hears of it)."""
+
+
 class ChangeTooLarge(TollboothError):
     """The change needs more than one transaction can hold (items, or bytes per item):
     sending it again cannot help, so it never says "retry"."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from tollbooth.domain import clock
+from tollbooth.domain.allocation import burn_down_order
 from tollbooth.domain.events import lot_event
 from tollbooth.domain.ledger import (
     RESERVED_KEY_PREFIX,
@@ -16,7 +17,6 @@ from tollbooth.domain.ledger import (
     ExpiryIndexing,
     Lot,
     Mutation,
-    burn_down_order,
     next_entry,
 )
 from tollbooth.domain.money import round_half_even
@@ -112,10 +112,12 @@ def next_due_at(account: Account, window: int) -> int | None:
     """The next instant the sweep has work on this account, or None when it never will.
 
     That is the earliest of: each lot's next moment (``lot_due_at``), the moment lots beyond
-    the summary need the sweep, and, if events wait in the outbox or lot draws in an intent,
-    right away (0)."""
+    the summary need the sweep, the soonest such moment of what escrow slices hold, and, if
+    events wait in the outbox or lot draws in an intent, right away (0)."""
     moments = [] if not account.pending_events and account.intent is None else [0]
     moments += [at for lot in account.lots if (at := lot_due_at(lot, window)) is not None]
+    # Credits in escrow slices: the sweep recalls them when they need its work.
+    moments += [escrow.due_at for escrow in account.escrow if escrow.due_at is not None]
     if account.unsummarized is not None:
         moments.append(account.unsummarized)
     return min(moments, default=None)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from tollbooth.domain import clock, ids
+from tollbooth.domain.allocation import pay_off_arrears
 from tollbooth.domain.catalog import Catalog, ExpiryPolicy, LotTerms, Package
 from tollbooth.domain.errors import (
     GrantTooLarge,
@@ -22,17 +23,7 @@ from tollbooth.domain.errors import (
     UnknownPackage,
     UnknownPlan,
 )
-from tollbooth.domain.ledger import (
-    DEFAULT_PRIORITY,
-    Account,
-    Draw,
-    EntryKind,
-    Lot,
-    LotSource,
-    Mutation,
-    next_entry,
-    pay_off_arrears,
-)
+from tollbooth.domain.ledger import DEFAULT_PRIORITY, Account, Draw, EntryKind, Lot, LotSource, Mutation, next_entry
 from tollbooth.domain.money import format_credits
 from tollbooth.domain.plans import PERIOD_CLAMP_DAYS, billing_period_end, is_plan_period, plan_periods, rollover
 

@@ -8,9 +8,12 @@ Invariants (checked by the tests):
   (its terms live on in the ledger entry that granted it), so loading an account reads
   only what can still be spent or written off, however long its history;
 * account.balance == sum(lot.remaining) - sum(intent draws) - arrears
-  == granted - consumed - expired - clawed_back;
-* each mutation bumps account.version by one; one that moves credits appends ledger
-  entry #seq, so entries are numbered 1, 2, 3... with no gaps.
+  == granted - consumed - expired - clawed_back - escrowed: the account's own side, where
+  ``escrowed`` is what it moved into its slices (``domain.slices``); an account with no
+  escrow is whole;
+* each mutation of the account bumps account.version by one; one that moves credits
+  appends ledger entry #seq, so the account's own entries are numbered 1, 2, 3... with no
+  gaps. A slice numbers its own entries the same way (``LedgerEntry.slice``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from functools import cached_property
 from typing import Any, Literal
 
 from tollbooth.domain import ids
-from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
-from tollbooth.domain.money import format_credits
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
 EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire", "refund"]
@@ -113,6 +114,45 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class Slice:
+    """One slice of a hot account's escrow (``domain.slices``): credits moved out of the
+    account's lots onto a partition of their own, so that consumes spend them without
+    touching the account. Each portion is a copy of its lot's terms holding what the slice
+    has of it."""
+
+    index: int
+    version: int = 0
+    portions: tuple[Lot, ...] = ()
+    consumed: int = 0  # spent here since the slice was last recalled
+    seq: int = 0  # entries this slice has written, ever
+    last_at: int = 0  # the instant of its last entry: a slice's entries never go back in time
+
+    @property
+    def held(self) -> int:
+        return sum(portion.remaining for portion in self.portions)
+
+
+@dataclass(frozen=True)
+class Escrow:
+    """What the account has moved into one slice and not recalled (on the account item):
+    credits in, net, and the soonest moment the sweep has work on them."""
+
+    index: int
+    received: int
+    due_at: int | None = None
+
+
+@dataclass(frozen=True)
+class SliceMove:
+    """A slice written with a mutation, guarded by its version before; and what the account
+    item records of it afterwards (None: the slice holds nothing of the account's)."""
+
+    before: Slice
+    after: Slice
+    escrow: Escrow | None = None
+
+
+@dataclass(frozen=True)
 class Account:
     account_id: str
     version: int = 0
@@ -134,9 +174,21 @@ class Account:
     # Only on the sweep's view of an account (its item alone), when the account holds more
     # live expiring lots than the item summarises: when the soonest of those is next due.
     unsummarized: int | None = None
+    escrow: tuple[Escrow, ...] = ()  # the slices holding credits of the account's
+    streams: tuple[int, ...] = ()  # the slices that have ever written entries
+    # The slices' own state, read with the account when it has escrow (not on the sweep's view).
+    slices: tuple[Slice, ...] = ()
 
     def available_at(self, now: int) -> int:
         return sum(lot.remaining for lot in self.lots if lot.spendable_at(now))
+
+    @property
+    def escrowed(self) -> int:
+        return sum(escrow.received for escrow in self.escrow)
+
+    def slice(self, index: int) -> Slice:
+        """The slice's state as read with the account (an unused slice reads as empty)."""
+        return next((s for s in self.slices if s.index == index), Slice(index))
 
 
 @dataclass(frozen=True)
@@ -151,10 +203,11 @@ class LedgerEntry:
     seq: int
     kind: EntryKind
     amount: int  # signed: credits in are positive, credits out negative
-    balance_after: int
+    balance_after: int | None  # the account's balance after it; None for a slice's entries
     created_at: int
     idempotency_key: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    slice: int | None = None  # the slice that wrote it (its seq is the slice's); None: the account
 
 
 def next_entry(
@@ -209,6 +262,11 @@ class Mutation:
     arrears_change: int = 0  # usage left unpaid (positive), or arrears paid off by new credits (negative)
     intent_after: Intent | None = None  # lot draws still owed once this transaction commits
     refund: PaymentRefund | None = None  # what a payment has had refunded, before and after
+    # Escrow (``domain.slices``): slices refilled from the lots, or one recalled into them,
+    # or (``spend``) a consume written on its slice alone, the account item untouched.
+    slice_moves: tuple[SliceMove, ...] = ()
+    returns: tuple[Draw, ...] = ()  # credits a recall puts back into lots still in the store
+    spend: bool = False
 
     @property
     def lot_changes(self) -> int:
@@ -222,7 +280,8 @@ class Mutation:
         puts = len(self.records) + len(self.entries) + sum(1 for lot in self.new_lots if lot.remaining > 0)
         payment = int(self.payment_reference is not None and bool(self.entries))
         intent = int(self.account.intent is not None or self.intent_after is not None)
-        return 1 + puts + payment + self.lot_changes + intent
+        slices = len(self.slice_moves) + len(self.returns)
+        return int(not self.spend) + puts + payment + self.lot_changes + intent + slices
 
     @cached_property
     def emptied(self) -> frozenset[str]:
@@ -245,11 +304,16 @@ class Mutation:
     @cached_property
     def account_after(self) -> Account:
         """The exact state once written: the version guard rules out any change in between."""
+        if self.spend:  # the slice alone: the account item is not written
+            return with_slices(self.account, self.slice_moves, recorded=False)
         amounts = [(entry.kind, entry.amount) for entry in self.entries]
         amount = sum(value for _, value in amounts)
         drawn: dict[str, int] = {}
         for draw in self.draws + self.transfers + self.expirations:
             drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
+        for back in self.returns:
+            drawn[back.lot_id] = drawn.get(back.lot_id, 0) - back.amount
+        escrowed, folded = escrow_change(self.account, self.slice_moves)
         lots = tuple(
             replace(
                 lot,
@@ -259,20 +323,48 @@ class Mutation:
             for lot in self.account.lots
         )
         return replace(
-            self.account,
+            with_slices(self.account, self.slice_moves),
             lots=tuple(lot for lot in lots + self.new_lots if lot.remaining > 0),
             periods=with_periods(self.account.periods, self.new_lots),
             intent=self.intent_after,
             version=self.account.version + 1,
             seq=self.entries[-1].seq if self.entries else self.account.seq,
-            balance=self.account.balance + amount,
+            balance=self.account.balance + amount - escrowed - folded,
             granted=self.account.granted + sum(value for _, value in amounts if value > 0),
-            consumed=self.account.consumed - sum(value for kind, value in amounts if kind in SPENDING_KINDS),
+            consumed=self.account.consumed + folded - sum(v for kind, v in amounts if kind in SPENDING_KINDS),
             expired=self.account.expired - sum(value for kind, value in amounts if kind == "expire"),
             clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind == "refund"),
             arrears=self.account.arrears + self.arrears_change,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )
+
+
+def escrow_change(account: Account, moves: tuple[SliceMove, ...]) -> tuple[int, int]:
+    """What slice moves change on the account's side: the credits they move into slices
+    (negative: recalled), and what the slices spent that a recall folds into the account."""
+    received = {e.index: e.received for e in account.escrow}
+    moved = sum((0 if m.escrow is None else m.escrow.received) - received.get(m.before.index, 0) for m in moves)
+    return moved, sum(m.before.consumed - m.after.consumed for m in moves)
+
+
+def with_slices(account: Account, moves: tuple[SliceMove, ...], *, recorded: bool = True) -> Account:
+    """The account with its slices' new states, and (``recorded``) what its item records of
+    them: their escrow, and (from a slice's first refill) that it is one of its streams."""
+    if not moves:
+        return account
+    indexes = {m.after.index for m in moves}
+    slices = [s for s in account.slices if s.index not in indexes] + [m.after for m in moves]
+    ordered = tuple(sorted(slices, key=lambda s: s.index))
+    if not recorded:
+        return replace(account, slices=ordered)
+    escrow = [e for e in account.escrow if e.index not in indexes] + [m.escrow for m in moves if m.escrow is not None]
+    streams = set(account.streams) | {m.after.index for m in moves if m.escrow is not None}
+    return replace(
+        account,
+        escrow=tuple(sorted(escrow, key=lambda e: e.index)),
+        slices=ordered,
+        streams=tuple(sorted(streams)),
+    )
 
 
 def with_periods(periods: tuple[PlanPeriod, ...], new_lots: tuple[Lot, ...]) -> tuple[PlanPeriod, ...]:
@@ -284,107 +376,6 @@ def with_periods(periods: tuple[PlanPeriod, ...], new_lots: tuple[Lot, ...]) -> 
             if known is None or lot.expires_at > known.ends_at:
                 latest[lot.plan_id] = PlanPeriod(lot.plan_id, lot.created_at, lot.expires_at)
     return tuple(latest[plan_id] for plan_id in sorted(latest))
-
-
-def burn_down_order(lots: tuple[Lot, ...] | list[Lot]) -> list[Lot]:
-    """Earliest expiry first, never-expiring last; ties by priority, then age."""
-    return sorted(
-        lots,
-        key=lambda lot: (lot.expires_at is None, lot.expires_at or 0, lot.priority, lot.created_at, lot.lot_id),
-    )
-
-
-def allocate(account: Account, amount: int, now: int, use: Use | None = None) -> tuple[Draw, ...]:
-    """Pick the lots that may pay for ``use`` and pay ``amount`` in burn-down order.
-
-    Raises FeatureLocked when the feature needs an unlocking lot the account lacks, and
-    InsufficientCredits (naming the kind of credits missing) when the eligible lots are short.
-    """
-    if account.arrears > 0:
-        # Usage already performed went unpaid: new credits pay it off before anything else.
-        raise InsufficientCredits(
-            f"the account owes {format_credits(account.arrears)} credits of usage; a purchase or grant pays it off",
-            required=amount,
-            available=0,
-        )
-    spendable = [lot for lot in account.lots if lot.spendable_at(now)]
-    if use is not None and use.locked and not any(use.feature in lot.unlocks for lot in spendable):
-        raise FeatureLocked(
-            f"{use.feature!r} needs credits from one of {list(use.unlocked_by)}", allowed=list(use.unlocked_by)
-        )
-    eligible = spendable if use is None else [lot for lot in spendable if lot.pays_for(use)]
-    available = sum(lot.remaining for lot in eligible)
-    if amount > available:
-        if use is None:
-            raise InsufficientCredits("not enough credits for this request", required=amount, available=available)
-        restricted = account.available_at(now) - available
-        message = f"not enough credits that may pay for {use.feature!r} under a {use.licence!r} licence"
-        if restricted:
-            message += f" ({format_credits(restricted)} more credits on the account may not)"
-        raise InsufficientCredits(
-            message, required=amount, available=available, missing={"licence": use.licence, "feature": use.feature}
-        )
-    draws, _ = take_in_order(eligible, amount)
-    return draws
-
-
-def take_in_order(lots: list[Lot], amount: int) -> tuple[tuple[Draw, ...], int]:
-    """Take up to ``amount`` from ``lots`` in burn-down order: the draws, and what is left untaken."""
-    draws = []
-    left = amount
-    for lot in burn_down_order(lots):
-        if left == 0:
-            break
-        take = min(lot.remaining, left)
-        if take > 0:
-            draws.append(Draw(lot.lot_id, take))
-        left -= take
-    return tuple(draws), left
-
-
-def next_expiry(account: Account, now: int) -> Expiry | None:
-    """The earliest future expiry instant and the total that expires then."""
-    upcoming = [lot for lot in account.lots if lot.spendable_at(now) and lot.expires_at is not None]
-    if not upcoming:
-        return None
-    first = min(lot.expires_at for lot in upcoming if lot.expires_at is not None)
-    return Expiry(first, sum(lot.remaining for lot in upcoming if lot.expires_at == first))
-
-
-@dataclass(frozen=True)
-class Perks:
-    priority_processing: bool
-    unlocked_features: tuple[str, ...]
-
-
-def perks_at(account: Account, now: int) -> Perks:
-    """Perks live on lots, and last while those lots hold spendable credits."""
-    spendable = [lot for lot in account.lots if lot.spendable_at(now)]
-    return Perks(
-        priority_processing=any(lot.priority_processing for lot in spendable),
-        unlocked_features=tuple(sorted({feature for lot in spendable for feature in lot.unlocks})),
-    )
-
-
-def draw_what_lots_can(account: Account, amount: int, now: int, use: Use) -> tuple[tuple[Draw, ...], int]:
-    """For usage already performed: draw what the lots that may pay for ``use`` can, in
-    burn-down order, and return the draws and what is left unpaid (it becomes arrears)."""
-    return take_in_order([lot for lot in account.lots if lot.spendable_at(now) and lot.pays_for(use)], amount)
-
-
-def with_draws(account: Account, draws: tuple[Draw, ...]) -> Account:
-    """The account with ``draws`` taken out of its lots (to allocate several debits in a row)."""
-    taken = {draw.lot_id: draw.amount for draw in draws}
-    return replace(
-        account, lots=tuple(replace(x, remaining=x.remaining - taken.get(x.lot_id, 0)) for x in account.lots)
-    )
-
-
-def pay_off_arrears(lots: list[Lot], arrears: int) -> tuple[list[Lot], int]:
-    """New lots with arrears taken out of them first, soonest-expiring first; and what was paid."""
-    draws, left = take_in_order(lots, arrears)
-    paid = {draw.lot_id: draw.amount for draw in draws}
-    return [replace(lot, remaining=lot.remaining - paid.get(lot.lot_id, 0)) for lot in lots], arrears - left
 
 
 @dataclass(frozen=True)

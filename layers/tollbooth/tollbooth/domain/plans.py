@@ -4,7 +4,8 @@ of a plan, and what the last period carries into the next."""
 from __future__ import annotations
 
 from tollbooth.domain import clock
-from tollbooth.domain.ledger import Account, Draw, PlanPeriod, take_in_order, with_periods
+from tollbooth.domain.allocation import take_in_order
+from tollbooth.domain.ledger import Account, Draw, PlanPeriod, with_periods
 
 
 def plan_periods(account: Account) -> tuple[PlanPeriod, ...]:

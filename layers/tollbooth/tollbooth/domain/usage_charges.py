@@ -9,18 +9,9 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from tollbooth.domain import clock
+from tollbooth.domain.allocation import draw_what_lots_can, with_draws
 from tollbooth.domain.events import overdrawn_event
-from tollbooth.domain.ledger import (
-    RESERVED_KEY_PREFIX,
-    Account,
-    Draw,
-    IdempotencyRecord,
-    Mutation,
-    Use,
-    draw_what_lots_can,
-    next_entry,
-    with_draws,
-)
+from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, Draw, IdempotencyRecord, Mutation, Use, next_entry
 from tollbooth.domain.money import format_credits
 from tollbooth.domain.pricing import Charge
 

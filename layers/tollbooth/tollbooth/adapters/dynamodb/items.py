@@ -16,14 +16,17 @@ from pynamodb.models import Model
 
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
+    escrow_from_stored,
     intent_from_stored,
     intent_stored,
     lot_attributes,
     lot_from_attributes,
     lot_from_summary,
     periods_from_stored,
+    slice_from_stored,
+    slice_stored,
 )
-from tollbooth.domain.ledger import Account, Intent, LedgerEntry, Lot
+from tollbooth.domain.ledger import Account, Intent, LedgerEntry, Lot, Slice
 
 
 class TableItem(Model):
@@ -68,6 +71,8 @@ class AccountItem(TableItem, discriminator="account"):
     pending_events = JSONAttribute(null=True)  # the outbox
     periods = JSONAttribute(null=True)  # the latest period of each plan: [[plan_id, granted_at, ends_at]]
     intent_id = UnicodeAttribute(null=True)  # an intent owes lot draws: load the account in full
+    escrow = JSONAttribute(null=True)  # what each escrow slice holds of it: [[slice, received, due_at]]
+    streams = JSONAttribute(null=True)  # the slices that have written entries: [slice]
     expiry_shard = UnicodeAttribute(null=True)
     next_due_at = NumberAttribute(null=True)
     expiry_index = ExpiryIndex()
@@ -95,12 +100,25 @@ class LotItem(TableItem, discriminator="lot"):
     expiry_grace = NumberAttribute(null=True)
 
 
+class SliceItem(TableItem, discriminator="slice"):
+    """An escrow slice (``domain.slices``), on a partition of its own."""
+
+    account_id = UnicodeAttribute()
+    index = NumberAttribute()
+    version = NumberAttribute()
+    portions = JSONAttribute(null=True)  # each a lot's attributes, holding what the slice has of it
+    consumed = NumberAttribute()
+    seq = NumberAttribute()
+    last_at = NumberAttribute()
+
+
 class LedgerItem(TableItem, discriminator="entry"):
     entry_id = UnicodeAttribute()
     seq = NumberAttribute()
+    slice = NumberAttribute(null=True)  # the slice that wrote it (in the slice's partition)
     kind = UnicodeAttribute()
     amount = NumberAttribute()
-    balance_after = NumberAttribute()
+    balance_after = NumberAttribute(null=True)  # none on a slice's entries
     created_at = NumberAttribute()
     idempotency_key = UnicodeAttribute(null=True)
     details = JSONAttribute(null=True)
@@ -133,19 +151,21 @@ def entry_from_item(item: LedgerItem) -> LedgerEntry:
         seq=int(item.seq),
         kind=item.kind,  # type: ignore[arg-type]
         amount=int(item.amount),
-        balance_after=int(item.balance_after),
+        balance_after=None if item.balance_after is None else int(item.balance_after),
         created_at=int(item.created_at),
         idempotency_key=item.idempotency_key,
         details=item.details or {},
+        slice=None if item.slice is None else int(item.slice),
     )
 
 
-def ledger_item(pk: str, entry: LedgerEntry) -> LedgerItem:
+def ledger_item(account_id: str, entry: LedgerEntry) -> LedgerItem:
     return LedgerItem(
-        pk,
+        Keys.stream(account_id, entry.slice),
         Keys.entry(entry.seq),
         entry_id=entry.entry_id,
         seq=entry.seq,
+        slice=entry.slice,
         kind=entry.kind,
         amount=entry.amount,
         balance_after=entry.balance_after,
@@ -171,7 +191,20 @@ def intent_from_item(item: IntentItem) -> Intent:
     return intent_from_stored({"entry_id": item.entry_id, "draws": item.draws})
 
 
-def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None, intent: Intent | None = None) -> Account:
+def slice_item(account_id: str, held: Slice) -> SliceItem:
+    return SliceItem(Keys.slice(account_id, held.index), Keys.SLICE_SK, account_id=account_id, **slice_stored(held))
+
+
+def slice_from_item(item: SliceItem) -> Slice:
+    return slice_from_stored(item.attribute_values)
+
+
+def account_from_item(
+    item: AccountItem,
+    lots: tuple[Lot, ...] | None = None,
+    intent: Intent | None = None,
+    slices: tuple[Slice, ...] = (),
+) -> Account:
     """The account as its item holds it; without ``lots``, its lots are the expiring summary
     (the sweep's view, which also says when the lots beyond the summary are due)."""
     view = lots is None
@@ -192,4 +225,7 @@ def account_from_item(item: AccountItem, lots: tuple[Lot, ...] | None = None, in
         periods=periods_from_stored(item.periods),
         intent=intent,
         unsummarized=int(item.unsummarized) if view and item.unsummarized is not None else None,
+        escrow=escrow_from_stored(item.escrow),
+        streams=tuple(int(index) for index in item.streams or ()),
+        slices=slices,
     )

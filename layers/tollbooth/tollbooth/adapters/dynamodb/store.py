@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -12,6 +13,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from tollbooth.adapters.dynamodb.errors import conflict_of, storage_errors
 from tollbooth.adapters.dynamodb.items import (
     AccountItem,
     IdempotencyItem,
@@ -19,6 +21,7 @@ from tollbooth.adapters.dynamodb.items import (
     LedgerItem,
     LotItem,
     PaymentItem,
+    SliceItem,
     TableItem,
     account_from_item,
     entry_from_item,
@@ -27,13 +30,15 @@ from tollbooth.adapters.dynamodb.items import (
     ledger_item,
     lot_from_item,
     lot_item,
+    slice_from_item,
+    slice_item,
 )
 from tollbooth.adapters.keys import Keys
-from tollbooth.adapters.lot_attributes import lot_summary, periods_stored
+from tollbooth.adapters.lot_attributes import escrow_stored, lot_summary, periods_stored
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
-from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
+from tollbooth.domain.errors import StorageUnavailable, StoreBusy
 from tollbooth.domain.expiry import expiry_summary
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation
+from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, Slice
 
 # Each DynamoDB call gives up within (connect + read) x attempts = 8 s, inside the
 # functions' 10 s timeout (PynamoDB's defaults, 15 s + 30 s x 4, would outlast it): a stuck
@@ -41,6 +46,10 @@ from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, 
 CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 3.0
 MAX_RETRY_ATTEMPTS = 1  # botocore retries throttling and 5xx once more before we answer 503
+# Reads of an account with slices while writers keep changing it (refills, recalls), with
+# jittered waits between: up to about 1.5 s before the caller hears StoreBusy.
+SNAPSHOT_TRIES = 12
+SNAPSHOT_BACKOFF_SECONDS = 0.01
 
 
 class Repository:
@@ -64,7 +73,7 @@ class Repository:
         self.expiry = expiry or ExpiryIndexing()
         # DynamoDB takes 100 items per transaction; older DynamoDB Local builds take 10.
         self.max_transaction_items = max_transaction_items
-        for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem):
+        for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem, SliceItem):
             model._connection = None
         self._connection = Connection(
             region=region,
@@ -78,12 +87,33 @@ class Repository:
 
     def load_account(self, account_id: str) -> Account:
         """The account, its live lots and any intent in one consistent Query (a lot leaves
-        the store with its last credit, so history is never read); a new account reads as empty."""
+        the store with its last credit, so history is never read); a new account reads as
+        empty. An account with slices has them read too, and its item read again: a slice
+        gains credits only with a new version of the account, so the two reads hold what the
+        whole account held at one moment (what a refusal may rest on)."""
+        for attempt in range(SNAPSHOT_TRIES):
+            account = self._load(account_id)
+            if not account.streams or self._version(account_id) == account.version:
+                return account
+            time.sleep(random.uniform(0, SNAPSHOT_BACKOFF_SECONDS * 2 ** min(attempt, 4)))
+        raise StoreBusy("the account kept changing while it was read; retry the request")
+
+    def _version(self, account_id: str) -> int | None:
+        with storage_errors():
+            try:
+                item = AccountItem.get(
+                    Keys.account(account_id), Keys.ACCOUNT_SK, consistent_read=True, attributes_to_get=["version"]
+                )
+            except AccountItem.DoesNotExist:
+                return None
+        return int(item.version)
+
+    def _load(self, account_id: str) -> Account:
         pk = Keys.account(account_id)
         account: AccountItem | None = None
         lots: list[Lot] = []
         intent = None
-        with _storage_errors():
+        with storage_errors():
             for item in TableItem.query(
                 pk, TableItem.sk.between(Keys.ACCOUNT_SK, Keys.ACCOUNT_RANGE_END), consistent_read=True
             ):
@@ -95,13 +125,39 @@ class Repository:
                     intent = intent_from_item(item)
         if account is None:
             return Account(account_id=account_id)
-        return account_from_item(account, tuple(lots), intent)
+        return account_from_item(account, tuple(lots), intent, self._slices(account_id, account.streams or []))
+
+    def _slices(self, account_id: str, indexes: list[int]) -> tuple[Slice, ...]:
+        """The account's escrow slices, in one consistent BatchGetItem (at most 100 keys)."""
+        if not indexes:
+            return ()
+        keys = [(Keys.slice(account_id, int(index)), Keys.SLICE_SK) for index in indexes]
+        with storage_errors():
+            found = [slice_from_item(item) for item in SliceItem.batch_get(keys, consistent_read=True)]
+        return tuple(sorted(found, key=lambda held: held.index))
+
+    def load_slice(self, account_id: str, index: int) -> Account:
+        """One escrow slice alone (a new slice reads as empty): what a slice's consume needs."""
+        with storage_errors():
+            try:
+                item = SliceItem.get(Keys.slice(account_id, index), Keys.SLICE_SK, consistent_read=True)
+            except SliceItem.DoesNotExist:
+                return Account(account_id, slices=(Slice(index),))
+        return Account(account_id, slices=(slice_from_item(item),))
+
+    def entry_streams(self, account_id: str) -> tuple[int, ...]:
+        with storage_errors():
+            try:
+                item = AccountItem.get(Keys.account(account_id), Keys.ACCOUNT_SK, attributes_to_get=["streams"])
+            except AccountItem.DoesNotExist:
+                return ()
+        return tuple(int(index) for index in item.streams or ())
 
     def load_expiry_view(self, account_id: str, now: int | None = None) -> Account | None:
         """The account item alone (one consistent GetItem): its lots are the summarised live
         expiring ones. The account is loaded in full when it owes an intent's draws, or when
         lots beyond its summary are due at ``now``."""
-        with _storage_errors():
+        with storage_errors():
             try:
                 item = AccountItem.get(Keys.account(account_id), Keys.ACCOUNT_SK, consistent_read=True)
             except AccountItem.DoesNotExist:
@@ -109,8 +165,12 @@ class Repository:
         return self._expiry_view(item, now)
 
     def _expiry_view(self, item: AccountItem, now: int | None) -> Account:
-        beyond = item.unsummarized
-        if item.intent_id or (beyond is not None and now is not None and int(beyond) <= now):
+        beyond, due = item.unsummarized, item.next_due_at
+        if (
+            item.intent_id
+            or (beyond is not None and now is not None and int(beyond) <= now)
+            or (item.escrow and due is not None and now is not None and int(due) <= now)
+        ):  # an intent's draws, lots beyond the summary, or credits in escrow slices are due
             return self.load_account(item.account_id)
         return account_from_item(item)
 
@@ -120,12 +180,12 @@ class Repository:
         Each comes with its summarised live expiring lots; it reads one index item per account
         (and the account in full when it owes an intent's draws or lots beyond the summary are due)."""
         shard_key = Keys.expiry_shard_key(shard)
-        with _storage_errors():
+        with storage_errors():
             for item in AccountItem.expiry_index.query(shard_key, AccountItem.next_due_at <= now, page_size=page_size):
                 yield self._expiry_view(item, now)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
-        with _storage_errors():
+        with storage_errors():
             try:
                 item = IdempotencyItem.get(*Keys.idempotency(account_id, key), consistent_read=True)
             except IdempotencyItem.DoesNotExist:
@@ -139,7 +199,7 @@ class Repository:
         )
 
     def find_payment(self, reference: str) -> PaymentRecord | None:
-        with _storage_errors():
+        with storage_errors():
             try:
                 item = PaymentItem.get(Keys.payment(reference), Keys.PAYMENT_SK, consistent_read=True)
             except PaymentItem.DoesNotExist:
@@ -148,15 +208,17 @@ class Repository:
         return PaymentRecord(reference, item.account_id, item.entry_id, int(item.seq), refunded)
 
     def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None:
-        with _storage_errors():
+        with storage_errors():
             try:
                 item = LedgerItem.get(Keys.account(account_id), Keys.entry(seq), consistent_read=True)
             except LedgerItem.DoesNotExist:
                 return None
         return entry_from_item(item)
 
-    def list_entries(self, account_id: str, limit: int, before_seq: int | None = None) -> LedgerPage:
-        """Ledger entries newest first; ``before_seq`` continues from an earlier page."""
+    def list_entries(
+        self, account_id: str, limit: int, before_seq: int | None = None, stream: int | None = None
+    ) -> LedgerPage:
+        """One stream's entries newest first; ``before_seq`` continues from an earlier page."""
         if before_seq is not None and before_seq <= 1:
             return LedgerPage([], None)
         condition = (
@@ -164,9 +226,9 @@ class Repository:
             if before_seq is None
             else TableItem.sk.between(Keys.entry(1), Keys.entry(before_seq - 1))
         )
-        with _storage_errors():
+        with storage_errors():
             results = LedgerItem.query(
-                Keys.account(account_id), condition, scan_index_forward=False, limit=limit, page_size=limit
+                Keys.stream(account_id, stream), condition, scan_index_forward=False, limit=limit, page_size=limit
             )
             entries = [entry_from_item(item) for item in results if isinstance(item, LedgerItem)]
         more = len(entries) == limit and entries[-1].seq > 1
@@ -196,6 +258,8 @@ class Repository:
             pending_events=list(account.pending_events) or None,
             periods=periods_stored(account.periods),
             intent_id=None if account.intent is None else account.intent.entry_id,
+            escrow=escrow_stored(account.escrow),
+            streams=list(account.streams) or None,
             expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards),
             next_due_at=due,
         )
@@ -203,7 +267,7 @@ class Repository:
     def seed(self, accounts: list[Account], now: int) -> None:
         """Bulk-load accounts and their lots as they stand, with no ledger history (benchmarks
         and fixtures only: nothing here is guarded, and the ledger will not add up)."""
-        with _storage_errors(), AccountItem.batch_write() as batch:
+        with storage_errors(), AccountItem.batch_write() as batch:
             for account in accounts:
                 batch.save(self._account_item(account, now))
                 for lot in account.lots:
@@ -227,18 +291,27 @@ class Repository:
             # cancellation reasons come in that order, whatever order they were added in.
             meanings = [VERSION] * len(deletes) + [meaning for _, _, meaning in puts] + [VERSION] * len(updates)
             keys = [None] * (len(deletes) + 1) + [record.key for record in mutation.records]
-            raise _conflict(error, meanings, keys) from error
+            raise conflict_of(error, meanings, keys) from error
         except PynamoDBException as error:
             raise StorageUnavailable("the ledger store failed; retry the request") from error
 
     def _puts(self, mutation: Mutation, now: int) -> list[tuple[Model, Any, str]]:
         """Each item the mutation puts, with the guard it must pass and what a failure of that
-        guard means: the account first, then the idempotency records (so that a conflict
-        names the keys already used), the entries, the new lots, the payment."""
-        pk = Keys.account(mutation.account.account_id)
+        guard means: the account (or, for a slice's consume, the slice) first, then the
+        idempotency records (so that a conflict names the keys already used), the entries,
+        the new lots, a slice, the payment."""
+        account_id = mutation.account.account_id
+        pk = Keys.account(account_id)
         version = mutation.account.version
         guard = AccountItem.pk.does_not_exist() if version == 0 else AccountItem.version == version
-        puts: list[tuple[Model, Any, str]] = [(self._account_item(mutation.account_after, now), guard, VERSION)]
+        puts: list[tuple[Model, Any, str]] = []
+        if not mutation.spend:
+            puts.append((self._account_item(mutation.account_after, now), guard, VERSION))
+        slices = [
+            (slice_item(account_id, m.after), _slice_guard(m.before.version), VERSION) for m in mutation.slice_moves
+        ]
+        if mutation.spend:  # a slice's consume: the slice comes first, in the account's place
+            puts += slices
         for record in mutation.records:
             item = IdempotencyItem(
                 *Keys.idempotency(mutation.account.account_id, record.key),
@@ -250,10 +323,12 @@ class Repository:
                 created_at=now,
             )
             puts.append((item, IdempotencyItem.pk.does_not_exist(), WriteConflict.IDEMPOTENCY_KEY))
-        puts += [(ledger_item(pk, entry), LedgerItem.pk.does_not_exist(), VERSION) for entry in mutation.entries]
+        puts += [(ledger_item(account_id, e), LedgerItem.pk.does_not_exist(), VERSION) for e in mutation.entries]
         puts += [
             (lot_item(pk, lot), LotItem.pk.does_not_exist(), VERSION) for lot in mutation.new_lots if lot.remaining
         ]
+        if not mutation.spend:
+            puts += slices
         if mutation.intent_after is not None:  # rewritten under the account's version guard
             puts.append((intent_item(pk, mutation.intent_after), None, VERSION))
         entry = mutation.entry
@@ -270,6 +345,11 @@ class Repository:
 
 
 VERSION = WriteConflict.VERSION
+
+
+def _slice_guard(version: int) -> Any:
+    """A slice is written from the version it was read at (a new one: from nothing)."""
+    return SliceItem.pk.does_not_exist() if version == 0 else SliceItem.version == version
 
 
 def _lot_changes(mutation: Mutation, now: int) -> tuple[list[tuple[Model, list[Any], Any]], list[tuple[Model, Any]]]:
@@ -295,6 +375,11 @@ def _lot_changes(mutation: Mutation, now: int) -> tuple[list[tuple[Model, list[A
     updates += [
         (LotItem(pk, Keys.lot(lot_id)), [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned
     ]
+    # A recall puts a slice's credits back into lots still in the store (under the version guard).
+    updates += [
+        (LotItem(pk, Keys.lot(r.lot_id)), [LotItem.remaining.add(r.amount)], LotItem.pk.exists())
+        for r in mutation.returns
+    ]
     if mutation.account.intent is not None and mutation.intent_after is None:
         deletes.append((IntentItem(pk, Keys.INTENT_SK), None))
     return updates, deletes
@@ -311,47 +396,3 @@ def _payment_refund(mutation: Mutation) -> list[tuple[Model, list[Any], Any]]:
         was = PaymentItem.refunded_minor.does_not_exist() | was
     payment = PaymentItem(Keys.payment(refund.reference), Keys.PAYMENT_SK)
     return [(payment, [PaymentItem.refunded_minor.set(refund.after_minor)], PaymentItem.pk.exists() & was)]
-
-
-# Cancellation reasons that mean the partition is over its throughput (AWS's documented codes).
-THROTTLED = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
-
-
-def _conflict(error: TransactWriteError, meanings: list[str], keys: list[str | None]) -> Exception:
-    """What a cancelled transaction means, from the guards that failed: ``meanings`` and
-    ``keys`` (the idempotency key an item records, if it records one) by transaction index."""
-    # PynamoDB reads the code off the cause's response, which a timeout or a closed
-    # connection does not have (it would raise): read it here, safely.
-    response = getattr(error.cause, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    if code == "ValidationException":
-        # Too many items, or an item over 400 KB: the same transaction will always fail.
-        return ChangeTooLarge()
-    if code != "TransactionCanceledException":
-        return StorageUnavailable("the ledger store failed; retry the request")
-    reasons = list(error.cancellation_reasons or [])
-    if not reasons:
-        return WriteConflict(WriteConflict.UNKNOWN)
-    if any(reason is not None and reason.code in THROTTLED for reason in reasons):
-        # Not a lost race: reloading and retrying at once would only load the partition more.
-        return StorageUnavailable("the ledger store is throttled; retry the request")
-    failed_at = [
-        i for i, reason in enumerate(reasons) if reason is not None and reason.code == "ConditionalCheckFailed"
-    ]
-    failed = {meanings[i] for i in failed_at if i < len(meanings)}
-    if WriteConflict.IDEMPOTENCY_KEY in failed:
-        used = {key for i in failed_at if i < len(keys) and (key := keys[i]) is not None}
-        return WriteConflict(WriteConflict.IDEMPOTENCY_KEY, used)
-    if WriteConflict.PAYMENT_REFERENCE in failed:
-        return WriteConflict(WriteConflict.PAYMENT_REFERENCE)
-    # Version guard, a lot guard, or DynamoDB's own TransactionConflict: all mean "reload".
-    return WriteConflict(WriteConflict.VERSION)
-
-
-@contextmanager
-def _storage_errors() -> Iterator[None]:
-    """Turn any PynamoDB/botocore failure on a read into a domain error with no AWS text."""
-    try:
-        yield
-    except PynamoDBException as error:
-        raise StorageUnavailable("the ledger store failed; retry the request") from error

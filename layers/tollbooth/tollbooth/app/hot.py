@@ -1,0 +1,162 @@
+"""Consumes of a busy account, served by escrow slices (``domain.slices``).
+
+An account's consumes go to its own item until one of them loses a race on a fresh read,
+or this container makes its ``BUSY_COUNT``-th consume of it within ``BUSY_WINDOW_SECONDS``
+(a container that wins every race starves the others, who then never see the account
+change; a person using an app does not keep that pace): the account is contended. From
+then on this container spends from one slice, its own by a random pick, which it leaves
+for another when it loses a race there too. A slice short of credits is refilled from
+the account's lots (the write loop recalls every slice first when those fall short), so
+a consume is refused only when the whole account cannot pay. While the account has
+credits in escrow, its consumes keep going to slices; any other change recalls them, and
+the next contention moves the account to slices again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+from tollbooth.app.idempotency import Idempotency, Outcome
+from tollbooth.app.ports import LedgerStore
+from tollbooth.app.receipts import with_consume_receipt
+from tollbooth.app.writes import Plan, Refused, Writes
+from tollbooth.domain import slices
+from tollbooth.domain.errors import ChangeTooLarge, ConcurrentUpdate, FeatureLocked, InsufficientCredits
+from tollbooth.domain.ledger import Account, Mutation, Use
+from tollbooth.domain.pricing import Charge
+
+# Refills one consume may need before it gives up (each is a committed move of credits, so
+# running out means other containers emptied the slice as fast as it was filled).
+MAX_REFILLS = 8
+# This many consumes of one account by one container within the window: the account is busy.
+BUSY_COUNT = 4
+BUSY_WINDOW_SECONDS = 1.0
+REMEMBERED = 1024  # accounts whose last consume a container remembers
+
+Priced = Callable[[int], tuple[Charge, Use]]
+Request = Callable[..., Outcome]  # LedgerService._request: a plan written once, with replays
+Replay = Callable[[str, Idempotency], Outcome | None]
+
+
+class Contended(Exception):
+    """The account is busy, or has credits in escrow: its consumes go to slices."""
+
+
+class _SliceBusy(Exception):
+    """Another container spends from this slice: move to another one."""
+
+
+class HotConsumes:
+    def __init__(self, writes: Writes, store: LedgerStore, count: int, request: Request, replay: Replay) -> None:
+        self.count = count
+        self._writes = writes
+        self._store = store
+        self._request = request
+        self._replay = replay
+        self.index = random.randrange(count) if count else 0  # this container's slice
+        self._recent: OrderedDict[str, tuple[float, ...]] = OrderedDict()  # account -> its last consumes here
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.count > 0
+
+    def busy(self, account_id: str) -> bool:
+        """Whether this consume keeps a pace on the account no person keeps (and note it)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = (*self._recent.pop(account_id, ()), now)[-BUSY_COUNT:]
+            self._recent[account_id] = recent
+            while len(self._recent) > REMEMBERED:
+                self._recent.popitem(last=False)
+        return self.enabled and len(recent) == BUSY_COUNT and now - recent[0] < BUSY_WINDOW_SECONDS
+
+    def on_race(self) -> None:
+        """A consume on the account's own item lost a race on a fresh read."""
+        if self.enabled:
+            raise Contended
+
+    def consume(
+        self, account_id: str, idem: Idempotency, priced: Priced, caller: Mapping[str, str], whole: Plan
+    ) -> Outcome:
+        """Spend from this container's slice, refilling it as need be; ``whole`` is the plan
+        of a consume on the account itself, for a debit wider than a slice can take."""
+        start: Account | None = None
+        for _ in range(MAX_REFILLS):
+            index = self.index
+            try:
+                return self._spend(account_id, index, idem, priced, caller, start)
+            except _SliceBusy:
+                self._move()
+                start = None
+                continue
+            except (InsufficientCredits, FeatureLocked):
+                pass  # the slice cannot pay: refill it from the account
+            try:
+                start = self._refill(account_id, index, priced)
+            except (slices.SliceTooNarrow, ChangeTooLarge):
+                # Wider than a slice may hold: written on the account (the slices recalled first).
+                return self._request(account_id, idem, whole)
+            except Refused as refused:  # the whole account cannot pay
+                replay = self._replay(account_id, idem)
+                if replay is not None:
+                    return replay
+                raise refused.error from None
+        raise ConcurrentUpdate("the account is busy; retry the request with the same Idempotency-Key")
+
+    def _spend(
+        self,
+        account_id: str,
+        index: int,
+        idem: Idempotency,
+        priced: Priced,
+        caller: Mapping[str, str],
+        start: Account | None,
+    ) -> Outcome:
+        def plan(view: Account, now: int) -> Mutation:
+            charge, use = priced(now)
+            mutation = slices.spend(view, index, charge, use, now, idem.key, caller)
+            return with_consume_receipt(mutation, charge, idem, now)
+
+        return self._request(
+            account_id,
+            idem,
+            plan,
+            start=start,
+            load=lambda account: self._store.load_slice(account, index),
+            remember_as=f"{account_id}#slice#{index}",
+            pool=False,
+            on_race=self._busy,
+        )
+
+    def _refill(self, account_id: str, index: int, priced: Priced) -> Account | None:
+        """Fill the slice from the account: the slice as it stands afterwards (None: it was
+        filled meanwhile, by another container's refill)."""
+        share = max(1, self.count)
+        max_items = self._store.max_transaction_items
+        window = self._store.expiry.warning_window
+
+        def plan(account: Account, now: int) -> Mutation | None:
+            charge, use = priced(now)
+            return slices.refill(
+                account, index, charge.amount, use, now, share=share, max_items=max_items, window=window
+            )
+
+        # Read afresh: the slices' states this container remembers of the account are old.
+        written = self._writes.write(account_id, plan, pool=False, load=self._store.load_account)
+        if written is None:
+            return None
+        filled = next(m.after for m in written.mutation.slice_moves if m.after.index == index)
+        return Account(account_id, slices=(filled,))
+
+    @staticmethod
+    def _busy() -> None:
+        raise _SliceBusy
+
+    def _move(self) -> None:
+        if self.count > 1:
+            self.index = random.choice([i for i in range(self.count) if i != self.index])

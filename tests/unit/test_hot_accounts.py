@@ -1,0 +1,223 @@
+"""Hot accounts on the twin: a contended account's consumes are served by escrow slices.
+
+Each slice is a partition of its own holding credits moved out of the account's lots; a
+consume writes its slice, its entry and its idempotency record, never the account. A 402
+comes only when the whole account, its slices pooled back, cannot pay. Every other change
+sees the account whole. (The bench measures the throughput; tests/integration races real
+writers on both engines.)"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.support.ledger import CONTENTION_BUDGET, Clock, Recorder, assert_conserved, buy, grant, ledger_over, words
+from tollbooth.adapters.memory import MemoryStore
+from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.ports import WriteConflict
+from tollbooth.app.queries import ledger_page, position
+from tollbooth.app.service import LedgerService
+from tollbooth.app.sweep import ExpirySweeper
+from tollbooth.domain import clock as clocks
+from tollbooth.domain import refunds
+from tollbooth.domain.errors import IdempotencyKeyReused, InsufficientCredits, StorageUnavailable
+from tollbooth.domain.ledger import ExpiryIndexing, Mutation
+
+NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
+DAY = 86_400_000
+SLICES = 8
+
+
+class Racy(MemoryStore):
+    """Loses the next ``armed`` writes of a consume on the account's own item, as a busy
+    account does: the consume's first, freshly read attempt loses a race."""
+
+    def __init__(self) -> None:
+        super().__init__(expiry=ExpiryIndexing(warning_window=7 * DAY, shards=2), max_transaction_items=10)
+        self.armed = 0
+        self.spends = 0
+        self.lose: str | None = None  # "spend" or "refill": commit the next one, and lose the answer
+
+    def apply(self, mutation: Mutation, now: int) -> None:
+        entry = mutation.entry
+        if self.armed and not mutation.spend and entry is not None and entry.kind == "consume":
+            self.armed -= 1
+            raise WriteConflict(WriteConflict.VERSION)
+        self.spends += mutation.spend
+        super().apply(mutation, now)
+        kind = "spend" if mutation.spend else "refill" if mutation.slice_moves and mutation.draws else None
+        if kind is not None and kind == self.lose:
+            self.lose = None
+            raise StorageUnavailable("the ledger store failed; retry the request")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock.at(NOW)
+
+
+@pytest.fixture
+def store() -> Racy:
+    return Racy()
+
+
+def container(store: Racy, clock: Clock, index: int) -> LedgerService:
+    ledger = ledger_over(store, clock, hot_slices=SLICES)
+    ledger.hot.index = index
+    return ledger
+
+
+def contend(ledger: LedgerService, store: Racy, key: str, credits: int = 1) -> None:
+    store.armed = 2  # a remembered state that is stale, then a fresh read that loses
+    assert words(ledger, "a", credits, key).status_code == 200
+
+
+def test_a_consume_that_loses_a_race_is_served_by_a_slice_and_later_ones_skip_the_account(
+    store: Racy, clock: Clock
+) -> None:
+    ledger = container(store, clock, 3)
+    grant(ledger, "a", 800, "g1")
+    contend(ledger, store, "c1", 5)
+    version = store.load_account("a").version
+    answers = [words(ledger, "a", 2, f"c{i}") for i in range(2, 12)]
+    account = store.load_account("a")
+    assert account.version == version  # no consume touched the account item
+    assert store.spends == 11
+    # The refill filled this container's slice, and a share of the rest into the others.
+    assert 3 in [e.index for e in account.escrow]
+    assert {answer.body["balance"] for answer in answers} == {None}  # a slice knows only its own credits
+    assert ledger.balance("a").available == "775.000"
+    assert_conserved(store, "a")
+
+
+def test_a_replayed_slice_consume_answers_as_first_and_another_body_is_refused(store: Racy, clock: Clock) -> None:
+    ledger = container(store, clock, 0)
+    grant(ledger, "a", 100, "g1")
+    contend(ledger, store, "c1")
+    first = words(ledger, "a", 3, "c2")
+    again = words(ledger, "a", 3, "c2")
+    assert again.replayed and again.body == first.body
+    with pytest.raises(IdempotencyKeyReused):
+        words(ledger, "a", 3, "c2", body_extra=1)
+    assert ledger.balance("a").available == "96.000"
+    assert_conserved(store, "a")
+
+
+def test_a_402_comes_only_when_the_whole_account_cannot_pay(store: Racy, clock: Clock) -> None:
+    one, two = container(store, clock, 1), container(store, clock, 2)
+    grant(one, "a", 40, "g1")
+    contend(one, store, "c-one")
+    contend(two, store, "c-two")  # both slices now hold credits
+    served = 2
+    for i in range(60):
+        ledger = (one, two)[i % 2]
+        try:
+            words(ledger, "a", 1, f"k{i}")
+            served += 1
+        except InsufficientCredits:
+            pass
+    assert served == 40  # every credit was spent, by whichever container asked; no overdraft
+    with pytest.raises(InsufficientCredits):
+        words(one, "a", 1, "last")
+    assert ledger.balance("a").balance == "0.000"  # the whole account, its slices with it
+    assert_conserved(store, "a")
+
+
+@pytest.mark.parametrize("lost", ["spend", "refill"])
+def test_a_slice_write_whose_answer_is_lost_takes_effect_once_when_retried(
+    store: Racy, clock: Clock, lost: str
+) -> None:
+    ledger = container(store, clock, 6)
+    grant(ledger, "a", 100, "g1")
+    contend(ledger, store, "c1")
+    if lost == "refill":
+        ledger.hot.index = 7  # holds a share of 6.25 credits: a consume of 40 refills it
+    store.lose = lost
+    with pytest.raises(StorageUnavailable):
+        words(ledger, "a", 40 if lost == "refill" else 2, "c2")
+    again = words(ledger, "a", 40 if lost == "refill" else 2, "c2")
+    assert again.status_code == 200
+    spent = 1 + (40 if lost == "refill" else 2)
+    assert ledger.balance("a").available == f"{100 - spent}.000"
+    assert_conserved(store, "a")
+
+
+def test_any_other_change_recalls_the_slices_first(store: Racy, clock: Clock) -> None:
+    ledger = container(store, clock, 5)
+    buy(ledger, "a", "starter", "pay-1")
+    contend(ledger, store, "c1", 7)
+    assert store.load_account("a").escrow
+    grant(ledger, "a", 10, "g2")
+    account = store.load_account("a")
+    assert account.escrow == () and account.slices[0].held == 0
+    assert account.consumed == 7_000  # what the slice spent, folded back into the account
+    # A refund claws back what is left of the purchase's lots, though a slice held some of them.
+    asked = refunds.RefundRequest(amount_minor=None, reason="goodwill", actor="ops")
+    refund = ledger.refund("a", "pay-1", asked, Idempotency.of("r1", "refund", "a", {"r": 1}))
+    assert refund.body["unrecovered"] == "7.000"
+    assert_conserved(store, "a")
+
+
+def test_the_sweep_writes_off_expired_credits_a_slice_holds(store: Racy, clock: Clock) -> None:
+    ledger = container(store, clock, 4)
+    grant(ledger, "a", 50, "g1", expires_at=NOW + 30 * DAY)
+    contend(ledger, store, "c1", 10)
+    clock.pinned = NOW + 31 * DAY
+    ExpirySweeper(store, Recorder(), store.expiry, now=clock).sweep()
+    account = store.load_account("a")
+    assert account.expired == 40_000 and account.escrow == () and account.lots == ()
+    assert_conserved(store, "a")
+
+
+def test_history_lists_every_stream_newest_first_each_entry_once(store: Racy, clock: Clock) -> None:
+    one, two = container(store, clock, 1), container(store, clock, 6)
+    grant(one, "a", 100, "g1")
+    contend(one, store, "c-one")
+    contend(two, store, "c-two")
+    for i in range(12):
+        clock.pinned = NOW + i
+        words((one, two)[i % 3 == 0], "a", 1, f"k{i}")
+    grant(one, "a", 5, "g2")
+    seen, cursor = [], None
+    while True:
+        page = ledger_page(store, "a", 4, cursor, 100)
+        seen += page.entries
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == 16 and len({entry.entry_id for entry in seen}) == 16
+    streams = store.entry_streams("a")
+    everything = [e for s in (None, *streams) for e in store.list_entries("a", 100, stream=s).entries]
+    order = sorted(everything, key=position, reverse=True)
+    assert [entry.entry_id for entry in seen] == [entry.entry_id for entry in order]
+    assert {entry.slice for entry in seen} == {None, 1, 6}
+
+
+def test_racing_containers_on_one_account_are_all_served_on_aws_semantics() -> None:
+    """Eight containers at once on the twin with AWS's TransactionConflict: none refused."""
+    store = MemoryStore(transaction_ms=2)
+    clock = Clock()
+    setup = ledger_over(store, clock, hot_slices=16)
+    grant(setup, "a", 1000, "g1")
+    failures: list[Exception] = []
+
+    def run(n: int) -> None:
+        ledger = LedgerService(
+            store, setup.catalogs, now=clock, max_write_attempts=100, write_budget=CONTENTION_BUDGET, hot_slices=16
+        )
+        for i in range(15):
+            try:
+                words(ledger, "a", 1, f"t{n}-{i}")
+            except Exception as error:  # every failure is the finding
+                failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert setup.balance("a").available == "880.000"
+    assert_conserved(store, "a")
