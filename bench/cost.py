@@ -80,7 +80,7 @@ class Operation:
 class _Rig:
     """A metered twin and the use cases on it, with a clock the bench moves."""
 
-    def __init__(self) -> None:
+    def __init__(self, hot_slices: int = 0) -> None:
         from tollbooth.app.ingestion import UsageIngestor
         from tollbooth.app.service import LedgerService
         from tollbooth.app.sweep import ExpirySweeper
@@ -91,7 +91,7 @@ class _Rig:
         self.now = from_datetime(datetime(2027, 1, 4, tzinfo=UTC))
         indexing = ExpiryIndexing()
         self.store = MeteredStore(expiry=indexing)
-        self.service = LedgerService(self.store, load_history(), now=lambda: self.now)
+        self.service = LedgerService(self.store, load_history(), now=lambda: self.now, hot_slices=hot_slices)
         self.ingestor = UsageIngestor(self.service, _Discard(), _Discard())
         self.sweeper = ExpirySweeper(self.store, _Discard(), indexing, now=lambda: self.now)
 
@@ -103,12 +103,12 @@ class _Rig:
         idem = Idempotency.of(_id("grant"), "grant", account, {"credits": millicredits})
         self.service.grant(account, millicredits, "promotional", "cost model", at, None, idem)
 
-    def consume(self, account: str, credits: int, key: str | None = None) -> None:
+    def consume(self, account: str, credits: int, key: str | None = None, *, sliced: bool = False) -> None:
         from tollbooth.app.idempotency import Idempotency
 
         words = credits * WORDS_PER_CREDIT
         idem = Idempotency.of(key or _id("job"), "consume", account, {"quantity": words})
-        self.service.consume(account, "text_generation", words, {}, idem)
+        self.service.consume(account, "text_generation", words, {}, idem, sliced=sliced)
 
     def usage_batch(self, accounts: list[str]) -> None:
         """One SQS batch: a message of one record for each of ``accounts``."""
@@ -302,6 +302,18 @@ def hot_account(op: Operation, settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def slice_consume_cost(measured_ms: float) -> Operation:
+    """A warm consume of a hot account, served by its container's escrow slice."""
+    rig = _Rig(hot_slices=32)
+    account = _id("acct")
+    rig.grant(account, MAX_GRANT)
+    rig.consume(account, 1, sliced=True)  # the refill that fills the slices
+    rig.consume(account, 1, sliced=True)
+    metered, _ = rig.measure(lambda: rig.consume(account, 1, sliced=True))
+    assert sum(len(t.writes) for t in metered.transactions) == 3, "slice, entry, record"
+    return Operation("consume on a hot account's slice (warm)", metered, api=True, measured_ms=measured_ms)
+
+
 def bench_cost(measured_ms: dict[str, float] | None = None) -> dict[str, Any]:
     """Every operation's bill. ``measured_ms``: handler medians from the same ``make bench``
     run ("consume", "usage batch" of 10 records, "expiry write-off" per lot); without them,
@@ -321,6 +333,7 @@ def bench_cost(measured_ms: dict[str, float] | None = None) -> dict[str, Any]:
         Operation("consume, draws 2 lots (warm)", base["two"], api=True, measured_ms=consume_ms),
         Operation("consume, cold container (adds the Query)", _cold(base), api=True, measured_ms=consume_ms),
         Operation("consume replayed (same Idempotency-Key)", base["replay"], api=True, measured_ms=consume_ms),
+        slice_consume_cost(consume_ms),
         purchase_cost(),
         hot,
         usage_cost(10, spread=True),
