@@ -22,10 +22,12 @@ from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
+from tollbooth.domain.adjustments import Correction
 from tollbooth.domain.catalog import load_history
-from tollbooth.domain.errors import InsufficientCredits, RefundTooLarge
+from tollbooth.domain.errors import InsufficientCredits, LotNotFound, RefundTooLarge
 from tollbooth.domain.ledger import ExpiryIndexing
 from tollbooth.domain.refunds import RefundRequest
+from tollbooth.domain.slices import pooled
 
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 6, 1, tzinfo=UTC))
@@ -139,6 +141,23 @@ class AccountMachine(RuleBasedStateMachine):
                 assert other.consume(self.account, "text_generation", words, {}, idem, sliced=True) == replace(
                     first, replayed=True
                 )
+
+    @rule(credits=st.integers(-60, 60).filter(bool), allow_arrears=st.booleans(), again=st.booleans())
+    def adjust(self, credits: int, allow_arrears: bool, again: bool) -> None:
+        """An operator's correction: credits added, or taken out (into arrears if allowed)."""
+        idem = Idempotency.of(self.key(), "adjustment", self.account, {"n": self.n})
+        for _ in range(2 if again else 1):  # a retried request changes nothing more
+            with contextlib.suppress(InsufficientCredits):
+                self.service.adjust(self.account, credits * 1000, Correction("property", "test"), allow_arrears, idem)
+
+    @rule(pick=st.integers(0, 20))
+    def void(self, pick: int) -> None:
+        """An operator voids a lot (its credits in slices included), or one already gone."""
+        lots = pooled(self.repository.load_account(self.account)).lots
+        lot_id = lots[pick % len(lots)].lot_id if lots else "lot-gone"
+        idem = Idempotency.of(self.key(), "void", self.account, {"lot_id": lot_id})
+        with contextlib.suppress(LotNotFound):
+            self.service.void(self.account, lot_id, Correction("property", "test"), idem)
 
     @rule(records=st.lists(st.integers(1, 30_000), min_size=1, max_size=4), again=st.booleans())
     def report_usage(self, records: list[int], again: bool) -> None:

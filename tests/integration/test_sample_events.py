@@ -11,11 +11,12 @@ import pytest
 from tests.support.engines import EVENTS_DIR, event
 from tests.support.functions import FUNCTIONS, TEMPLATE, invoke, invoke_scheduled
 from tollbooth.settings import get_settings
+from tollbooth_local.functions import LambdaContext, load_function
 
 EVENT_FOR_FUNCTION = {
     "CatalogFunction": ["catalog.json", "quote.json"],
     "PurchaseFunction": ["purchase.json", "refund.json"],
-    "GrantFunction": ["grant.json", "allowance.json"],
+    "GrantFunction": ["grant.json", "allowance.json", "adjustment.json", "void.json"],
     "ConsumeFunction": ["consume.json"],
     "AccountFunction": ["balance.json", "ledger.json"],
     "ExpiryFunction": ["expiry.json"],
@@ -100,7 +101,11 @@ def test_a_service_role_the_deployment_does_not_name_cannot_create_credits(roles
         refused = invoke(function_id, file)
         assert refused["statusCode"] == 403 and "CreditIssuerRoles" in refused["json"]["error"]["message"]
     assert invoke("GrantFunction", "allowance.json")["statusCode"] == 403
+    assert invoke("GrantFunction", "adjustment.json")["statusCode"] == 403  # adding credits mints them
     assert invoke("AccountFunction", "balance.json")["json"]["balance"] == "0.000"
+    # (taking credits out creates nothing: any service may, and here there is nothing to take)
+    taking = {"credits": "-1", "reason": "r", "actor": "a"}
+    assert invoke("GrantFunction", "adjustment.json", taking)["json"]["error"]["code"] == "insufficient_credits"
     # And consuming, which creates nothing, is still open to every service
     assert invoke("ConsumeFunction", "consume.json")["json"]["error"]["code"] == "insufficient_credits"
 
@@ -111,3 +116,28 @@ def test_the_ledger_shows_which_role_created_the_credits() -> None:
     (entry,) = invoke("AccountFunction", "ledger.json")["json"]["entries"]
     # The API names the role; its ARN (which names the AWS account) stays in the stored entry for audits
     assert entry["caller"] == {"kind": "service", "id": "product-backend"}
+
+
+@pytest.mark.usefixtures("deployed_like")
+def test_the_correction_samples_adjust_an_account_and_void_a_lot_once() -> None:
+    # Given the sample grant
+    lot_id = invoke("GrantFunction", "grant.json")["json"]["lots"][0]["lot_id"]
+    # When an operator adds 25 credits, Then a lot of source adjustment holds them
+    added = invoke("GrantFunction", "adjustment.json")
+    assert added["statusCode"] == 201 and added["json"]["credits"] == "25.000", added["json"]
+    assert invoke("GrantFunction", "adjustment.json")["json"] == added["json"]  # a replay
+    # When the sample void names the granted lot, Then its 50 credits are removed, once
+    void = event("void.json")
+    void["pathParameters"]["lot_id"] = lot_id
+    void["rawPath"] = void["requestContext"]["http"]["path"] = f"/v1/accounts/acct-123/lots/{lot_id}/void"
+    handler = load_function(FUNCTIONS["GrantFunction"])
+    voided = handler(void, LambdaContext("GrantFunction", 10))
+    assert voided["statusCode"] == 201 and json.loads(voided["body"])["voided"] == "50.000"
+    void["headers"]["idempotency-key"] = "void-again"
+    again = json.loads(handler(void, LambdaContext("GrantFunction", 10))["body"])
+    assert again["error"]["code"] == "lot_not_found"
+    balance = invoke("AccountFunction", "balance.json")["json"]
+    assert balance["balance"] == "25.000"
+    assert (balance["totals"]["adjusted"], balance["totals"]["voided"]) == ("25.000", "50.000")
+    kinds = [entry["kind"] for entry in invoke("AccountFunction", "ledger.json")["json"]["entries"]]
+    assert kinds == ["void", "adjustment", "grant"]

@@ -47,7 +47,13 @@ def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None
     account = repository.load_account(account_id)
     # The account's own side: what it moved into slices is owed to them.
     assert account.balance == (
-        account.granted - account.consumed - account.expired - account.clawed_back - account.escrowed
+        account.granted
+        + account.adjusted
+        - account.consumed
+        - account.expired
+        - account.clawed_back
+        - account.voided
+        - account.escrowed
     )
     owed = 0 if account.intent is None else sum(draw.amount for draw in account.intent.draws)
     assert account.balance == sum(lot.remaining for lot in account.lots) - owed - account.arrears
@@ -59,7 +65,9 @@ def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None
         assert all(0 < portion.remaining <= portion.granted for portion in held.portions)
     assert set(received) <= {held.index for held in account.slices} <= set(account.streams)
     whole = pooled(account)
-    assert whole.balance == whole.granted - whole.consumed - whole.expired - whole.clawed_back
+    assert whole.balance == (
+        whole.granted + whole.adjusted - whole.consumed - whole.expired - whole.clawed_back - whole.voided
+    )
     assert all(lot.remaining <= lot.granted for lot in whole.lots)
     # Every stream numbers its entries 1, 2, 3...; all of them add up to the whole balance.
     streams = {None: account.seq} | {held.index: held.seq for held in account.slices}

@@ -26,6 +26,7 @@ from tollbooth.adapters.lot_attributes import (
     periods_stored,
 )
 from tollbooth.adapters.memory_items import (
+    ACCOUNT_COUNTERS,
     ACCOUNT_PLAIN,
     Item,
     account_escrow,
@@ -300,7 +301,7 @@ class MemoryStore:
         summary = expiry_summary(account, self.expiry)
         due = summary.next_due_at
         fields = {name: getattr(account, name) for name in (*ACCOUNT_PLAIN, "seq")}
-        fields |= {"arrears": account.arrears or None, "clawed_back": account.clawed_back or None, "updated_at": now}
+        fields |= {name: getattr(account, name) or None for name in ACCOUNT_COUNTERS} | {"updated_at": now}
         summaries = [lot_summary(lot) for lot in summary.lots]
         fields["expiring_lots"] = json.dumps(summaries) if summaries else None
         fields["unsummarized"] = summary.unsummarized

@@ -34,6 +34,7 @@ def lot_item(pk: str, lot: Lot) -> Item:
 
 
 ACCOUNT_PLAIN = ("account_id", "version", "balance", "granted", "consumed", "expired")
+ACCOUNT_COUNTERS = ("arrears", "clawed_back", "adjusted", "voided")  # absent while 0
 
 
 def account_from_item(
@@ -49,8 +50,7 @@ def account_from_item(
     return Account(
         **counts,
         seq=item["seq"],
-        arrears=item.get("arrears", 0),
-        clawed_back=item.get("clawed_back", 0),
+        **{name: item.get(name, 0) for name in ACCOUNT_COUNTERS},
         lots=lots,
         pending_events=tuple(json.loads(item.get("pending_events", "[]"))),
         periods=periods_from_stored(json.loads(item.get("periods", "null"))),

@@ -162,6 +162,7 @@ def full_api() -> APIGatewayHttpResolver:
     """A resolver holding every route, used only to describe the whole API."""
     from tollbooth.api import (
         account_routes,
+        adjustment_routes,
         consume_routes,
         grant_routes,
         purchase_routes,
@@ -176,6 +177,7 @@ def full_api() -> APIGatewayHttpResolver:
         purchase_routes.router,
         refund_routes.router,
         grant_routes.router,
+        adjustment_routes.router,
         consume_routes.router,
         account_routes.router,
     )

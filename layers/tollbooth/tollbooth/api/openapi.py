@@ -63,7 +63,11 @@ def tags() -> list[Tag | str]:
 
     return [
         Tag(name="credits in", description="Purchases, grants and allowances: services only"),
-        Tag(name="money back", description="Refunds of payments, with their credits clawed back: services only"),
+        Tag(
+            name="money back",
+            description="Refunds of payments, with their credits clawed back, and operators' audited corrections "
+            "(adjustments, voided lots): services only",
+        ),
         Tag(name="credits", description="Consuming credits: the account's user, or a service"),
         Tag(name="accounts", description="Balances and ledgers"),
         Tag(name="catalog", description="What things cost, and quotes"),

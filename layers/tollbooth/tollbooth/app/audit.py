@@ -21,6 +21,8 @@ CREDIT_METRICS = {
     "usage": "CreditsConsumed",
     "expire": "CreditsExpired",
     "refund": "CreditsClawedBack",
+    "adjustment": "CreditsAdjusted",  # either way: the entry's sign says which
+    "void": "CreditsVoided",
 }
 
 

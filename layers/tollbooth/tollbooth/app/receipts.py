@@ -9,7 +9,7 @@ from dataclasses import replace
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.views import lot_view
 from tollbooth.contracts.http import ConsumeResponse, GrantResponse
-from tollbooth.contracts.money_back import RefundResponse
+from tollbooth.contracts.money_back import AdjustmentResponse, RefundResponse, VoidResponse
 from tollbooth.domain.ledger import IdempotencyRecord, Mutation
 from tollbooth.domain.money import format_credits
 from tollbooth.domain.pricing import Charge
@@ -45,6 +45,33 @@ def with_consume_receipt(mutation: Mutation, charge: Charge, idem: Idempotency, 
         catalog_version=charge.catalog_version,
     ).model_dump(mode="json")
     return _kept(mutation, idem, 200, body)
+
+
+def with_adjustment_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
+    """201: the entry, the credits added or taken out, what became arrears, the balance."""
+    entry = mutation.entry
+    assert entry is not None and entry.kind == "adjustment"
+    body = AdjustmentResponse(
+        entry_id=entry.entry_id,
+        credits=format_credits(entry.amount),
+        unpaid=format_credits(entry.details.get("unpaid", 0)),
+        lot_ids=list(entry.details.get("lot_ids", [])),
+        balance=format_credits(mutation.account_after.balance),
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
+
+
+def with_void_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
+    """201: the entry, the lot, the credits it removed, the balance."""
+    entry = mutation.entry
+    assert entry is not None and entry.kind == "void"
+    body = VoidResponse(
+        entry_id=entry.entry_id,
+        lot_id=entry.details["lot_id"],
+        voided=format_credits(-entry.amount),
+        balance=format_credits(mutation.account_after.balance),
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
 
 
 def with_refund_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:

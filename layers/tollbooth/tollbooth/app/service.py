@@ -17,14 +17,20 @@ from tollbooth.app.hot import Contended, HotConsumes
 from tollbooth.app.idempotency import Idempotency, Outcome
 from tollbooth.app.ports import LedgerStore, WriteConflict
 from tollbooth.app.queries import balance, ledger_page
-from tollbooth.app.receipts import with_consume_receipt, with_credit_receipt, with_refund_receipt
+from tollbooth.app.receipts import (
+    with_adjustment_receipt,
+    with_consume_receipt,
+    with_credit_receipt,
+    with_refund_receipt,
+    with_void_receipt,
+)
 from tollbooth.app.refunds import find_payment
 from tollbooth.app.usage import UsageCharges
 from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.app.writes import WRITE_BUDGET_SECONDS, Plan, Refused, Writes
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 from tollbooth.contracts.usage import UsageRecord
-from tollbooth.domain import clock, debits, grants, refunds
+from tollbooth.domain import adjustments, clock, debits, grants, refunds
 from tollbooth.domain.catalog import CatalogHistory
 from tollbooth.domain.errors import IdempotencyKeyReused, PaymentReferenceUsed, PeriodConflict
 from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, LotSource, Mutation, Use
@@ -189,6 +195,47 @@ class LedgerService:
             caller = context.caller.record()
             mutation = refunds.refund_mutation(account, payment, asked, policy, now, idem.key, caller)
             return with_refund_receipt(mutation, idem)
+
+        return self._request(account_id, idem, plan)
+
+    def adjust(
+        self,
+        account_id: str,
+        credits: int,
+        correction: adjustments.Correction,
+        allow_arrears: bool,
+        idem: Idempotency,
+        *,
+        context: RequestContext = INTERNAL,
+    ) -> Outcome:
+        """Add credits (positive) or take them out (negative), audited (``domain.adjustments``)."""
+
+        def plan(account: Account, now: int) -> Mutation:
+            catalog = self.catalogs.in_force(now)
+            caller = context.caller.record()
+            mutation = adjustments.adjustment_mutation(
+                catalog, account, credits, correction, allow_arrears, now, idem.key, caller
+            )
+            return with_adjustment_receipt(mutation, idem)
+
+        return self._request(account_id, idem, plan)
+
+    def void(
+        self,
+        account_id: str,
+        lot_id: str,
+        correction: adjustments.Correction,
+        idem: Idempotency,
+        *,
+        context: RequestContext = INTERNAL,
+    ) -> Outcome:
+        """Remove what is left of one lot, audited (``domain.adjustments``)."""
+
+        def plan(account: Account, now: int) -> Mutation:
+            caller = context.caller.record()
+            return with_void_receipt(
+                adjustments.void_mutation(account, lot_id, correction, now, idem.key, caller), idem
+            )
 
         return self._request(account_id, idem, plan)
 

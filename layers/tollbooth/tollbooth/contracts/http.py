@@ -65,7 +65,9 @@ class GrantRequest(StrictModel):
     )
 
     credits: PositiveCreditsIn
-    source: Literal["bonus", "promotional", "adjustment"]
+    source: Literal["bonus", "promotional"] = Field(
+        description="Corrections go to POST /v1/accounts/{account_id}/adjustments, which records who asked"
+    )
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
     expires_at: Instant | None = None
     priority: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
@@ -147,6 +149,8 @@ class Totals(Contract):
     consumed: CreditsOut
     expired: CreditsOut
     clawed_back: CreditsOut = Field(description="Taken back by refunds, from lots or into arrears")
+    adjusted: CreditsOut = Field(description="Operators' adjustments, net: added less taken out (may be negative)")
+    voided: CreditsOut = Field(description="Removed with the lots operators voided")
 
 
 class BalanceResponse(Contract):
@@ -249,7 +253,9 @@ class LedgerEntryView(Contract):
     clawed_back: CreditsOut | None = None
     unrecovered: CreditsOut | None = Field(default=None, description="Credits a refund owed back, already spent")
     refund_policy: str | None = None
-    actor: str | None = Field(default=None, description="The operator or system that asked (refunds)")
+    actor: str | None = Field(
+        default=None, description="The operator or system that asked (refunds, adjustments, voids)"
+    )
 
 
 class LedgerPageResponse(Contract):

@@ -1,13 +1,15 @@
-"""The HTTP contract of money flowing back: refunds (disputes, reversals and adjustments come next)."""
+"""The HTTP contract of money flowing back: refunds, and operators' corrections (adjustments
+and voided lots). Disputes and reversals come next."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, WithJsonSchema
 
 from tollbooth.contracts.common import Contract, PaymentReference, StrictModel
 from tollbooth.contracts.http import CreditsOut
+from tollbooth.domain.money import parse_credits
 
 Reason = Annotated[StrictStr, Field(min_length=1, max_length=500, description="Why, for the audit trail")]
 Actor = Annotated[
@@ -49,4 +51,71 @@ class RefundResponse(Contract):
     refund_policy: Literal["debt", "absorb"] = Field(
         description="What became of the unrecovered credits: arrears (debt) or written off (absorb)"
     )
+    balance: CreditsOut
+
+
+def _signed_credits(value: object) -> int:
+    """A signed amount of credits: a leading minus on the decimal string, or a negative integer."""
+    if isinstance(value, str) and value.startswith("-"):
+        return -parse_credits(value[1:])
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return -parse_credits(-value)
+    return parse_credits(value)
+
+
+SignedCreditsIn = Annotated[
+    int,
+    BeforeValidator(_signed_credits),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$", "examples": ["-12.5"]},
+                {"type": "integer"},
+            ],
+            "description": 'Credits, signed: "12.5" adds, "-12.5" takes out; at most 3 decimal places.',
+        }
+    ),
+]
+
+
+class AdjustmentRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"credits": "25", "reason": "outage on 2027-03-02", "actor": "support:ana"},
+                {"credits": "-10", "reason": "duplicate grant", "actor": "finance:li", "allow_arrears": True},
+            ]
+        }
+    )
+
+    credits: SignedCreditsIn
+    reason: Reason
+    actor: Actor
+    allow_arrears: StrictBool = Field(
+        default=False,
+        description="Taking credits out: record what the lots cannot give as arrears, rather than refuse (402)",
+    )
+
+
+class AdjustmentResponse(Contract):
+    entry_id: str
+    credits: Annotated[str, Field(description='Credits added, or taken out (negative), e.g. "-10.000"')]
+    unpaid: CreditsOut = Field(description="Of credits taken out, what the lots could not give: now arrears")
+    lot_ids: list[str] = Field(description="The lot a positive adjustment created (none for a negative one)")
+    balance: CreditsOut
+
+
+class VoidRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "granted to the wrong account", "actor": "support:ana"}]}
+    )
+
+    reason: Reason
+    actor: Actor
+
+
+class VoidResponse(Contract):
+    entry_id: str
+    lot_id: str
+    voided: CreditsOut = Field(description="Credits removed: what the lot still held")
     balance: CreditsOut

@@ -147,6 +147,12 @@ class PaymentNotFound(NotFound):
     code = "payment_not_found"
 
 
+class LotNotFound(NotFound):
+    """No lot of that id holds credits on the account (spent, written off, or never)."""
+
+    code = "lot_not_found"
+
+
 class RefundTooLarge(TollboothError):
     """More money than the payment has left to refund (refunds of a payment never add up
     to more than it paid)."""

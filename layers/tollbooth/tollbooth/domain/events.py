@@ -33,6 +33,7 @@ SCHEMA_DIRECTORY = Path("docs/events")
 
 # Credits as the API shows them: a decimal string with exactly three places, e.g. "12.500".
 Credits = Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]{3}$")]
+SignedCredits = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{3}$")]
 # An instant as clock.to_iso renders it: ISO-8601, UTC, milliseconds, e.g. "2027-11-25T10:00:00.000Z".
 Instant = Annotated[
     str,
@@ -154,6 +155,39 @@ class CreditsClawedBack(EventDetail):
     occurred_at: Instant = Field(description="When the refund was committed (ISO-8601, UTC).")
 
 
+class CreditsAdjusted(EventDetail):
+    """An operator corrected the account's credits: sent once per `adjustment` ledger entry."""
+
+    event_id: str = Field(
+        pattern=r"^credits\.adjusted:",
+        description="`credits.adjusted:<account_id>:<entry_id>`: deduplicate by it.",
+    )
+    type: Literal["credits.adjusted"] = Field(description="`credits.adjusted`; also the EventBridge detail-type.")
+    credits: SignedCredits = Field(description="Credits added (positive) or taken out (negative).")
+    unpaid: Credits = Field(description="Of credits taken out, what the lots could not give: added to arrears.")
+    reason: str = Field(min_length=1, description="Why, as the operator said.")
+    actor: str = Field(min_length=1, description="The operator or system that asked.")
+    entry_id: str = Field(min_length=1, description="The `adjustment` ledger entry.")
+    occurred_at: Instant = Field(description="When the adjustment was committed (ISO-8601, UTC).")
+
+
+class LotVoided(EventDetail):
+    """An operator removed what was left of a lot: sent once per `void` ledger entry."""
+
+    event_id: str = Field(
+        pattern=r"^lot\.voided:",
+        description="`lot.voided:<account_id>:<lot_id>`: deduplicate by it (a lot is voided once).",
+    )
+    type: Literal["lot.voided"] = Field(description="`lot.voided`; also the EventBridge detail-type.")
+    lot_id: str = Field(min_length=1, description="The lot.")
+    source: LotSource = Field(description="How the lot was granted.")
+    amount: Credits = Field(description="Credits removed: what the lot still held.")
+    reason: str = Field(min_length=1, description="Why, as the operator said.")
+    actor: str = Field(min_length=1, description="The operator or system that asked.")
+    entry_id: str = Field(min_length=1, description="The `void` ledger entry.")
+    occurred_at: Instant = Field(description="When the void was committed (ISO-8601, UTC).")
+
+
 # Every event Tollbooth publishes, by type (its EventBridge detail-type).
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "credits.expiring": CreditsExpiring,
@@ -161,6 +195,8 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "account.overdrawn": AccountOverdrawn,
     "purchase.refunded": PurchaseRefunded,
     "credits.clawed_back": CreditsClawedBack,
+    "credits.adjusted": CreditsAdjusted,
+    "lot.voided": LotVoided,
 }
 LOT_EVENT_MODELS: dict[str, type[LotEvent]] = {"credits.expiring": CreditsExpiring, "credits.expired": CreditsExpired}
 
@@ -225,6 +261,41 @@ def refund_events(account_id: str, entry: LedgerEntry, now: int) -> tuple[dict[s
         occurred_at=occurred,
     )
     return refunded.model_dump(mode="json"), clawed.model_dump(mode="json")
+
+
+def adjusted_event(account_id: str, entry: LedgerEntry, now: int) -> dict[str, Any]:
+    """``credits.adjusted`` for a committed ``adjustment`` entry."""
+    event = CreditsAdjusted(
+        schema_version=SCHEMA_VERSION,
+        event_id=f"credits.adjusted:{account_id}:{entry.entry_id}",
+        type="credits.adjusted",
+        account_id=account_id,
+        credits=format_credits(entry.amount),
+        unpaid=format_credits(entry.details.get("unpaid", 0)),
+        reason=entry.details["reason"],
+        actor=entry.details["actor"],
+        entry_id=entry.entry_id,
+        occurred_at=clock.to_iso(now),
+    )
+    return event.model_dump(mode="json")
+
+
+def voided_event(account_id: str, entry: LedgerEntry, lot: Lot, now: int) -> dict[str, Any]:
+    """``lot.voided`` for a committed ``void`` entry."""
+    event = LotVoided(
+        schema_version=SCHEMA_VERSION,
+        event_id=f"lot.voided:{account_id}:{lot.lot_id}",
+        type="lot.voided",
+        account_id=account_id,
+        lot_id=lot.lot_id,
+        source=lot.source,
+        amount=format_credits(lot.remaining),
+        reason=entry.details["reason"],
+        actor=entry.details["actor"],
+        entry_id=entry.entry_id,
+        occurred_at=clock.to_iso(now),
+    )
+    return event.model_dump(mode="json")
 
 
 def event_schema(kind: str) -> dict[str, Any]:

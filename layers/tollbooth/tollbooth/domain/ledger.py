@@ -8,7 +8,8 @@ Invariants (checked by the tests):
   (its terms live on in the ledger entry that granted it), so loading an account reads
   only what can still be spent or written off, however long its history;
 * account.balance == sum(lot.remaining) - sum(intent draws) - arrears
-  == granted - consumed - expired - clawed_back - escrowed: the account's own side, where
+  == granted + adjusted - consumed - expired - clawed_back - voided - escrowed: the
+  account's own side, where
   ``escrowed`` is what it moved into its slices (``domain.slices``); an account with no
   escrow is whole;
 * each mutation of the account bumps account.version by one; one that moves credits
@@ -25,7 +26,9 @@ from typing import Any, Literal
 from tollbooth.domain import ids
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
-EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire", "refund"]
+EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire", "refund", "adjustment", "void"]
+# Entries that grant credits: purchases, grants and allowances (an adjustment is its own term).
+GRANTING_KINDS = ("purchase", "grant", "allowance")
 # Entries that spend credits (through the API, or usage reported by workers).
 SPENDING_KINDS = ("consume", "usage")
 
@@ -167,6 +170,8 @@ class Account:
     arrears: int = 0
     # Credits refunds took back: from the lots, or (their policy being debt) into arrears.
     clawed_back: int = 0
+    adjusted: int = 0  # operators' adjustments, net: added less taken out
+    voided: int = 0  # credits removed with the lots operators voided
     # Events committed with a change but not yet published (the outbox).
     pending_events: tuple[dict[str, Any], ...] = ()
     periods: tuple[PlanPeriod, ...] = ()
@@ -330,7 +335,9 @@ class Mutation:
             version=self.account.version + 1,
             seq=self.entries[-1].seq if self.entries else self.account.seq,
             balance=self.account.balance + amount - escrowed - folded,
-            granted=self.account.granted + sum(value for _, value in amounts if value > 0),
+            granted=self.account.granted + sum(value for kind, value in amounts if kind in GRANTING_KINDS),
+            adjusted=self.account.adjusted + sum(value for kind, value in amounts if kind == "adjustment"),
+            voided=self.account.voided - sum(value for kind, value in amounts if kind == "void"),
             consumed=self.account.consumed + folded - sum(v for kind, v in amounts if kind in SPENDING_KINDS),
             expired=self.account.expired - sum(value for kind, value in amounts if kind == "expire"),
             clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind == "refund"),

@@ -65,6 +65,8 @@ class AccountItem(TableItem, discriminator="account"):
     expired = NumberAttribute()
     arrears = NumberAttribute(null=True)
     clawed_back = NumberAttribute(null=True)  # absent until a refund
+    adjusted = NumberAttribute(null=True)  # absent until an adjustment
+    voided = NumberAttribute(null=True)  # absent until a void
     updated_at = NumberAttribute()
     expiring_lots = JSONAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
     unsummarized = NumberAttribute(null=True)  # when the live expiring lots beyond it are next due
@@ -220,6 +222,8 @@ def account_from_item(
         expired=int(item.expired),
         arrears=int(item.arrears or 0),
         clawed_back=int(item.clawed_back or 0),
+        adjusted=int(item.adjusted or 0),
+        voided=int(item.voided or 0),
         lots=lots,
         pending_events=tuple(item.pending_events or ()),
         periods=periods_from_stored(item.periods),

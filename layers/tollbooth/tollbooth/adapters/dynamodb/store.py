@@ -252,6 +252,8 @@ class Repository:
             expired=account.expired,
             arrears=account.arrears or None,
             clawed_back=account.clawed_back or None,
+            adjusted=account.adjusted or None,
+            voided=account.voided or None,
             updated_at=now,
             expiring_lots=[lot_summary(lot) for lot in summary.lots] or None,
             unsummarized=summary.unsummarized,
