@@ -1,7 +1,8 @@
-"""Purchase function: a payment's credits, and its refunds.
+"""Purchase function: a payment's credits, its refunds and its disputes.
 
 POST /v1/accounts/{account_id}/purchases
 POST /v1/accounts/{account_id}/refunds
+POST /v1/accounts/{account_id}/disputes
 """
 
 from tollbooth.api import purchase_routes, refund_routes

@@ -18,13 +18,15 @@ from tollbooth.adapters.memory import MemoryStore
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
 from tollbooth.app.ports import LedgerStore
+from tollbooth.app.refunds import find_payment
 from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.adjustments import Correction
 from tollbooth.domain.catalog import load_history
-from tollbooth.domain.errors import InsufficientCredits, LotNotFound, RefundTooLarge
+from tollbooth.domain.disputes import DisputeRequest
+from tollbooth.domain.errors import DisputeDecided, InsufficientCredits, LotNotFound, RefundTooLarge
 from tollbooth.domain.ledger import ExpiryIndexing
 from tollbooth.domain.refunds import RefundRequest
 from tollbooth.domain.slices import pooled
@@ -141,6 +143,27 @@ class AccountMachine(RuleBasedStateMachine):
                 assert other.consume(self.account, "text_generation", words, {}, idem, sliced=True) == replace(
                     first, replayed=True
                 )
+
+    @precondition(lambda self: bool(self.payments))
+    @rule(pick=st.integers(0, 10), status=st.sampled_from(["opened", "won", "lost"]), again=st.booleans())
+    def dispute(self, pick: int, status: str, again: bool) -> None:
+        """A payment's dispute moves (or a late, repeated or contradicting delivery arrives)."""
+        reference = self.payments[pick % len(self.payments)]
+        body = {"payment_reference": reference, "status": status, "n": self.n}
+        idem = Idempotency.of(self.key(), "dispute", self.account, body)
+        asked = DisputeRequest(status, "property", "test")  # type: ignore[arg-type]
+        for _ in range(2 if again else 1):
+            with contextlib.suppress(DisputeDecided):
+                self.service.dispute(self.account, reference, asked, idem)
+        paid = self.repository.find_payment(reference)
+        assert paid is not None and paid.refunded_minor <= 3999
+        if paid.dispute == "opened":  # what is left of its lots stays frozen until decided
+            held = {lot.lot_id: lot for lot in pooled(self.repository.load_account(self.account)).lots}
+            assert all(lot.frozen for lot in held.values() if lot.lot_id in self.lots_of(reference))
+
+    def lots_of(self, reference: str) -> set[str]:
+        payment = find_payment(self.repository, self.account, reference)
+        return {lot.lot_id for lot in payment.lots}
 
     @rule(credits=st.integers(-60, 60).filter(bool), allow_arrears=st.booleans(), again=st.booleans())
     def adjust(self, credits: int, allow_arrears: bool, again: bool) -> None:

@@ -15,7 +15,7 @@ from tollbooth_local.functions import LambdaContext, load_function
 
 EVENT_FOR_FUNCTION = {
     "CatalogFunction": ["catalog.json", "quote.json"],
-    "PurchaseFunction": ["purchase.json", "refund.json"],
+    "PurchaseFunction": ["purchase.json", "refund.json", "dispute.json"],
     "GrantFunction": ["grant.json", "allowance.json", "adjustment.json", "void.json"],
     "ConsumeFunction": ["consume.json"],
     "AccountFunction": ["balance.json", "ledger.json"],

@@ -21,7 +21,7 @@ from tollbooth.domain.ledger import Draw, Escrow, Intent, Lot, PlanPeriod, Slice
 
 FIELDS = tuple(field.name for field in fields(Lot))
 SETS = ("licences", "features", "unlocks")
-FLAGS = ("priority_processing", "warned", "expiry_grace")
+FLAGS = ("priority_processing", "warned", "expiry_grace", "frozen")
 NUMBERS = ("granted", "remaining", "created_at", "expires_at", "priority", "price_minor", "expiry_grace")
 
 # The summary of a lot on the account item, under short names: what the sweep needs to
@@ -68,6 +68,7 @@ def lot_from_attributes(stored: Mapping[str, Any]) -> Lot:
     values["unlocks"] = values["unlocks"] or ()
     values["priority_processing"] = bool(values["priority_processing"])
     values["warned"] = bool(values["warned"])
+    values["frozen"] = bool(values["frozen"])
     values["expiry_grace"] = values["expiry_grace"] or 0
     return Lot(**values)
 

@@ -175,7 +175,7 @@ class MemoryStore:
         item = self._read((Keys.payment(reference), Keys.PAYMENT_SK))
         if item is None:
             return None
-        fields = (item["account_id"], item["entry_id"], item["seq"], item.get("refunded_minor", 0))
+        fields = (item["account_id"], item["entry_id"], item["seq"], item.get("refunded_minor", 0), item.get("dispute"))
         return PaymentRecord(reference, *fields)
 
     def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None:
@@ -286,13 +286,23 @@ class MemoryStore:
         ]
         ops += [Operation((pk, Keys.lot(lot_id)), "exists", VERSION) for lot_id in mutation.warned]
         ops += [Operation((pk, Keys.lot(r.lot_id)), "return", VERSION, None, r.amount) for r in mutation.returns]
+        ops += [Operation((pk, Keys.lot(i)), "freeze", VERSION) for i in mutation.frozen]
+        ops += [Operation((pk, Keys.lot(i)), "unfreeze", VERSION) for i in mutation.unfrozen]
         if mutation.account.intent is not None and mutation.intent_after is None:
             ops.append(Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
         if mutation.refund is not None:
             refund = mutation.refund
             payment_key = (Keys.payment(refund.reference), Keys.PAYMENT_SK)
             ops.append(
-                Operation(payment_key, "refunded", VERSION, None, refund.before_minor, refunded=refund.after_minor)
+                Operation(
+                    payment_key,
+                    "refunded",
+                    VERSION,
+                    None,
+                    refund.before_minor,
+                    refunded=refund.after_minor,
+                    dispute=refund.dispute,
+                )
             )
         return ops
 

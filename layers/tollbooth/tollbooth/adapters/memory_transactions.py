@@ -18,12 +18,13 @@ class Operation:
     """One item of a transaction: its guard, and the item a put writes (None: an update)."""
 
     key: Key
-    guard: str  # absent | version | draw | transfer | expire | return | exists | none
+    guard: str  # absent | version | draw | transfer | expire | return | freeze | unfreeze | exists | none
     meaning: str  # what a failed guard means, as the Repository reads its cancellation reasons
     item: Item | None = None
     amount: int = 0  # the version to match, or the credits an update moves
     deletes: bool = False  # the lot's last credit (guarded by exactly what is left), or the intent
     refunded: int = 0  # a payment's refunded total after a refund (guarded by ``amount``, before)
+    dispute: tuple[str | None, str] | None = None  # a payment's dispute status, before and after
 
 
 def passes(op: Operation, current: Item | None, now: int) -> bool:
@@ -37,7 +38,8 @@ def passes(op: Operation, current: Item | None, now: int) -> bool:
     if op.guard == "version":
         return bool(current.get("version") == op.amount)
     if op.guard == "refunded":
-        return bool(current.get("refunded_minor", 0) == op.amount)
+        disputed = op.dispute is None or current.get("dispute") == op.dispute[0]
+        return bool(current.get("refunded_minor", 0) == op.amount) and disputed
     enough = remaining is not None and (remaining == op.amount if op.deletes else remaining >= op.amount)
     if op.guard == "draw":
         return enough and (expires_at is None or expires_at > now)
@@ -60,7 +62,11 @@ def written(op: Operation, current: Item | None) -> Item | None:
     if op.guard == "return":  # a recall puts a slice's credits back
         return {**current, "remaining": current["remaining"] + op.amount}
     if op.guard == "refunded":
-        return {**current, "refunded_minor": op.refunded}
+        dispute = {} if op.dispute is None else {"dispute": op.dispute[1]}
+        return {**current, "refunded_minor": op.refunded, **dispute}
+    if op.guard in ("freeze", "unfreeze"):  # a dispute's: the flag is absent while false
+        flagged = {key: value for key, value in current.items() if key != "frozen"}
+        return {**flagged, "frozen": True} if op.guard == "freeze" else flagged
     return {**current, "warned": True}
 
 

@@ -42,6 +42,7 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.StorageUnavailable: 503,
     errors.ChangeTooLarge: 422,
     errors.RefundTooLarge: 422,
+    errors.DisputeDecided: 409,
 }
 
 

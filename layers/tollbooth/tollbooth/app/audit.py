@@ -23,6 +23,7 @@ CREDIT_METRICS = {
     "refund": "CreditsClawedBack",
     "adjustment": "CreditsAdjusted",  # either way: the entry's sign says which
     "void": "CreditsVoided",
+    "dispute": "CreditsClawedBack",  # a lost one; opened and won move no credits
 }
 
 

@@ -43,6 +43,7 @@ class PaymentRecord:
     entry_id: str
     seq: int
     refunded_minor: int = 0
+    dispute: str | None = None  # its dispute's status: opened, won or lost
 
 
 @dataclass(frozen=True)

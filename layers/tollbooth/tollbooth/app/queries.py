@@ -28,6 +28,7 @@ def balance(store: LedgerStore, account_id: str, now: int) -> BalanceResponse:
         account_id=account_id,
         available=format_credits(max(0, account.available_at(now) - account.arrears)),
         arrears=format_credits(account.arrears),
+        frozen=format_credits(sum(lot.remaining for lot in account.lots if lot.frozen)),
         balance=format_credits(account.balance),
         totals=Totals(
             granted=format_credits(account.granted),

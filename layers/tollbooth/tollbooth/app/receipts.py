@@ -9,8 +9,8 @@ from dataclasses import replace
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.views import lot_view
 from tollbooth.contracts.http import ConsumeResponse, GrantResponse
-from tollbooth.contracts.money_back import AdjustmentResponse, RefundResponse, VoidResponse
-from tollbooth.domain.ledger import IdempotencyRecord, Mutation
+from tollbooth.contracts.money_back import AdjustmentResponse, DisputeResponse, RefundResponse, VoidResponse
+from tollbooth.domain.ledger import Account, IdempotencyRecord, Mutation
 from tollbooth.domain.money import format_credits
 from tollbooth.domain.pricing import Charge
 
@@ -71,6 +71,30 @@ def with_void_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
         voided=format_credits(-entry.amount),
         balance=format_credits(mutation.account_after.balance),
     ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
+
+
+def with_dispute_receipt(
+    account: Account, mutation: Mutation | None, reference: str, status: str, idem: Idempotency
+) -> Mutation:
+    """201 when the dispute moved (its entry, what it froze or clawed back), 200 when this
+    delivery changed nothing (the dispute's status as it stands): kept for replays either way."""
+    after = account if mutation is None else mutation.account_after
+    entry = None if mutation is None else mutation.entry
+    details = {} if entry is None else entry.details
+    body = DisputeResponse(
+        entry_id=None if entry is None else entry.entry_id,
+        payment_reference=reference,
+        status=status,  # type: ignore[arg-type]
+        changed=entry is not None,
+        frozen=format_credits(sum(lot.remaining for lot in after.lots if lot.frozen)),
+        clawed_back=format_credits(details.get("clawed_back", 0)),
+        unrecovered=format_credits(details.get("unrecovered", 0)),
+        balance=format_credits(after.balance),
+    ).model_dump(mode="json")
+    if mutation is None:  # nothing moves, but the answer is kept: a replay gets it
+        record = IdempotencyRecord(idem.key, idem.fingerprint, 200, body, account.seq)
+        return Mutation(account, records=(record,))
     return _kept(mutation, idem, 201, body)
 
 

@@ -25,4 +25,4 @@ def find_payment(store: LedgerStore, account_id: str, reference: str) -> Payment
             f"payment {reference!r} was recorded before its lots' terms were kept; refund it by an adjustment"
         )
     lots = tuple(lot_from_terms(lot) for lot in terms)
-    return Payment(reference, record.entry_id, lots, record.refunded_minor)
+    return Payment(reference, record.entry_id, lots, record.refunded_minor, record.dispute)

@@ -21,6 +21,7 @@ from tollbooth.app.receipts import (
     with_adjustment_receipt,
     with_consume_receipt,
     with_credit_receipt,
+    with_dispute_receipt,
     with_refund_receipt,
     with_void_receipt,
 )
@@ -30,7 +31,7 @@ from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.app.writes import WRITE_BUDGET_SECONDS, Plan, Refused, Writes
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 from tollbooth.contracts.usage import UsageRecord
-from tollbooth.domain import adjustments, clock, debits, grants, refunds
+from tollbooth.domain import adjustments, clock, debits, disputes, grants, refunds
 from tollbooth.domain.catalog import CatalogHistory
 from tollbooth.domain.errors import IdempotencyKeyReused, PaymentReferenceUsed, PeriodConflict
 from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, LotSource, Mutation, Use
@@ -195,6 +196,28 @@ class LedgerService:
             caller = context.caller.record()
             mutation = refunds.refund_mutation(account, payment, asked, policy, now, idem.key, caller)
             return with_refund_receipt(mutation, idem)
+
+        return self._request(account_id, idem, plan)
+
+    def dispute(
+        self,
+        account_id: str,
+        payment_reference: str,
+        asked: disputes.DisputeRequest,
+        idem: Idempotency,
+        *,
+        context: RequestContext = INTERNAL,
+    ) -> Outcome:
+        """Move a payment's dispute: opened, won or lost (``domain.disputes``). The payment is
+        read afresh for each attempt: its dispute status guards the write."""
+
+        def plan(account: Account, now: int) -> Mutation:
+            payment = find_payment(self.repository, account_id, payment_reference)
+            policy = self.catalogs.in_force(now).refund_policy_of(payment.package_id)
+            caller = context.caller.record()
+            mutation = disputes.dispute_mutation(account, payment, asked, policy, now, idem.key, caller)
+            status = asked.status if mutation is not None else (payment.dispute or asked.status)
+            return with_dispute_receipt(account, mutation, payment_reference, status, idem)
 
         return self._request(account_id, idem, plan)
 

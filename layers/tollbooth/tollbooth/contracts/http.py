@@ -155,6 +155,9 @@ class Totals(Contract):
 
 class BalanceResponse(Contract):
     account_id: str
+    frozen: CreditsOut = Field(
+        default="0.000", description="Credits an open dispute of their payment froze: in the balance, not available"
+    )
     available: CreditsOut = Field(description="Spendable now: unexpired lots only.")
     balance: CreditsOut = Field(
         description="Ledger balance: granted - consumed - expired - clawed_back; negative in arrears."

@@ -119,3 +119,36 @@ class VoidResponse(Contract):
     lot_id: str
     voided: CreditsOut = Field(description="Credits removed: what the lot still held")
     balance: CreditsOut
+
+
+class DisputeRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "payment_reference": "pi_3NvB1x2eZvKYlo2C",
+                    "status": "opened",
+                    "reason": "card holder disputes the charge",
+                    "actor": "stripe-webhook",
+                }
+            ]
+        }
+    )
+
+    payment_reference: PaymentReference
+    status: Literal["opened", "won", "lost"] = Field(
+        description="opened freezes what is left of the payment's credits; won frees them; lost claws them back"
+    )
+    reason: Reason
+    actor: Actor
+
+
+class DisputeResponse(Contract):
+    entry_id: str | None = Field(description="The dispute's ledger entry; null when this delivery changed nothing")
+    payment_reference: str
+    status: Literal["opened", "won", "lost"] = Field(description="The dispute's status now")
+    changed: bool = Field(description="Whether this delivery moved the dispute (false: late or repeated)")
+    frozen: CreditsOut = Field(description="The account's credits frozen by open disputes, now")
+    clawed_back: CreditsOut = Field(description="Credits a lost dispute took back from the payment's lots")
+    unrecovered: CreditsOut = Field(description="Credits a lost dispute owed back that were already spent")
+    balance: CreditsOut

@@ -153,6 +153,12 @@ class LotNotFound(NotFound):
     code = "lot_not_found"
 
 
+class DisputeDecided(TollboothError):
+    """A dispute decided one way cannot be decided the other way."""
+
+    code = "dispute_decided"
+
+
 class RefundTooLarge(TollboothError):
     """More money than the payment has left to refund (refunds of a payment never add up
     to more than it paid)."""

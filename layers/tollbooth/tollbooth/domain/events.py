@@ -19,186 +19,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from tollbooth.domain import clock
-from tollbooth.domain.ledger import LedgerEntry, Lot, LotSource
+from tollbooth.domain.event_models import (
+    EVENT_MODELS,
+    JSON_SCHEMA_DIALECT,
+    LOT_EVENT_MODELS,
+    SCHEMA_DIRECTORY,
+    SCHEMA_VERSION,
+    AccountOverdrawn,
+    CreditsAdjusted,
+    CreditsClawedBack,
+    LotVoided,
+    PurchaseRefunded,
+)
+from tollbooth.domain.ledger import LedgerEntry, Lot
 from tollbooth.domain.money import format_credits
 
-SCHEMA_VERSION: Literal[1] = 1
-JSON_SCHEMA_DIALECT = "http://json-schema.org/draft-04/schema#"
-SCHEMA_DIRECTORY = Path("docs/events")
-
-# Credits as the API shows them: a decimal string with exactly three places, e.g. "12.500".
-Credits = Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]{3}$")]
-SignedCredits = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{3}$")]
-# An instant as clock.to_iso renders it: ISO-8601, UTC, milliseconds, e.g. "2027-11-25T10:00:00.000Z".
-Instant = Annotated[
-    str,
-    Field(
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$",
-        json_schema_extra={"format": "date-time"},
-    ),
-]
-
-
-class EventDetail(BaseModel):
-    """What the detail of every Tollbooth event carries."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = Field(
-        description="The version of this event's shape. The detail has exactly the fields listed; "
-        "a change to them comes with a new version."
-    )
-    event_id: str = Field(
-        min_length=1,
-        description="Stable id naming what the event is about, never when it was sent: deduplicate by it.",
-    )
-    type: str = Field(description="The event's type; also the EventBridge detail-type.")
-    account_id: str = Field(min_length=1, description="The account the event is about.")
-
-
-class LotEvent(EventDetail):
-    """What an event about one lot of credits carries."""
-
-    lot_id: str = Field(min_length=1, description="The lot.")
-    source: LotSource = Field(description="How the lot was granted.")
-    package_id: str | None = Field(description="The package that granted the lot, if a package did.")
-    plan_id: str | None = Field(description="The plan that granted the lot, if a plan did.")
-    amount: Credits = Field(description="Credits, as a decimal string with three places.")
-    expires_at: Instant = Field(description="When the lot stops being spendable (ISO-8601, UTC).")
-    occurred_at: Instant = Field(description="When the event was recorded (ISO-8601, UTC).")
-
-
-class CreditsExpiring(LotEvent):
-    """A lot's credits expire soon: sent once per lot, ExpiryWarningDays (7 by default) before
-    it expires, while it still holds spendable credits."""
-
-    event_id: str = Field(
-        pattern=r"^credits\.expiring:",
-        description="`credits.expiring:<account_id>:<lot_id>`: deduplicate by it.",
-    )
-    type: Literal["credits.expiring"] = Field(description="`credits.expiring`; also the EventBridge detail-type.")
-    amount: Credits = Field(description='Credits left in the lot when the warning was recorded, e.g. "120.500".')
-    occurred_at: Instant = Field(description="When the sweep recorded the warning (ISO-8601, UTC).")
-
-
-class CreditsExpired(LotEvent):
-    """A lot's remaining credits were written off at its expiry: sent once per lot, after the
-    `expire` ledger entry is committed. Fully spent lots expire silently."""
-
-    event_id: str = Field(
-        pattern=r"^credits\.expired:",
-        description="`credits.expired:<account_id>:<lot_id>`: deduplicate by it.",
-    )
-    type: Literal["credits.expired"] = Field(description="`credits.expired`; also the EventBridge detail-type.")
-    amount: Credits = Field(description='The credits written off (the breakage), e.g. "700.000".')
-    occurred_at: Instant = Field(description="When the write-off was committed (ISO-8601, UTC).")
-    entry_id: str = Field(min_length=1, description="The `expire` ledger entry.")
-    breakage_minor: int | None = Field(
-        description="What the written-off credits cost the buyer, in minor units of `currency`: "
-        "price_minor x amount / granted, rounded half-even; null for lots granted free of a price."
-    )
-    currency: str | None = Field(description="The lot's currency (ISO 4217), or null.")
-
-
-class AccountOverdrawn(EventDetail):
-    """The account went into arrears: usage was performed that its credits could not pay.
-    Sent once each time the account goes from no arrears into arrears."""
-
-    event_id: str = Field(
-        pattern=r"^account\.overdrawn:",
-        description="`account.overdrawn:<account_id>:<seq>`, seq being the ledger entry's number: deduplicate by it.",
-    )
-    type: Literal["account.overdrawn"] = Field(description="`account.overdrawn`; also the EventBridge detail-type.")
-    arrears: Credits = Field(
-        description='The account\'s arrears after the charge: the usage its lots could not pay, e.g. "12.500".'
-    )
-    entry_id: str = Field(min_length=1, description="The `usage` ledger entry that went into arrears.")
-    occurred_at: Instant = Field(description="When the usage was charged (ISO-8601, UTC).")
-
-
-class PurchaseRefunded(EventDetail):
-    """Money was refunded of a payment: sent once per refund, after its `refund` ledger entry is committed."""
-
-    event_id: str = Field(
-        pattern=r"^purchase\.refunded:",
-        description="`purchase.refunded:<account_id>:<entry_id>`: deduplicate by it.",
-    )
-    type: Literal["purchase.refunded"] = Field(description="`purchase.refunded`; also the EventBridge detail-type.")
-    payment_reference: str = Field(min_length=1, description="The payment refunded.")
-    amount_minor: int = Field(description="The money this refund returns, in minor units of `currency`.")
-    refunded_total_minor: int = Field(description="The money refunded of the payment so far, this refund included.")
-    paid_minor: int = Field(description="The money the payment paid.")
-    currency: str | None = Field(description="The payment's currency (ISO 4217).")
-    entry_id: str = Field(min_length=1, description="The `refund` ledger entry.")
-    occurred_at: Instant = Field(description="When the refund was committed (ISO-8601, UTC).")
-
-
-class CreditsClawedBack(EventDetail):
-    """A refund took back the credits its payment granted, in proportion: sent with `purchase.refunded`."""
-
-    event_id: str = Field(
-        pattern=r"^credits\.clawed_back:",
-        description="`credits.clawed_back:<account_id>:<entry_id>`: deduplicate by it.",
-    )
-    type: Literal["credits.clawed_back"] = Field(description="`credits.clawed_back`; also the EventBridge detail-type.")
-    clawed_back: Credits = Field(description="Credits taken back from the payment's lots.")
-    unrecovered: Credits = Field(description="Credits the refund owed back that had already been spent.")
-    refund_policy: Literal["debt", "absorb"] = Field(
-        description="What became of the unrecovered credits: arrears (`debt`) or written off (`absorb`)."
-    )
-    entry_id: str = Field(min_length=1, description="The `refund` ledger entry.")
-    occurred_at: Instant = Field(description="When the refund was committed (ISO-8601, UTC).")
-
-
-class CreditsAdjusted(EventDetail):
-    """An operator corrected the account's credits: sent once per `adjustment` ledger entry."""
-
-    event_id: str = Field(
-        pattern=r"^credits\.adjusted:",
-        description="`credits.adjusted:<account_id>:<entry_id>`: deduplicate by it.",
-    )
-    type: Literal["credits.adjusted"] = Field(description="`credits.adjusted`; also the EventBridge detail-type.")
-    credits: SignedCredits = Field(description="Credits added (positive) or taken out (negative).")
-    unpaid: Credits = Field(description="Of credits taken out, what the lots could not give: added to arrears.")
-    reason: str = Field(min_length=1, description="Why, as the operator said.")
-    actor: str = Field(min_length=1, description="The operator or system that asked.")
-    entry_id: str = Field(min_length=1, description="The `adjustment` ledger entry.")
-    occurred_at: Instant = Field(description="When the adjustment was committed (ISO-8601, UTC).")
-
-
-class LotVoided(EventDetail):
-    """An operator removed what was left of a lot: sent once per `void` ledger entry."""
-
-    event_id: str = Field(
-        pattern=r"^lot\.voided:",
-        description="`lot.voided:<account_id>:<lot_id>`: deduplicate by it (a lot is voided once).",
-    )
-    type: Literal["lot.voided"] = Field(description="`lot.voided`; also the EventBridge detail-type.")
-    lot_id: str = Field(min_length=1, description="The lot.")
-    source: LotSource = Field(description="How the lot was granted.")
-    amount: Credits = Field(description="Credits removed: what the lot still held.")
-    reason: str = Field(min_length=1, description="Why, as the operator said.")
-    actor: str = Field(min_length=1, description="The operator or system that asked.")
-    entry_id: str = Field(min_length=1, description="The `void` ledger entry.")
-    occurred_at: Instant = Field(description="When the void was committed (ISO-8601, UTC).")
-
-
-# Every event Tollbooth publishes, by type (its EventBridge detail-type).
-EVENT_MODELS: dict[str, type[BaseModel]] = {
-    "credits.expiring": CreditsExpiring,
-    "credits.expired": CreditsExpired,
-    "account.overdrawn": AccountOverdrawn,
-    "purchase.refunded": PurchaseRefunded,
-    "credits.clawed_back": CreditsClawedBack,
-    "credits.adjusted": CreditsAdjusted,
-    "lot.voided": LotVoided,
-}
-LOT_EVENT_MODELS: dict[str, type[LotEvent]] = {"credits.expiring": CreditsExpiring, "credits.expired": CreditsExpired}
+__all__ = ["EVENT_MODELS", "SCHEMA_VERSION", "event_schema", "lot_event", "schema_files"]
 
 
 def lot_event(kind: str, account_id: str, lot: Lot, amount: int, now: int, **extra: Any) -> dict[str, Any]:
@@ -295,6 +134,32 @@ def voided_event(account_id: str, entry: LedgerEntry, lot: Lot, now: int) -> dic
         entry_id=entry.entry_id,
         occurred_at=clock.to_iso(now),
     )
+    return event.model_dump(mode="json")
+
+
+def dispute_event(account_id: str, entry: LedgerEntry, now: int) -> dict[str, Any]:
+    """``dispute.<status>`` for a committed ``dispute`` entry: one per payment and status."""
+    details = entry.details
+    status = details["status"]
+    common: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": f"dispute.{status}:{account_id}:{details['payment_reference']}",
+        "type": f"dispute.{status}",
+        "account_id": account_id,
+        "payment_reference": details["payment_reference"],
+        "reason": details["reason"],
+        "actor": details["actor"],
+        "entry_id": entry.entry_id,
+        "occurred_at": clock.to_iso(now),
+    }
+    if status == "opened":
+        common["frozen"] = format_credits(details["frozen_credits"])
+    elif status == "won":
+        common["unfrozen"] = format_credits(details["unfrozen_credits"])
+    else:
+        common |= {key: format_credits(details[key]) for key in ("clawed_back", "unrecovered")}
+        common |= {"amount_minor": details.get("amount_minor", 0), "currency": details.get("currency")}
+    event = EVENT_MODELS[f"dispute.{status}"].model_validate(common)
     return event.model_dump(mode="json")
 
 

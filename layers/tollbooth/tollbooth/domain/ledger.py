@@ -24,9 +24,14 @@ from functools import cached_property
 from typing import Any, Literal
 
 from tollbooth.domain import ids
+from tollbooth.domain.slice_state import escrow_change, with_slices
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
-EntryKind = Literal["purchase", "grant", "allowance", "consume", "usage", "expire", "refund", "adjustment", "void"]
+EntryKind = Literal[
+    "purchase", "grant", "allowance", "consume", "usage", "expire", "refund", "adjustment", "void", "dispute"
+]
+# Entries that take credits back for money returned: refunds, and lost disputes.
+CLAWING_KINDS = ("refund", "dispute")
 # Entries that grant credits: purchases, grants and allowances (an adjustment is its own term).
 GRANTING_KINDS = ("purchase", "grant", "allowance")
 # Entries that spend credits (through the API, or usage reported by workers).
@@ -79,10 +84,13 @@ class Lot:
     # expires_at the sweep waits before writing the lot off (a rollover's grace).
     warned: bool = False
     expiry_grace: int = 0
+    # A dispute of the payment that granted it is open: its credits count in the balance,
+    # but cannot be spent (nor moved into a slice) until the dispute is won.
+    frozen: bool = False
 
     def spendable_at(self, now: int) -> bool:
         # A lot is dead at its expires_at instant, whether or not a sweep has run.
-        return self.remaining > 0 and (self.expires_at is None or now < self.expires_at)
+        return self.remaining > 0 and not self.frozen and (self.expires_at is None or now < self.expires_at)
 
     def pays_for(self, use: Use) -> bool:
         return (self.licences is None or use.licence in self.licences) and (
@@ -240,11 +248,13 @@ class IdempotencyRecord:
 @dataclass(frozen=True)
 class PaymentRefund:
     """The money refunded of a payment so far, before and after a refund: the write is
-    guarded by ``before``, so refunds of one payment never add up to more than it paid."""
+    guarded by ``before``, so refunds of one payment never add up to more than it paid.
+    ``dispute``: its dispute's status before and after (each transition happens once)."""
 
     reference: str
     before_minor: int
     after_minor: int
+    dispute: tuple[str | None, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +273,8 @@ class Mutation:
     # Lots written off by the expiry sweep: each Draw is the lot's whole remaining amount.
     expirations: tuple[Draw, ...] = ()
     warned: tuple[str, ...] = ()  # lots whose credits.expiring warning has gone out
+    frozen: tuple[str, ...] = ()  # lots a dispute freezes
+    unfrozen: tuple[str, ...] = ()  # lots a dispute's end frees
     pending_events: tuple[dict[str, Any], ...] | None = None  # the outbox afterwards; None: as before
     arrears_change: int = 0  # usage left unpaid (positive), or arrears paid off by new credits (negative)
     intent_after: Intent | None = None  # lot draws still owed once this transaction commits
@@ -275,7 +287,8 @@ class Mutation:
 
     @property
     def lot_changes(self) -> int:
-        return len(self.draws) + len(self.transfers) + len(self.expirations) + len(self.warned)
+        flags = len(self.warned) + len(self.frozen) + len(self.unfrozen)
+        return len(self.draws) + len(self.transfers) + len(self.expirations) + flags
 
     @property
     def transaction_items(self) -> int:
@@ -324,6 +337,7 @@ class Mutation:
                 lot,
                 remaining=lot.remaining - drawn.get(lot.lot_id, 0),
                 warned=lot.warned or lot.lot_id in self.warned,
+                frozen=(lot.frozen or lot.lot_id in self.frozen) and lot.lot_id not in self.unfrozen,
             )
             for lot in self.account.lots
         )
@@ -340,38 +354,10 @@ class Mutation:
             voided=self.account.voided - sum(value for kind, value in amounts if kind == "void"),
             consumed=self.account.consumed + folded - sum(v for kind, v in amounts if kind in SPENDING_KINDS),
             expired=self.account.expired - sum(value for kind, value in amounts if kind == "expire"),
-            clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind == "refund"),
+            clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind in CLAWING_KINDS),
             arrears=self.account.arrears + self.arrears_change,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )
-
-
-def escrow_change(account: Account, moves: tuple[SliceMove, ...]) -> tuple[int, int]:
-    """What slice moves change on the account's side: the credits they move into slices
-    (negative: recalled), and what the slices spent that a recall folds into the account."""
-    received = {e.index: e.received for e in account.escrow}
-    moved = sum((0 if m.escrow is None else m.escrow.received) - received.get(m.before.index, 0) for m in moves)
-    return moved, sum(m.before.consumed - m.after.consumed for m in moves)
-
-
-def with_slices(account: Account, moves: tuple[SliceMove, ...], *, recorded: bool = True) -> Account:
-    """The account with its slices' new states, and (``recorded``) what its item records of
-    them: their escrow, and (from a slice's first refill) that it is one of its streams."""
-    if not moves:
-        return account
-    indexes = {m.after.index for m in moves}
-    slices = [s for s in account.slices if s.index not in indexes] + [m.after for m in moves]
-    ordered = tuple(sorted(slices, key=lambda s: s.index))
-    if not recorded:
-        return replace(account, slices=ordered)
-    escrow = [e for e in account.escrow if e.index not in indexes] + [m.escrow for m in moves if m.escrow is not None]
-    streams = set(account.streams) | {m.after.index for m in moves if m.escrow is not None}
-    return replace(
-        account,
-        escrow=tuple(sorted(escrow, key=lambda e: e.index)),
-        slices=ordered,
-        streams=tuple(sorted(streams)),
-    )
 
 
 def with_periods(periods: tuple[PlanPeriod, ...], new_lots: tuple[Lot, ...]) -> tuple[PlanPeriod, ...]:

@@ -36,6 +36,7 @@ class Payment:
     entry_id: str
     lots: tuple[Lot, ...]
     refunded_minor: int = 0
+    dispute: str | None = None  # its dispute's status: opened, won or lost
 
     @property
     def paid_minor(self) -> int:

@@ -100,6 +100,7 @@ class LotItem(TableItem, discriminator="lot"):
     plan_id = UnicodeAttribute(null=True)
     warned = BooleanAttribute(null=True)
     expiry_grace = NumberAttribute(null=True)
+    frozen = BooleanAttribute(null=True)  # absent unless a dispute froze it
 
 
 class SliceItem(TableItem, discriminator="slice"):
@@ -145,6 +146,7 @@ class PaymentItem(TableItem, discriminator="payment"):
     entry_id = UnicodeAttribute()
     seq = NumberAttribute()
     refunded_minor = NumberAttribute(null=True)  # absent until the first refund
+    dispute = UnicodeAttribute(null=True)  # absent until a dispute: opened, won or lost
 
 
 def entry_from_item(item: LedgerItem) -> LedgerEntry:

@@ -13,6 +13,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from tollbooth.adapters.dynamodb.changes import lot_changes, payment_changes
 from tollbooth.adapters.dynamodb.errors import conflict_of, storage_errors
 from tollbooth.adapters.dynamodb.items import (
     AccountItem,
@@ -205,7 +206,7 @@ class Repository:
             except PaymentItem.DoesNotExist:
                 return None
         refunded = int(item.refunded_minor or 0)
-        return PaymentRecord(reference, item.account_id, item.entry_id, int(item.seq), refunded)
+        return PaymentRecord(reference, item.account_id, item.entry_id, int(item.seq), refunded, item.dispute)
 
     def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None:
         with storage_errors():
@@ -278,8 +279,8 @@ class Repository:
     def apply(self, mutation: Mutation, now: int) -> None:
         """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
         puts = self._puts(mutation, now)
-        updates, deletes = _lot_changes(mutation, now)
-        updates += _payment_refund(mutation)
+        updates, deletes = lot_changes(mutation, now)
+        updates += payment_changes(mutation)
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 for item, condition, _ in puts:
@@ -352,49 +353,3 @@ VERSION = WriteConflict.VERSION
 def _slice_guard(version: int) -> Any:
     """A slice is written from the version it was read at (a new one: from nothing)."""
     return SliceItem.pk.does_not_exist() if version == 0 else SliceItem.version == version
-
-
-def _lot_changes(mutation: Mutation, now: int) -> tuple[list[tuple[Model, list[Any], Any]], list[tuple[Model, Any]]]:
-    """Each lot the mutation changes, with its guard: a draw only from what is left of an
-    unexpired lot; a rollover's transfer (or an intent's owed draw) from a lot that may have
-    just expired; a write-off of exactly what is left, once the lot has expired; a warning
-    flag. A change that takes a lot's last credit deletes it, guarded by exactly what is
-    left. An intent the mutation finishes is deleted."""
-    pk = Keys.account(mutation.account.account_id)
-    unexpired = LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)
-    moves = [(d, unexpired) for d in mutation.draws] + [(t, None) for t in mutation.transfers]
-    moves += [(x, LotItem.expires_at <= now) for x in mutation.expirations]
-    updates: list[tuple[Model, list[Any], Any]] = []
-    deletes: list[tuple[Model, Any]] = []
-    for move, when in moves:
-        lot = LotItem(pk, Keys.lot(move.lot_id))
-        if move.lot_id in mutation.emptied or move in mutation.expirations:
-            exact = LotItem.remaining == move.amount
-            deletes.append((lot, exact if when is None else exact & when))
-        else:
-            enough = LotItem.remaining >= move.amount
-            updates.append((lot, [LotItem.remaining.add(-move.amount)], enough if when is None else enough & when))
-    updates += [
-        (LotItem(pk, Keys.lot(lot_id)), [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned
-    ]
-    # A recall puts a slice's credits back into lots still in the store (under the version guard).
-    updates += [
-        (LotItem(pk, Keys.lot(r.lot_id)), [LotItem.remaining.add(r.amount)], LotItem.pk.exists())
-        for r in mutation.returns
-    ]
-    if mutation.account.intent is not None and mutation.intent_after is None:
-        deletes.append((IntentItem(pk, Keys.INTENT_SK), None))
-    return updates, deletes
-
-
-def _payment_refund(mutation: Mutation) -> list[tuple[Model, list[Any], Any]]:
-    """A refund raises the payment's refunded total, guarded by what it was (so that two
-    refunds of one payment never both count what only one may)."""
-    refund = mutation.refund
-    if refund is None:
-        return []
-    was = PaymentItem.refunded_minor == refund.before_minor
-    if refund.before_minor == 0:
-        was = PaymentItem.refunded_minor.does_not_exist() | was
-    payment = PaymentItem(Keys.payment(refund.reference), Keys.PAYMENT_SK)
-    return [(payment, [PaymentItem.refunded_minor.set(refund.after_minor)], PaymentItem.pk.exists() & was)]

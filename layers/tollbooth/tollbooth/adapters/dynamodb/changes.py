@@ -1,0 +1,65 @@
+"""How a mutation's lot and payment changes become DynamoDB updates and deletes, each with
+its guard (for the store's one transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.models import Model
+
+from tollbooth.adapters.dynamodb.items import IntentItem, LotItem, PaymentItem
+from tollbooth.adapters.keys import Keys
+from tollbooth.domain.ledger import Mutation
+
+
+def lot_changes(mutation: Mutation, now: int) -> tuple[list[tuple[Model, list[Any], Any]], list[tuple[Model, Any]]]:
+    """Each lot the mutation changes, with its guard: a draw only from what is left of an
+    unexpired lot; a rollover's transfer (or an intent's owed draw) from a lot that may have
+    just expired; a write-off of exactly what is left, once the lot has expired; a warning
+    flag. A change that takes a lot's last credit deletes it, guarded by exactly what is
+    left. An intent the mutation finishes is deleted."""
+    pk = Keys.account(mutation.account.account_id)
+    unexpired = LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)
+    moves = [(d, unexpired) for d in mutation.draws] + [(t, None) for t in mutation.transfers]
+    moves += [(x, LotItem.expires_at <= now) for x in mutation.expirations]
+    updates: list[tuple[Model, list[Any], Any]] = []
+    deletes: list[tuple[Model, Any]] = []
+    for move, when in moves:
+        lot = LotItem(pk, Keys.lot(move.lot_id))
+        if move.lot_id in mutation.emptied or move in mutation.expirations:
+            exact = LotItem.remaining == move.amount
+            deletes.append((lot, exact if when is None else exact & when))
+        else:
+            enough = LotItem.remaining >= move.amount
+            updates.append((lot, [LotItem.remaining.add(-move.amount)], enough if when is None else enough & when))
+    updates += [
+        (LotItem(pk, Keys.lot(lot_id)), [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned
+    ]
+    updates += [(LotItem(pk, Keys.lot(i)), [LotItem.frozen.set(True)], LotItem.pk.exists()) for i in mutation.frozen]
+    updates += [(LotItem(pk, Keys.lot(i)), [LotItem.frozen.remove()], LotItem.pk.exists()) for i in mutation.unfrozen]
+    # A recall puts a slice's credits back into lots still in the store (under the version guard).
+    updates += [
+        (LotItem(pk, Keys.lot(r.lot_id)), [LotItem.remaining.add(r.amount)], LotItem.pk.exists())
+        for r in mutation.returns
+    ]
+    if mutation.account.intent is not None and mutation.intent_after is None:
+        deletes.append((IntentItem(pk, Keys.INTENT_SK), None))
+    return updates, deletes
+
+
+def payment_changes(mutation: Mutation) -> list[tuple[Model, list[Any], Any]]:
+    """A refund raises the payment's refunded total, guarded by what it was (so that two
+    refunds of one payment never both count what only one may)."""
+    refund = mutation.refund
+    if refund is None:
+        return []
+    was = PaymentItem.refunded_minor == refund.before_minor
+    if refund.before_minor == 0:
+        was = PaymentItem.refunded_minor.does_not_exist() | was
+    actions = [PaymentItem.refunded_minor.set(refund.after_minor)]
+    if refund.dispute is not None:  # a dispute's transition, guarded by the status it leaves
+        before, after = refund.dispute
+        was &= PaymentItem.dispute.does_not_exist() if before is None else PaymentItem.dispute == before
+        actions.append(PaymentItem.dispute.set(after))
+    payment = PaymentItem(Keys.payment(refund.reference), Keys.PAYMENT_SK)
+    return [(payment, actions, PaymentItem.pk.exists() & was)]
