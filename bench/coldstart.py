@@ -245,21 +245,26 @@ def _event_file(case: Case, workdir: Path) -> Path:
         account = f"cold-{run}"
         _fund(account)
         event = _fresh_event(_sample_events()[case.event_file], account, run)
-        _pay_for(event, account)
+        _prepare(event, account)
         path.write_text(json.dumps(event))
     return path
 
 
-def _pay_for(event: dict[str, Any], account: str) -> None:
-    """A refund's payment, made before the refund is measured (a purchase of the same reference)."""
-    if not str(event.get("routeKey", "")).endswith("/refunds"):
-        return
+def _prepare(event: dict[str, Any], account: str) -> None:
+    """What the measured request needs first: a refund's or a dispute's payment (a purchase
+    of the same reference); for a void, the funded account's lot in the path."""
     from tollbooth.app.idempotency import Idempotency
-    from tollbooth.bootstrap import get_service
+    from tollbooth.bootstrap import get_service, get_store
 
-    reference = json.loads(event["body"])["payment_reference"]
-    key = Idempotency.of(f"pay-{reference}", "purchase", account, {})
-    get_service().purchase(account, "standard", reference, key)
+    route = str(event.get("routeKey", ""))
+    if route.endswith(("/refunds", "/disputes")):
+        reference = json.loads(event["body"])["payment_reference"]
+        key = Idempotency.of(f"pay-{reference}", "purchase", account, {})
+        get_service().purchase(account, "standard", reference, key)
+    elif route.endswith("/void"):
+        lot_id = get_store().load_account(account).lots[0].lot_id
+        event["pathParameters"]["lot_id"] = lot_id
+        event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/accounts/{account}/lots/{lot_id}/void"
 
 
 def bench_coldstart() -> dict[str, Any]:
