@@ -15,7 +15,14 @@ from tollbooth.adapters.memory import MemoryStore
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.service import LedgerService
 from tollbooth.domain import clock as clocks
-from tollbooth.domain.errors import IdempotencyKeyReused, InsufficientCredits, PaymentNotFound, RefundTooLarge
+from tollbooth.domain.errors import (
+    IdempotencyKeyReused,
+    InsufficientCredits,
+    PaymentNotFound,
+    PaymentReferenceUsed,
+    PeriodConflict,
+    RefundTooLarge,
+)
 from tollbooth.domain.refunds import RefundRequest, owed_at
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
@@ -176,3 +183,31 @@ def test_a_refund_racing_consumes_never_takes_a_credit_twice() -> None:
     # what the consumes had already spent, and no consume spent a credit the refund took
     assert account.clawed_back == 1_000_000 and account.arrears == account.consumed
     assert_conserved(racing, "a")
+
+
+def test_an_allowance_named_by_its_payment_is_refunded_by_it_and_its_rollover_is_left_alone(store: MemoryStore) -> None:
+    clock = Clock.at(NOW)
+    ledger = ledger_over(store, clock)
+    january, february = datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC)
+    clock.pinned = clocks.from_datetime(january) + 1
+    ledger.grant_allowance("a", "pro_monthly", january, payment_reference="in_jan")
+    clock.pinned = clocks.from_datetime(february) + 1
+    ledger.grant_allowance("a", "pro_monthly", february, payment_reference="in_feb")  # 500 roll over
+    rollover = next(lot for lot in store.load_account("a").lots if lot.source == "rollover")
+    # When February's payment is refunded in half
+    answered = refund(ledger, "r1", amount_minor=1000, ref="in_feb")
+    # Then half of February's allowance (1999 cents for 2,000 credits) comes back, and the
+    # 500 credits January paid for stay
+    assert answered.body["clawed_back"] == "1000.500" and answered.body["refunded_total_minor"] == 1000
+    lots = {lot.lot_id: lot.remaining for lot in store.load_account("a").lots}
+    assert lots[rollover.lot_id] == rollover.remaining
+    assert_conserved(store, "a")
+
+
+def test_an_allowance_payment_grants_once(store: MemoryStore) -> None:
+    ledger = ledger_over(store, Clock.at(clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC)) + 1))
+    ledger.grant_allowance("a", "pro_monthly", datetime(2027, 2, 1, tzinfo=UTC), payment_reference="in_1")
+    with pytest.raises(PaymentReferenceUsed):
+        ledger.grant_allowance("b", "pro_monthly", datetime(2027, 2, 1, tzinfo=UTC), payment_reference="in_1")
+    with pytest.raises(PeriodConflict):  # the same period, named by another payment
+        ledger.grant_allowance("a", "pro_monthly", datetime(2027, 2, 1, tzinfo=UTC), payment_reference="in_2")

@@ -66,6 +66,11 @@ def grant_allowance(account_id: str, request: AllowanceRequest):
     context = authorize(router, account_id, creates_credits=True)
     return json_response(
         get_service().grant_allowance(
-            account_id, request.plan_id, request.period_start, request.period_end, context=context
+            account_id,
+            request.plan_id,
+            request.period_start,
+            request.period_end,
+            payment_reference=request.payment_reference,
+            context=context,
         )
     )

@@ -24,5 +24,6 @@ def find_payment(store: LedgerStore, account_id: str, reference: str) -> Payment
         raise InvalidRequest(
             f"payment {reference!r} was recorded before its lots' terms were kept; refund it by an adjustment"
         )
-    lots = tuple(lot_from_terms(lot) for lot in terms)
+    # A rollover lot holds credits an earlier period paid for: not this payment's to claw back.
+    lots = tuple(lot for lot in map(lot_from_terms, terms) if lot.source != "rollover")
     return Payment(reference, record.entry_id, lots, record.refunded_minor, record.dispute)

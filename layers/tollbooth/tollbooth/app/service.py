@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -116,22 +117,29 @@ class LedgerService:
         period_start: datetime,
         period_end: datetime | None = None,
         *,
+        payment_reference: str | None = None,
         context: RequestContext = INTERNAL,
     ) -> Outcome:
         """Grant a plan's allowance for the period starting at ``period_start``, once per
         account, plan and period (the key Tollbooth derives), carrying over what the last
         period left, up to the cap. The period ends at ``period_end`` when the billing
-        system says so (its calendar may anchor on the 31st), else one plan period later."""
+        system says so (its calendar may anchor on the 31st), else one plan period later.
+        ``payment_reference``: the payment that funded the period, which a refund names."""
         start = clock.from_datetime(period_start)
         end = None if period_end is None else clock.from_datetime(period_end)
         period = {"plan_id": plan_id, "period_start": clock.to_iso(start)}
         if end is not None:
             period["period_end"] = clock.to_iso(end)
+        if payment_reference is not None:
+            period["payment_reference"] = payment_reference
         key = f"{RESERVED_KEY_PREFIX}allowance:{plan_id}:{clock.to_iso(start)}"
         idem = Idempotency.derived(key, "allowance", account_id, period)
 
         def plan(account: Account, now: int) -> Mutation:
             credit = grants.allowance(self.catalogs.in_force(now), account, plan_id, start, end, now)
+            if payment_reference is not None:  # a refund of that payment claws this period back
+                details = {**credit.details, "payment_reference": payment_reference}
+                credit = replace(credit, payment_reference=payment_reference, details=details)
             return self._credited(account, credit, now, idem, context)
 
         try:
@@ -139,7 +147,7 @@ class LedgerService:
         except IdempotencyKeyReused:
             raise PeriodConflict(
                 f"plan {plan_id!r} was already granted for the period starting at {clock.to_iso(start)}, "
-                "with another period_end"
+                "with another period_end or payment_reference"
             ) from None
 
     def consume(

@@ -89,6 +89,10 @@ class AllowanceRequest(StrictModel):
     period_end: Instant | None = Field(
         default=None, description="When it ends; one plan period (calendar months) later if absent"
     )
+    payment_reference: PaymentReference | None = Field(
+        default=None,
+        description="The payment that funded this period: a refund or dispute of it claws the allowance back",
+    )
 
 
 class ConsumeRequest(StrictModel):
