@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tollbooth.domain.errors import InsufficientCredits
 from tollbooth.domain.ledger import Account, Escrow, Lot, Slice, Use
-from tollbooth.domain.slices import PoolNeeded, SliceTooNarrow, pooled, recall, refill
+from tollbooth.domain.slices import PoolNeeded, Scarce, SliceTooNarrow, pooled, recall, refill
 
 NOW = 1_800_000_000_000
 USE = Use("text_generation", "personal")
@@ -40,13 +42,20 @@ def test_a_refill_fills_siblings_only_as_far_as_one_transaction_holds(max_items:
 
 
 def test_a_refill_takes_lots_in_burn_down_order_and_no_more_than_a_recall_can_return() -> None:
-    lots = [lot(f"l{i}", 1000, expires_in=i + 1) for i in range(12)]
-    mutation = refill(account(*lots), 0, 8000, USE, NOW, share=1, max_items=10, window=0)
+    lots = [lot(f"l{i}", 1000, expires_in=i + 1) for i in range(20)]
+    mutation = refill(account(*lots), 0, 5000, USE, NOW, share=1, max_items=10, window=0)
     assert mutation is not None
     (move,) = mutation.slice_moves
-    assert [p.lot_id for p in move.after.portions] == [f"l{i}" for i in range(8)]  # 10 items, less 2
+    # Its share is 10 lots' worth; it takes the first 8 (10 items, less the account and the slice)
+    assert [p.lot_id for p in move.after.portions] == [f"l{i}" for i in range(8)]
     with pytest.raises(SliceTooNarrow):
         refill(account(*lots), 0, 9000, USE, NOW, share=1, max_items=10, window=0)
+
+
+def test_lots_too_few_to_share_are_spent_on_the_account_itself() -> None:
+    # A share (half the lots over 4 slices) of 1,000 credits is 125: a request of 200 goes on the account
+    with pytest.raises(Scarce):
+        refill(account(lot("l1", 1000)), 0, 200, USE, NOW, share=4, max_items=10, window=0)
 
 
 def test_a_slice_that_can_pay_is_left_alone_and_a_short_account_pools_first() -> None:
@@ -72,6 +81,10 @@ def test_a_slice_that_can_pay_is_left_alone_and_a_short_account_pools_first() ->
     assert needed.value.indexes == (2,)
     with pytest.raises(InsufficientCredits):
         refill(short, 5, 600, USE, NOW, share=4, max_items=10, window=0)
+    # Read while writers kept moving credits: no refusal rests on it; every slice is recalled
+    with pytest.raises(PoolNeeded) as unsure:
+        refill(replace(short, consistent=False), 5, 600, USE, NOW, share=4, max_items=10, window=0)
+    assert unsure.value.indexes is None
 
 
 def test_a_recall_folds_what_the_slice_spent_and_the_pooled_view_matches_it() -> None:

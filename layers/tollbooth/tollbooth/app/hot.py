@@ -98,6 +98,8 @@ class HotConsumes:
                 pass  # the slice cannot pay: refill it from the account
             try:
                 start = self._refill(account_id, index, priced)
+            except slices.Scarce:
+                return self._on_account(account_id, index, idem, priced, caller)
             except (slices.SliceTooNarrow, ChangeTooLarge):
                 # Wider than a slice may hold: written on the account (the slices recalled first).
                 return self._request(account_id, idem, whole)
@@ -107,6 +109,19 @@ class HotConsumes:
                     return replay
                 raise refused.error from None
         raise ConcurrentUpdate("the account is busy; retry the request with the same Idempotency-Key")
+
+    def _on_account(
+        self, account_id: str, index: int, idem: Idempotency, priced: Priced, caller: Mapping[str, str]
+    ) -> Outcome:
+        """The consume written on the account's own lots, its slices left alone (read afresh:
+        what this container remembers of them is old)."""
+
+        def plan(account: Account, now: int) -> Mutation:
+            charge, use = priced(now)
+            mutation = slices.debit_on_account(account, index, charge, use, now, idem.key, caller)
+            return with_consume_receipt(mutation, charge, idem, now)
+
+        return self._request(account_id, idem, plan, pool=False, load=self._store.load_account)
 
     def _spend(
         self,

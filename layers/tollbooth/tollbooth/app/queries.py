@@ -7,7 +7,7 @@ from tollbooth.app.views import decode_cursor, encode_cursor, entry_view, lot_vi
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse, NextExpiry, PerksView, Totals
 from tollbooth.domain import clock
 from tollbooth.domain.allocation import burn_down_order, next_expiry, perks_at
-from tollbooth.domain.errors import InvalidRequest
+from tollbooth.domain.errors import InvalidRequest, StoreBusy
 from tollbooth.domain.expiry import expiring_within
 from tollbooth.domain.ledger import Expiry, LedgerEntry
 from tollbooth.domain.money import format_credits
@@ -20,7 +20,10 @@ def _expiry(moment: Expiry) -> NextExpiry:
 
 def balance(store: LedgerStore, account_id: str, now: int) -> BalanceResponse:
     """Always a fresh read: a balance never comes from a remembered state."""
-    account = pooled(store.load_account(account_id))  # its slices' credits with its own
+    read = store.load_account(account_id)
+    if not read.consistent:  # writers kept moving credits between the account and its slices
+        raise StoreBusy("the account kept changing while it was read; retry the request")
+    account = pooled(read)  # its slices' credits with its own
     upcoming = next_expiry(account, now)
     perks = perks_at(account, now)
     window = store.expiry.warning_window

@@ -37,7 +37,9 @@ def with_consume_receipt(mutation: Mutation, charge: Charge, idem: Idempotency, 
     """200: the entry, what was charged, and what is available after it (unknown to a slice)."""
     entry = mutation.entry
     assert entry is not None
-    available = None if mutation.spend else format_credits(mutation.account_after.available_at(now))
+    # A slice knows only what it holds; the account's own side, while slices hold credits, too.
+    whole = not mutation.spend and not mutation.account.escrow
+    available = format_credits(mutation.account_after.available_at(now)) if whole else None
     body = ConsumeResponse(
         entry_id=entry.entry_id,
         charged=format_credits(charge.amount),

@@ -191,6 +191,9 @@ class Account:
     streams: tuple[int, ...] = ()  # the slices that have ever written entries
     # The slices' own state, read with the account when it has escrow (not on the sweep's view).
     slices: tuple[Slice, ...] = ()
+    # Whether the slices were read while the account stood still (what a refusal that counts
+    # their credits may rest on); writers kept changing it otherwise.
+    consistent: bool = True
 
     def available_at(self, now: int) -> int:
         return sum(lot.remaining for lot in self.lots if lot.spendable_at(now))

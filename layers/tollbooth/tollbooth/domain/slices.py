@@ -34,7 +34,7 @@ from dataclasses import replace
 
 from tollbooth.domain import ids
 from tollbooth.domain.allocation import allocate, take_in_order
-from tollbooth.domain.debits import consume_details
+from tollbooth.domain.debits import consume_details, consume_mutation
 from tollbooth.domain.expiry import lot_due_at
 from tollbooth.domain.ledger import Account, Draw, Escrow, LedgerEntry, Lot, Mutation, Slice, SliceMove, Use
 from tollbooth.domain.pricing import Charge
@@ -52,6 +52,12 @@ class PoolNeeded(Exception):
     def __init__(self, indexes: tuple[int, ...] | None = None) -> None:
         super().__init__("recall slices first")
         self.indexes = indexes
+
+
+class Scarce(Exception):
+    """The account's lots hold too little to share out: a share of them would not pay this
+    request, so the debit is written on the account itself (``debit_on_account``), in one
+    transaction, rather than filled into a slice that another container might recall."""
 
 
 class SliceTooNarrow(Exception):
@@ -89,14 +95,12 @@ def refill(
     the account's other containers find theirs filled. None when the slice can pay already."""
     if _covers(account.slice(index).portions, needed, now, use):
         return None
-    if account.arrears or not _covers(account.lots, needed, now, use):
-        # Refused only when the whole account, its slices' credits with its own, cannot pay
-        # (the slices were read while the account stood still: ``LedgerStore.load_account``).
-        allocate(pooled(account), needed, now, use)
-        raise PoolNeeded(_to_recall(account, index, needed, now, use))
+    _lots_must_cover(account, index, needed, now, use)
     eligible = [lot for lot in account.lots if lot.spendable_at(now) and lot.pays_for(use)]
     unlocking = [lot for lot in account.lots if lot.spendable_at(now) and use.feature in lot.unlocks]
     chunk = sum(lot.remaining for lot in eligible) // (2 * share)
+    if chunk < needed:
+        raise Scarce
     lots = {lot.lot_id: lot for lot in account.lots}
     filling = Filling(account, eligible, lots, max_items, window)
     held = account.slice(index)
@@ -169,6 +173,31 @@ class Filling:
 
     def draws(self) -> tuple[Draw, ...]:
         return tuple(Draw(lot_id, amount) for lot_id, amount in self.drawn.items())
+
+
+def debit_on_account(
+    account: Account, index: int, charge: Charge, use: Use, now: int, key: str, caller: Mapping[str, str]
+) -> Mutation:
+    """A consume written on the account's own lots while its slices hold credits (they are
+    left alone): its entry has no balance_after, which only the whole account knows."""
+    _lots_must_cover(account, index, charge.amount, now, use)
+    mutation = consume_mutation(account, charge, use, now, key, caller)
+    if not account.escrow:
+        return mutation
+    return replace(mutation, entries=tuple(replace(entry, balance_after=None) for entry in mutation.entries))
+
+
+def _lots_must_cover(account: Account, index: int, needed: int, now: int, use: Use) -> None:
+    """Return when the account's own lots may pay ``needed``; else recall the slices that
+    can make them (PoolNeeded), or refuse when the whole account, its slices' credits with
+    its own, cannot pay, as read while the account stood still (a read that could not catch
+    it recalls every slice instead, after which the account's own state is the whole)."""
+    if not account.arrears and _covers(account.lots, needed, now, use):
+        return
+    if account.escrow and not account.consistent:
+        raise PoolNeeded(None)
+    allocate(pooled(account), needed, now, use)
+    raise PoolNeeded(_to_recall(account, index, needed, now, use))
 
 
 def _covers(lots: tuple[Lot, ...] | list[Lot], needed: int, now: int, use: Use) -> bool:

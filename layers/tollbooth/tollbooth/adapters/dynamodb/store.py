@@ -6,6 +6,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -37,7 +38,7 @@ from tollbooth.adapters.dynamodb.items import (
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import escrow_stored, lot_summary, periods_stored
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
-from tollbooth.domain.errors import StorageUnavailable, StoreBusy
+from tollbooth.domain.errors import StorageUnavailable
 from tollbooth.domain.expiry import expiry_summary
 from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, Slice
 
@@ -48,8 +49,8 @@ CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 3.0
 MAX_RETRY_ATTEMPTS = 1  # botocore retries throttling and 5xx once more before we answer 503
 # Reads of an account with slices while writers keep changing it (refills, recalls), with
-# jittered waits between: up to about 1.5 s before the caller hears StoreBusy.
-SNAPSHOT_TRIES = 12
+# jittered waits between, before it is returned as not consistent (``Account.consistent``).
+SNAPSHOT_TRIES = 4
 SNAPSHOT_BACKOFF_SECONDS = 0.01
 
 
@@ -96,8 +97,8 @@ class Repository:
             account = self._load(account_id)
             if not account.streams or self._version(account_id) == account.version:
                 return account
-            time.sleep(random.uniform(0, SNAPSHOT_BACKOFF_SECONDS * 2 ** min(attempt, 4)))
-        raise StoreBusy("the account kept changing while it was read; retry the request")
+            time.sleep(random.uniform(0, SNAPSHOT_BACKOFF_SECONDS * 2**attempt))
+        return replace(account, consistent=False)
 
     def _version(self, account_id: str) -> int | None:
         with storage_errors():
