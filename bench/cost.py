@@ -344,6 +344,7 @@ def bench_cost(measured_ms: dict[str, float] | None = None) -> dict[str, Any]:
     return {
         "settings": settings,
         "operations": operations,
+        "hot_usage": hot,
         "growth": growth,
         "hot": [hot_account(hot, settings), hot_account(largest, settings)],
         "largest": largest,

@@ -59,7 +59,7 @@ def _function(op: Operation) -> str:
 def _goals(result: dict[str, Any]) -> list[str]:
     growth = result["growth"]
     worst = max(growth, key=lambda g: (g["two"].write_units, g["live"]))
-    hot, largest = result["operations"][5], result["largest"]
+    hot, largest = result["hot_usage"], result["largest"]
     modelled = result["hot"][0]
     rows = [
         (
