@@ -86,7 +86,7 @@ class _Rig:
         from tollbooth.app.sweep import ExpirySweeper
         from tollbooth.domain.catalog import load_history
         from tollbooth.domain.clock import from_datetime
-        from tollbooth.domain.ledger import ExpiryIndexing
+        from tollbooth.domain.expiry import ExpiryIndexing
 
         self.now = from_datetime(datetime(2027, 1, 4, tzinfo=UTC))
         indexing = ExpiryIndexing()

@@ -31,7 +31,8 @@ def bench_expiry(dynamodb_url: str) -> dict[str, Any]:
     from tollbooth.adapters.dynamodb import Repository
     from tollbooth.app.sweep import ExpirySweeper
     from tollbooth.domain.clock import now_ms
-    from tollbooth.domain.ledger import Account, ExpiryIndexing, Lot
+    from tollbooth.domain.expiry import ExpiryIndexing
+    from tollbooth.domain.ledger import Account, Lot
     from tollbooth_local.aws import create_table
     from tollbooth_local.template import Template
 

@@ -1,5 +1,5 @@
 """Grant function: POST /v1/accounts/{account_id}/grants and /allowances, and operators'
-corrections: /adjustments and /lots/{lot_id}/void."""
+corrections: /adjustments, /reversals and /lots/{lot_id}/void."""
 
 from tollbooth.api import adjustment_routes, grant_routes
 from tollbooth.api.runtime import build_resolver, lambda_handler_for

@@ -31,7 +31,7 @@ from tollbooth.adapters.dynamodb import Keys
 from tollbooth.adapters.memory import DynamoDBError, MemoryStore
 from tollbooth.app.ports import PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
-from tollbooth.domain.ledger import Account, Draw, Intent, Lot, Mutation, PaymentRefund
+from tollbooth.domain.ledger import Account, ChargeReversal, Draw, Intent, Lot, Mutation, PaymentRefund
 
 WEEK = 7 * DAY  # the default warning window
 
@@ -651,3 +651,31 @@ def test_a_refund_raises_the_payment_refunded_total_only_from_what_it_was(store:
     )
     assert applied(store, later).clawed_back == 50
     assert store.find_payment("pi_unknown") is None and store.find_entry("a", 99) is None
+
+
+def test_a_reversal_raises_the_charge_reversed_total_only_from_what_it_was(store: Store) -> None:
+    # Given a charge of 30 credits from a lot that knows the entry that granted it
+    account = applied(store, credit(Account(account_id="a"), replace(lot("l1", 100), grant_seq=1)))
+    assert account.lots[0].grant_seq == 1
+    account = applied(store, debit(account, Draw("l1", 30)))
+    assert store.reversed_of("a", "entry-a-2") == 0
+    # When a reversal gives back 10 of it, from a total of 0
+    first = Mutation(
+        account,
+        (entry(account, "reversal", 10),),
+        returns=(Draw("l1", 10),),
+        reversal=ChargeReversal("entry-a-2", 0, 10),
+    )
+    account = applied(store, first)
+    assert store.reversed_of("a", "entry-a-2") == 10 and account.reversed == 10 and account.lots[0].remaining == 80
+    # Then one computed from the old total is cancelled, even from the account's current version
+    stale = Mutation(
+        account, (entry(account, "reversal", 5),), returns=(Draw("l1", 5),), reversal=ChargeReversal("entry-a-2", 0, 5)
+    )
+    refused(store, stale, WriteConflict.VERSION)
+    assert store.reversed_of("a", "entry-a-2") == 10
+    # And one computed from the current total goes through; another charge's total is its own
+    later = replace(stale, reversal=ChargeReversal("entry-a-2", 10, 15))
+    assert applied(store, later).reversed == 15 and store.reversed_of("a", "entry-a-2#e1") == 0
+    assert store.find_entry("a", 3, stream=None) == store.list_entries("a", 1, before_seq=4).entries[0]
+    assert store.find_entry("a", 1, stream=2) is None  # a slice's stream is another partition

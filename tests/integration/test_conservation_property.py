@@ -1,5 +1,6 @@
-"""A property: whatever mix of grants, purchases, API consumes, worker usage, time passing
-and expiry sweeps an account goes through, its lots and its ledger agree."""
+"""A property: whatever mix of grants, purchases, API consumes, worker usage, refunds,
+disputes, corrections, reversals, time passing and expiry sweeps an account goes through,
+its lots and its ledger agree."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
 from tollbooth.app.ports import LedgerStore
 from tollbooth.app.refunds import find_payment
+from tollbooth.app.reversals import find_charge
 from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
@@ -26,10 +28,12 @@ from tollbooth.domain import clock as clocks
 from tollbooth.domain.adjustments import Correction
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.disputes import DisputeRequest
-from tollbooth.domain.errors import DisputeDecided, InsufficientCredits, LotNotFound, RefundTooLarge
-from tollbooth.domain.ledger import ExpiryIndexing
+from tollbooth.domain.errors import DisputeDecided, InsufficientCredits, LotNotFound, RefundTooLarge, ReversalTooLarge
+from tollbooth.domain.expiry import ExpiryIndexing
 from tollbooth.domain.refunds import RefundRequest
+from tollbooth.domain.reversals import ReversalRequest
 from tollbooth.domain.slices import pooled
+from tollbooth.domain.usage_charges import usage_key
 
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 6, 1, tzinfo=UTC))
@@ -93,6 +97,7 @@ class AccountMachine(RuleBasedStateMachine):
             container.hot.index = index
         self.n = 0
         self.payments: list[str] = []
+        self.charges: list[tuple[str, str | None]] = []  # (entry_id, usage event_id)
 
     def key(self) -> str:
         self.n += 1
@@ -127,7 +132,8 @@ class AccountMachine(RuleBasedStateMachine):
         idem = Idempotency.of(self.key(), "consume", self.account, body)
         # A refusal may change nothing, which the invariant checks
         with contextlib.suppress(InsufficientCredits):
-            self.service.consume(self.account, "text_generation", words, {}, idem)
+            done = self.service.consume(self.account, "text_generation", words, {}, idem)
+            self.charges.append((done.body["entry_id"], None))
 
     @rule(words=st.integers(1, 40_000), container=st.integers(0, 1), again=st.booleans())
     def consume_on_a_slice(self, words: int, container: int, again: bool) -> None:
@@ -138,6 +144,7 @@ class AccountMachine(RuleBasedStateMachine):
         service = self.containers[container]
         with contextlib.suppress(InsufficientCredits):
             first = service.consume(self.account, "text_generation", words, {}, idem, sliced=True)
+            self.charges.append((first.body["entry_id"], None))
             if again:  # a retried request answers as first, on whichever container
                 other = self.containers[1 - container]
                 assert other.consume(self.account, "text_generation", words, {}, idem, sliced=True) == replace(
@@ -201,6 +208,24 @@ class AccountMachine(RuleBasedStateMachine):
         for _ in range(deliveries):
             retry, _ = ingestor.ingest([("m", message_body(batch))])
             assert retry == {}
+        for record in batch:
+            charged = self.repository.find_idempotency_record(self.account, usage_key(record["event_id"]))
+            assert charged is not None
+            self.charges.append((charged.body["entry_id"], record["event_id"]))
+
+    @precondition(lambda self: bool(self.charges))
+    @rule(pick=st.integers(0, 30), credits=st.one_of(st.none(), st.integers(1, 40)), again=st.booleans())
+    def reverse(self, pick: int, credits: int | None, again: bool) -> None:
+        """A charge (a consume, on the account or a slice, or a usage record) given back,
+        in whole or in part, perhaps once more than it has left."""
+        entry_id, event_id = self.charges[pick % len(self.charges)]
+        asked = ReversalRequest(entry_id, event_id, None if credits is None else credits * 1000, "property", "test")
+        idem = Idempotency.of(self.key(), "reversal", self.account, {"n": self.n})
+        for _ in range(2 if again else 1):  # a retried request changes nothing more
+            with contextlib.suppress(ReversalTooLarge):
+                self.service.reverse(self.account, asked, idem)
+        charge = find_charge(self.repository, self.account, entry_id, event_id)
+        assert 0 <= self.repository.reversed_of(self.account, charge.key) <= charge.charged
 
     @rule(days=st.integers(1, 45))
     def time_passes(self, days: int) -> None:

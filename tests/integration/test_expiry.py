@@ -17,7 +17,8 @@ from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.errors import InsufficientCredits, StorageUnavailable
-from tollbooth.domain.ledger import Account, ExpiryIndexing
+from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.ledger import Account
 
 DAY = 86_400_000
 START = clocks.from_datetime(datetime(2027, 3, 1, tzinfo=UTC))

@@ -16,7 +16,7 @@ from tollbooth_local.functions import LambdaContext, load_function
 EVENT_FOR_FUNCTION = {
     "CatalogFunction": ["catalog.json", "quote.json"],
     "PurchaseFunction": ["purchase.json", "refund.json", "dispute.json"],
-    "GrantFunction": ["grant.json", "allowance.json", "adjustment.json", "void.json"],
+    "GrantFunction": ["grant.json", "allowance.json", "adjustment.json", "void.json", "reversal.json"],
     "ConsumeFunction": ["consume.json"],
     "AccountFunction": ["balance.json", "ledger.json"],
     "ExpiryFunction": ["expiry.json"],
@@ -141,3 +141,17 @@ def test_the_correction_samples_adjust_an_account_and_void_a_lot_once() -> None:
     assert (balance["totals"]["adjusted"], balance["totals"]["voided"]) == ("25.000", "50.000")
     kinds = [entry["kind"] for entry in invoke("AccountFunction", "ledger.json")["json"]["entries"]]
     assert kinds == ["void", "adjustment", "grant"]
+
+
+@pytest.mark.usefixtures("deployed_like")
+def test_the_reversal_sample_gives_a_consume_back_once() -> None:
+    # Given the sample purchase and consume (4 credits)
+    invoke("PurchaseFunction", "purchase.json")
+    charge = invoke("ConsumeFunction", "consume.json")["json"]["entry_id"]
+    # When the sample reversal names that consume, Then its 4 credits come back, once
+    body = {**json.loads(event("reversal.json")["body"]), "entry_id": charge}
+    back = invoke("GrantFunction", "reversal.json", body)
+    assert back["statusCode"] == 201 and back["json"]["reversed"] == "4.000", back["json"]
+    assert invoke("GrantFunction", "reversal.json", body)["json"] == back["json"]  # a replay
+    balance = invoke("AccountFunction", "balance.json")["json"]
+    assert (balance["totals"]["consumed"], balance["totals"]["reversed"]) == ("4.000", "4.000")

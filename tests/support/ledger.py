@@ -49,6 +49,7 @@ def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None
     assert account.balance == (
         account.granted
         + account.adjusted
+        + account.reversed
         - account.consumed
         - account.expired
         - account.clawed_back
@@ -66,7 +67,13 @@ def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None
     assert set(received) <= {held.index for held in account.slices} <= set(account.streams)
     whole = pooled(account)
     assert whole.balance == (
-        whole.granted + whole.adjusted - whole.consumed - whole.expired - whole.clawed_back - whole.voided
+        whole.granted
+        + whole.adjusted
+        + whole.reversed
+        - whole.consumed
+        - whole.expired
+        - whole.clawed_back
+        - whole.voided
     )
     assert all(lot.remaining <= lot.granted for lot in whole.lots)
     # Every stream numbers its entries 1, 2, 3...; all of them add up to the whole balance.

@@ -70,6 +70,7 @@ CONTRACT = {
     ("POST", "/v1/accounts/{account_id}/refunds", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/disputes", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/adjustments", "ServiceApi", "iam"),
+    ("POST", "/v1/accounts/{account_id}/reversals", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/lots/{lot_id}/void", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/grants", "ServiceApi", "iam"),
     ("POST", "/v1/accounts/{account_id}/allowances", "ServiceApi", "iam"),

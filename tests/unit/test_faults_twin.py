@@ -30,7 +30,8 @@ from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.errors import StorageUnavailable
-from tollbooth.domain.ledger import ExpiryIndexing, Mutation
+from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.ledger import Mutation
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
 DAY = 86_400_000

@@ -24,7 +24,8 @@ from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.domain import clock as clocks
 from tollbooth.domain import refunds
 from tollbooth.domain.errors import IdempotencyKeyReused, InsufficientCredits, StorageUnavailable
-from tollbooth.domain.ledger import Account, ExpiryIndexing, Mutation
+from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.ledger import Account, Mutation
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
 DAY = 86_400_000

@@ -6,18 +6,15 @@ import pytest
 
 from tollbooth.domain.allocation import allocate, burn_down_order, next_expiry, perks_at
 from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
-from tollbooth.domain.expiry import due_for_expiry, due_for_warning, expiring_within, expiry_summary, next_due_at
-from tollbooth.domain.ledger import (
-    Account,
-    Draw,
+from tollbooth.domain.expiry import (
     ExpiryIndexing,
-    IdempotencyRecord,
-    LedgerEntry,
-    Lot,
-    Mutation,
-    PlanPeriod,
-    Use,
+    due_for_expiry,
+    due_for_warning,
+    expiring_within,
+    expiry_summary,
+    next_due_at,
 )
+from tollbooth.domain.ledger import Account, Draw, IdempotencyRecord, LedgerEntry, Lot, Mutation, PlanPeriod, Use
 from tollbooth.domain.plans import billing_period_end, rollover
 
 T = 1_800_000_000_000  # a fixed "now" in epoch ms

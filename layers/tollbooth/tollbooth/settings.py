@@ -7,7 +7,7 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tollbooth.domain.ledger import ExpiryIndexing
+from tollbooth.domain.expiry import ExpiryIndexing
 
 
 class Settings(BaseModel):

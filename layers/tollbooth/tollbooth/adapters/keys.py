@@ -57,6 +57,12 @@ class Keys:
     PAYMENT_SK = "PAYMENT"
 
     @staticmethod
+    def reversal(charge: str) -> str:
+        """The sort key, in the account's partition (outside the range a load reads), of what
+        a charge has had reversed: ``charge`` is its entry_id, and a usage record's event_id."""
+        return f"REVERSAL#{charge}"
+
+    @staticmethod
     def expiry_shard_key(shard: int) -> str:
         return f"EXPIRY#{shard:03d}"
 

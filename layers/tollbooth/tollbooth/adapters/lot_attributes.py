@@ -22,7 +22,7 @@ from tollbooth.domain.ledger import Draw, Escrow, Intent, Lot, PlanPeriod, Slice
 FIELDS = tuple(field.name for field in fields(Lot))
 SETS = ("licences", "features", "unlocks")
 FLAGS = ("priority_processing", "warned", "expiry_grace", "frozen")
-NUMBERS = ("granted", "remaining", "created_at", "expires_at", "priority", "price_minor", "expiry_grace")
+NUMBERS = ("granted", "remaining", "created_at", "expires_at", "priority", "price_minor", "expiry_grace", "grant_seq")
 
 # The summary of a lot on the account item, under short names: what the sweep needs to
 # write it off or warn of it, reading one item per account.

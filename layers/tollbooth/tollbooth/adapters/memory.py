@@ -45,8 +45,8 @@ from tollbooth.adapters.memory_items import (
 from tollbooth.adapters.memory_transactions import Operation, conflict_of, passes, written
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, StoreBusy, TollboothError
-from tollbooth.domain.expiry import expiry_summary
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Mutation, Slice
+from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
+from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation, Slice
 
 SNAPSHOT_TRIES, SNAPSHOT_BACKOFF_SECONDS = 4, 0.01  # as the Repository reads an account with slices
 MAX_ITEM_BYTES = 400 * 1024
@@ -179,9 +179,13 @@ class MemoryStore:
         fields = (item["account_id"], item["entry_id"], item["seq"], item.get("refunded_minor", 0), item.get("dispute"))
         return PaymentRecord(reference, *fields)
 
-    def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None:
-        item = self._read((Keys.account(account_id), Keys.entry(seq)))
+    def find_entry(self, account_id: str, seq: int, stream: int | None = None) -> LedgerEntry | None:
+        item = self._read((Keys.stream(account_id, stream), Keys.entry(seq)))
         return None if item is None else entry_from_item(item)
+
+    def reversed_of(self, account_id: str, charge: str) -> int:
+        item = self._read((Keys.account(account_id), Keys.reversal(charge)))
+        return 0 if item is None else int(item["reversed"])
 
     def list_entries(
         self, account_id: str, limit: int, before_seq: int | None = None, stream: int | None = None
@@ -273,6 +277,10 @@ class MemoryStore:
             payment = stored_item(Keys.payment(mutation.payment_reference), Keys.PAYMENT_SK, "payment", **paid)
             puts.append((payment, WriteConflict.PAYMENT_REFERENCE))
         ops += [Operation((item["pk"], item["sk"]), "absent", meaning, item) for item, meaning in puts]
+        if mutation.reversal is not None:  # guarded by what the charge had reversed before
+            was = mutation.reversal
+            total = stored_item(pk, Keys.reversal(was.charge), "reversal", reversed=was.after)
+            ops.append(Operation((pk, total["sk"]), "reversed", VERSION, total, was.before))
         if not mutation.spend:
             ops += [_put_guarded(item, was) for item, was in slices]
         if mutation.intent_after is not None:  # rewritten under the account's version guard

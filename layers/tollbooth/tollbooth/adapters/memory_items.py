@@ -34,7 +34,7 @@ def lot_item(pk: str, lot: Lot) -> Item:
 
 
 ACCOUNT_PLAIN = ("account_id", "version", "balance", "granted", "consumed", "expired")
-ACCOUNT_COUNTERS = ("arrears", "clawed_back", "adjusted", "voided")  # absent while 0
+ACCOUNT_COUNTERS = ("arrears", "clawed_back", "adjusted", "voided", "reversed")  # absent while 0
 
 
 def account_from_item(

@@ -2,6 +2,7 @@
 
 POST /v1/accounts/{account_id}/adjustments           add credits, or take them out
 POST /v1/accounts/{account_id}/lots/{lot_id}/void    remove what is left of a lot
+POST /v1/accounts/{account_id}/reversals             give back a charge, or part of it
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from tollbooth.api.openapi import SERVICE, IdempotencyKey, answer, errors
 from tollbooth.api.runtime import authorize, json_response
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.bootstrap import get_service
-from tollbooth.contracts.money_back import AdjustmentRequest, AdjustmentResponse, VoidRequest, VoidResponse
+from tollbooth.contracts.money_back import (
+    AdjustmentRequest,
+    AdjustmentResponse,
+    ReversalRequest,
+    ReversalResponse,
+    VoidRequest,
+    VoidResponse,
+)
+from tollbooth.domain import reversals
 from tollbooth.domain.adjustments import Correction
 
 router = Router()
@@ -77,3 +86,34 @@ def void(account_id: str, lot_id: str, request: VoidRequest, idempotency_key: Id
     idem = Idempotency.of(idempotency_key, "void", account_id, {"lot_id": lot_id, **request.model_dump(mode="json")})
     outcome = get_service().void(account_id, lot_id, Correction(request.reason, request.actor), idem, context=context)
     return json_response(outcome)
+
+
+@router.post(
+    "/v1/accounts/<account_id>/reversals",
+    summary="Give back a charge (a failed generation, or one usage record), or part of it",
+    operation_id="reverseCharge",
+    tags=["money back"],
+    security=SERVICE,
+    responses={
+        **answer(201, ReversalResponse, "Reversed", replayable=True),
+        **errors(
+            400,
+            401,
+            403,
+            404,
+            409,
+            422,
+            503,
+            e403="Not a service",
+            e404="The account has no ledger entry of that id",
+            e422="Not a charge (a reversal, a grant...), no such usage record, or more than the charge has left",
+        ),
+    },
+)
+def reverse(account_id: str, request: ReversalRequest, idempotency_key: IdempotencyKey):
+    context = authorize(router, account_id, service_only=True)
+    idem = Idempotency.of(idempotency_key, "reversal", account_id, request.model_dump(mode="json"))
+    asked = reversals.ReversalRequest(
+        request.entry_id, request.event_id, request.credits, request.reason, request.actor
+    )
+    return json_response(get_service().reverse(account_id, asked, idem, context=context))

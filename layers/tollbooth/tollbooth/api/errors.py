@@ -43,6 +43,8 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.ChangeTooLarge: 422,
     errors.RefundTooLarge: 422,
     errors.DisputeDecided: 409,
+    errors.NotReversible: 422,
+    errors.ReversalTooLarge: 422,
 }
 
 

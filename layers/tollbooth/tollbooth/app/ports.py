@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Mutation
+from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation
 
 
 class Publisher(Protocol):
@@ -80,7 +81,11 @@ class LedgerStore(Protocol):
 
     def find_payment(self, reference: str) -> PaymentRecord | None: ...
 
-    def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None: ...
+    def find_entry(self, account_id: str, seq: int, stream: int | None = None) -> LedgerEntry | None:
+        """Entry ``seq`` of one stream (the account's own, or slice ``stream``'s)."""
+
+    def reversed_of(self, account_id: str, charge: str) -> int:
+        """What reversals have given back of a charge so far (``ChargeReversal.charge``)."""
 
     def list_entries(
         self, account_id: str, limit: int, before_seq: int | None = None, stream: int | None = None

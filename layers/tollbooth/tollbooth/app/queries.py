@@ -40,6 +40,7 @@ def balance(store: LedgerStore, account_id: str, now: int) -> BalanceResponse:
             clawed_back=format_credits(account.clawed_back),
             adjusted=format_credits(account.adjusted),
             voided=format_credits(account.voided),
+            reversed=format_credits(account.reversed),
         ),
         lots=[lot_view(lot) for lot in burn_down_order([x for x in account.lots if x.spendable_at(now)])],
         perks=PerksView(priority_processing=perks.priority_processing, unlocked_features=list(perks.unlocked_features)),

@@ -8,8 +8,14 @@ from dataclasses import replace
 
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.views import lot_view
-from tollbooth.contracts.http import ConsumeResponse, GrantResponse
-from tollbooth.contracts.money_back import AdjustmentResponse, DisputeResponse, RefundResponse, VoidResponse
+from tollbooth.contracts.http import ConsumeResponse, DrawView, GrantResponse
+from tollbooth.contracts.money_back import (
+    AdjustmentResponse,
+    DisputeResponse,
+    RefundResponse,
+    ReversalResponse,
+    VoidResponse,
+)
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Mutation
 from tollbooth.domain.money import format_credits
 from tollbooth.domain.pricing import Charge
@@ -115,6 +121,27 @@ def with_refund_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
         clawed_back=format_credits(details["clawed_back"]),
         unrecovered=format_credits(details["unrecovered"]),
         refund_policy=details["refund_policy"],
+        balance=format_credits(mutation.account_after.balance),
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
+
+
+def with_reversal_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
+    """201: the reversal's entry, the credits it gave back (and where), what the charge has
+    had given back so far, and the ledger balance after it."""
+    entry = mutation.entry
+    assert entry is not None and entry.kind == "reversal"
+    details = entry.details
+    body = ReversalResponse(
+        entry_id=entry.entry_id,
+        charge_entry_id=details["charge_entry_id"],
+        event_id=details["event_id"],
+        reversed=format_credits(entry.amount),
+        reversed_total=format_credits(details["reversed_total"]),
+        charged=format_credits(details["charged"]),
+        arrears_reduced=format_credits(details["arrears_reduced"]),
+        written_off=format_credits(details["written_off"]),
+        returned=[DrawView(lot_id=d["lot_id"], amount=format_credits(d["amount"])) for d in details["draws"]],
         balance=format_credits(mutation.account_after.balance),
     ).model_dump(mode="json")
     return _kept(mutation, idem, 201, body)

@@ -24,15 +24,17 @@ from tollbooth.app.receipts import (
     with_credit_receipt,
     with_dispute_receipt,
     with_refund_receipt,
+    with_reversal_receipt,
     with_void_receipt,
 )
 from tollbooth.app.refunds import find_payment
+from tollbooth.app.reversals import departed_lots, find_charge
 from tollbooth.app.usage import UsageCharges
 from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.app.writes import WRITE_BUDGET_SECONDS, Plan, Refused, Writes
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 from tollbooth.contracts.usage import UsageRecord
-from tollbooth.domain import adjustments, clock, debits, disputes, grants, refunds
+from tollbooth.domain import adjustments, clock, debits, disputes, grants, refunds, reversals
 from tollbooth.domain.catalog import CatalogHistory
 from tollbooth.domain.errors import IdempotencyKeyReused, PaymentReferenceUsed, PeriodConflict
 from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, LotSource, Mutation, Use
@@ -267,6 +269,27 @@ class LedgerService:
             return with_void_receipt(
                 adjustments.void_mutation(account, lot_id, correction, now, idem.key, caller), idem
             )
+
+        return self._request(account_id, idem, plan)
+
+    def reverse(
+        self,
+        account_id: str,
+        asked: reversals.ReversalRequest,
+        idem: Idempotency,
+        *,
+        context: RequestContext = INTERNAL,
+    ) -> Outcome:
+        """Give back a charge, or part of it (``domain.reversals``). What the charge has had
+        reversed is read afresh for each attempt: that total guards the write."""
+
+        def plan(account: Account, now: int) -> Mutation:
+            charged = find_charge(self.repository, account_id, asked.entry_id, asked.event_id)
+            before = self.repository.reversed_of(account_id, charged.key)
+            terms = departed_lots(self.repository, account, charged)
+            caller = context.caller.record()
+            mutation = reversals.reversal_mutation(account, charged, before, asked, terms, now, idem.key, caller)
+            return with_reversal_receipt(mutation, idem)
 
         return self._request(account_id, idem, plan)
 

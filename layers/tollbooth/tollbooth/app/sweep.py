@@ -27,8 +27,8 @@ from tollbooth.app.ports import LedgerStore, Publisher, WriteConflict
 from tollbooth.app.writes import Writes
 from tollbooth.domain import clock
 from tollbooth.domain.errors import ConcurrentUpdate
-from tollbooth.domain.expiry import due_for_expiry, due_for_warning, warn, write_off
-from tollbooth.domain.ledger import Account, ExpiryIndexing, Mutation
+from tollbooth.domain.expiry import ExpiryIndexing, due_for_expiry, due_for_warning, warn, write_off
+from tollbooth.domain.ledger import Account, Mutation
 from tollbooth.observability import logger
 
 # Publish the outbox once it holds this many events, so the account item stays small.

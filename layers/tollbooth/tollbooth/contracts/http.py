@@ -155,6 +155,7 @@ class Totals(Contract):
     clawed_back: CreditsOut = Field(description="Taken back by refunds, from lots or into arrears")
     adjusted: CreditsOut = Field(description="Operators' adjustments, net: added less taken out (may be negative)")
     voided: CreditsOut = Field(description="Removed with the lots operators voided")
+    reversed: CreditsOut = Field(description="Given back by reversals of charges (which stay in consumed)")
 
 
 class BalanceResponse(Contract):

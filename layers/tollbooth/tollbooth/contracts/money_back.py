@@ -1,5 +1,5 @@
-"""The HTTP contract of money flowing back: refunds, and operators' corrections (adjustments
-and voided lots). Disputes and reversals come next."""
+"""The HTTP contract of money flowing back: refunds, disputes, reversals of charges, and
+operators' corrections (adjustments and voided lots)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, WithJsonSchema
 
 from tollbooth.contracts.common import Contract, PaymentReference, StrictModel
-from tollbooth.contracts.http import CreditsOut
+from tollbooth.contracts.http import CreditsOut, DrawView, PositiveCreditsIn
 from tollbooth.domain.money import parse_credits
 
 Reason = Annotated[StrictStr, Field(min_length=1, max_length=500, description="Why, for the audit trail")]
@@ -151,4 +151,44 @@ class DisputeResponse(Contract):
     frozen: CreditsOut = Field(description="The account's credits frozen by open disputes, now")
     clawed_back: CreditsOut = Field(description="Credits a lost dispute took back from the payment's lots")
     unrecovered: CreditsOut = Field(description="Credits a lost dispute owed back that were already spent")
+    balance: CreditsOut
+
+
+class ReversalRequest(StrictModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"entry_id": "led_01jd2k8v3m0000000000000000-42", "reason": "generation failed", "actor": "worker"},
+                {
+                    "entry_id": "led_01jd2k8v3m0000000000000000-43",
+                    "event_id": "evt_7f3a",
+                    "credits": "1.5",
+                    "reason": "half the frames were lost",
+                    "actor": "support:ana",
+                },
+            ]
+        }
+    )
+
+    entry_id: Annotated[StrictStr, Field(min_length=1, max_length=100, description="The consume or usage entry")]
+    event_id: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = Field(
+        default=None, description="For a usage entry: the record to reverse (required there, refused elsewhere)"
+    )
+    credits: PositiveCreditsIn | None = Field(
+        default=None, description="Credits to give back; all the charge has left to give back if absent"
+    )
+    reason: Reason
+    actor: Actor
+
+
+class ReversalResponse(Contract):
+    entry_id: str
+    charge_entry_id: str
+    event_id: str | None = Field(description="The usage record reversed; null for a consume")
+    reversed: CreditsOut = Field(description="Credits this reversal gave back")
+    reversed_total: CreditsOut = Field(description="Credits given back of the charge so far, this reversal included")
+    charged: CreditsOut = Field(description="Credits the charge took")
+    arrears_reduced: CreditsOut = Field(description="Of them, what reduced the arrears the charge had added")
+    written_off: CreditsOut = Field(description="Of them, what went back to lots expired since: written off at once")
+    returned: list[DrawView] = Field(description="The lots the credits went back into (expired ones aside)")
     balance: CreditsOut

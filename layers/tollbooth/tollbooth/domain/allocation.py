@@ -4,6 +4,7 @@ expiry, the perks they carry). Pure functions over ``domain.ledger``'s values.""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from tollbooth.domain.errors import FeatureLocked, InsufficientCredits
 from tollbooth.domain.ledger import Account, Draw, Expiry, Lot, Use
@@ -109,3 +110,16 @@ def pay_off_arrears(lots: list[Lot], arrears: int) -> tuple[list[Lot], int]:
     draws, left = take_in_order(lots, arrears)
     paid = {draw.lot_id: draw.amount for draw in draws}
     return [replace(lot, remaining=lot.remaining - paid.get(lot.lot_id, 0)) for lot in lots], arrears - left
+
+
+def draw_records(draws: tuple[Draw, ...], lots: tuple[Lot, ...]) -> list[dict[str, Any]]:
+    """How an entry records a debit's draws: each lot and amount, and the entry that granted
+    the lot (``grant_seq``), where a reversal finds its terms once the lot has left the store."""
+    granted_in = {lot.lot_id: lot.grant_seq for lot in lots}
+    records: list[dict[str, Any]] = []
+    for draw in draws:
+        record: dict[str, Any] = {"lot_id": draw.lot_id, "amount": draw.amount}
+        if granted_in.get(draw.lot_id) is not None:
+            record["grant_seq"] = granted_in[draw.lot_id]
+        records.append(record)
+    return records

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tollbooth.domain.allocation import allocate
+from tollbooth.domain.allocation import allocate, draw_records
 from tollbooth.domain.catalog import Catalog
-from tollbooth.domain.ledger import Account, Draw, Mutation, Use, next_entry
+from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, Use, next_entry
 from tollbooth.domain.pricing import Charge, price
 
 
@@ -25,17 +25,21 @@ def consume_mutation(
     """Debit ``charge`` from the lots that may pay for ``use``, or InsufficientCredits /
     FeatureLocked with what is missing."""
     draws = allocate(account, charge.amount, now, use)
-    entry = next_entry(account, "consume", -charge.amount, now, key, consume_details(charge, draws, caller))
+    entry = next_entry(
+        account, "consume", -charge.amount, now, key, consume_details(charge, draws, account.lots, caller)
+    )
     return Mutation(account, (entry,), draws=draws)
 
 
-def consume_details(charge: Charge, draws: tuple[Draw, ...], caller: Mapping[str, str]) -> dict[str, Any]:
-    """What a consume's entry records: the charge, the lots it drew, and who asked."""
+def consume_details(
+    charge: Charge, draws: tuple[Draw, ...], lots: tuple[Lot, ...], caller: Mapping[str, str]
+) -> dict[str, Any]:
+    """What a consume's entry records: the charge, the lots it drew (of ``lots``), and who asked."""
     return {
         "feature": charge.feature,
         "quantity": charge.quantity,
         "dimensions": charge.dimensions,
-        "draws": [{"lot_id": draw.lot_id, "amount": draw.amount} for draw in draws],
+        "draws": draw_records(draws, lots),
         "catalog_version": charge.catalog_version,
         "caller": dict(caller),
     }

@@ -164,3 +164,23 @@ class RefundTooLarge(TollboothError):
     to more than it paid)."""
 
     code = "refund_exceeds_payment"
+
+
+class EntryNotFound(NotFound):
+    """No ledger entry of that id on the account."""
+
+    code = "entry_not_found"
+
+
+class NotReversible(TollboothError):
+    """The entry is not a charge that can be given back (a reversal, a grant...), or it
+    names no such usage record."""
+
+    code = "not_reversible"
+
+
+class ReversalTooLarge(TollboothError):
+    """More credits than the charge has left to give back (reversals of a charge never add
+    up to more than it took)."""
+
+    code = "reversal_exceeds_charge"

@@ -76,7 +76,11 @@ class CreditsExpired(LotEvent):
 
     event_id: str = Field(
         pattern=r"^credits\.expired:",
-        description="`credits.expired:<account_id>:<lot_id>`: deduplicate by it.",
+        description=(
+            "`credits.expired:<account_id>:<lot_id>` from the sweep; a reversal that gives credits back to a lot "
+            "expired since writes them off with `credits.expired:<account_id>:<lot_id>:reversal:<seq>`. "
+            "Deduplicate by it."
+        ),
     )
     type: Literal["credits.expired"] = Field(description="`credits.expired`; also the EventBridge detail-type.")
     amount: Credits = Field(description='The credits written off (the breakage), e.g. "700.000".')
@@ -212,6 +216,28 @@ class DisputeLost(DisputeEvent):
 
 
 # Every event Tollbooth publishes, by type (its EventBridge detail-type).
+class ChargeReversed(EventDetail):
+    """A charge was given back (a failed generation, or one usage record): sent once per
+    `reversal` ledger entry."""
+
+    event_id: str = Field(
+        pattern=r"^charge\.reversed:",
+        description="`charge.reversed:<account_id>:<entry_id>`: deduplicate by it.",
+    )
+    type: Literal["charge.reversed"] = Field(description="`charge.reversed`; also the EventBridge detail-type.")
+    charge_entry_id: str = Field(min_length=1, description="The `consume` or `usage` entry that charged.")
+    usage_event_id: str | None = Field(description="The usage record reversed, for a `usage` entry; else null.")
+    credits: Credits = Field(description="Credits this reversal gave back.")
+    reversed_total: Credits = Field(description="Credits given back of the charge so far, this reversal included.")
+    charged: Credits = Field(description="Credits the charge took.")
+    arrears_reduced: Credits = Field(description="Of the credits, what reduced the arrears the charge had added.")
+    written_off: Credits = Field(description="Of the credits, what went back to lots expired since: written off.")
+    reason: str = Field(min_length=1, description="Why, as the operator or system said.")
+    actor: str = Field(min_length=1, description="The operator or system that asked.")
+    entry_id: str = Field(min_length=1, description="The `reversal` ledger entry.")
+    occurred_at: Instant = Field(description="When the reversal was committed (ISO-8601, UTC).")
+
+
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "credits.expiring": CreditsExpiring,
     "credits.expired": CreditsExpired,
@@ -223,5 +249,6 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "dispute.opened": DisputeOpened,
     "dispute.won": DisputeWon,
     "dispute.lost": DisputeLost,
+    "charge.reversed": ChargeReversed,
 }
 LOT_EVENT_MODELS: dict[str, type[LotEvent]] = {"credits.expiring": CreditsExpiring, "credits.expired": CreditsExpired}

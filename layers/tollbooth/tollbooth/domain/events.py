@@ -29,6 +29,7 @@ from tollbooth.domain.event_models import (
     SCHEMA_DIRECTORY,
     SCHEMA_VERSION,
     AccountOverdrawn,
+    ChargeReversed,
     CreditsAdjusted,
     CreditsClawedBack,
     LotVoided,
@@ -113,6 +114,29 @@ def adjusted_event(account_id: str, entry: LedgerEntry, now: int) -> dict[str, A
         unpaid=format_credits(entry.details.get("unpaid", 0)),
         reason=entry.details["reason"],
         actor=entry.details["actor"],
+        entry_id=entry.entry_id,
+        occurred_at=clock.to_iso(now),
+    )
+    return event.model_dump(mode="json")
+
+
+def reversed_event(account_id: str, entry: LedgerEntry, now: int) -> dict[str, Any]:
+    """``charge.reversed`` for a committed ``reversal`` entry."""
+    details = entry.details
+    event = ChargeReversed(
+        schema_version=SCHEMA_VERSION,
+        event_id=f"charge.reversed:{account_id}:{entry.entry_id}",
+        type="charge.reversed",
+        account_id=account_id,
+        charge_entry_id=details["charge_entry_id"],
+        usage_event_id=details["event_id"],
+        credits=format_credits(entry.amount),
+        reversed_total=format_credits(details["reversed_total"]),
+        charged=format_credits(details["charged"]),
+        arrears_reduced=format_credits(details["arrears_reduced"]),
+        written_off=format_credits(details["written_off"]),
+        reason=details["reason"],
+        actor=details["actor"],
         entry_id=entry.entry_id,
         occurred_at=clock.to_iso(now),
     )

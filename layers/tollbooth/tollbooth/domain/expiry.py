@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 from tollbooth.domain import clock
 from tollbooth.domain.allocation import burn_down_order
@@ -14,7 +15,7 @@ from tollbooth.domain.ledger import (
     Account,
     Draw,
     Expiry,
-    ExpiryIndexing,
+    LedgerEntry,
     Lot,
     Mutation,
     next_entry,
@@ -34,8 +35,19 @@ def breakage_minor(lot: Lot, amount: int) -> int | None:
 def write_off(account: Account, lot: Lot, now: int) -> Mutation:
     """The mutation that expires what is left in ``lot``, with its ledger entry and event."""
     amount = lot.remaining
-    breakage = breakage_minor(lot, amount)
-    details = {
+    entry = next_entry(account, "expire", -amount, now, EXPIRE_KEY_PREFIX + lot.lot_id, expire_details(lot, amount))
+    event = expired_event(account.account_id, entry, lot, now)
+    return Mutation(
+        account,
+        (entry,),
+        expirations=(Draw(lot.lot_id, amount),),
+        pending_events=(*account.pending_events, event),
+    )
+
+
+def expire_details(lot: Lot, amount: int) -> dict[str, Any]:
+    """What an ``expire`` entry records of ``amount`` credits of ``lot`` written off."""
+    return {
         "lot_id": lot.lot_id,
         "source": lot.source,
         "package_id": lot.package_id,
@@ -44,24 +56,23 @@ def write_off(account: Account, lot: Lot, now: int) -> Mutation:
         "price_minor": lot.price_minor,
         "currency": lot.currency,
         "lot_granted": lot.granted,
-        "breakage_minor": breakage,
+        "breakage_minor": breakage_minor(lot, amount),
     }
-    entry = next_entry(account, "expire", -amount, now, EXPIRE_KEY_PREFIX + lot.lot_id, details)
-    event = lot_event(
+
+
+def expired_event(account_id: str, entry: LedgerEntry, lot: Lot, now: int, **extra: Any) -> dict[str, Any]:
+    """``credits.expired`` for a committed ``expire`` entry of ``lot``."""
+    details = entry.details
+    return lot_event(
         "credits.expired",
-        account.account_id,
+        account_id,
         lot,
-        amount,
+        -entry.amount,
         now,
         entry_id=entry.entry_id,
-        breakage_minor=breakage,
+        breakage_minor=details["breakage_minor"],
         currency=lot.currency,
-    )
-    return Mutation(
-        account,
-        (entry,),
-        expirations=(Draw(lot.lot_id, amount),),
-        pending_events=(*account.pending_events, event),
+        **extra,
     )
 
 
@@ -158,3 +169,14 @@ def expiring_within(account: Account, now: int, window: int) -> list[Expiry]:
         if lot.spendable_at(now) and lot.expires_at is not None and lot.expires_at <= now + window:
             totals[lot.expires_at] = totals.get(lot.expires_at, 0) + lot.remaining
     return [Expiry(at, amount) for at, amount in sorted(totals.items())]
+
+
+@dataclass(frozen=True)
+class ExpiryIndexing:
+    """How accounts are indexed for the sweep: the warning window (ms), the index's shard
+    count, and how many of an account's live expiring lots its item summarises (the soonest
+    due; the sweep reads the rest when their time comes, so the item stays small)."""
+
+    warning_window: int = 7 * 86_400_000
+    shards: int = 8
+    summary_lots: int = 16

@@ -264,7 +264,7 @@ def lot_terms(lot: Lot) -> dict[str, Any]:
     }
 
 
-LOT_TERMS = tuple(f.name for f in fields(Lot) if f.name not in ("remaining", "warned"))
+LOT_TERMS = tuple(f.name for f in fields(Lot) if f.name not in ("remaining", "warned", "grant_seq"))
 
 
 def credit_mutation(account: Account, credit: Credit, now: int, key: str, caller: Mapping[str, str]) -> Mutation:
@@ -273,7 +273,9 @@ def credit_mutation(account: Account, credit: Credit, now: int, key: str, caller
     already expired, so they add to what is available, not to the ledger balance."""
     moved = sum(transfer.amount for transfer in credit.transfers)
     amount = sum(lot.granted for lot in credit.lots) - moved
-    lots, paid_off = pay_off_arrears(list(credit.lots), account.arrears)
+    # Each lot remembers the entry that records its terms (``Lot.grant_seq``).
+    granted = [replace(lot, grant_seq=account.seq + 1) for lot in credit.lots]
+    lots, paid_off = pay_off_arrears(granted, account.arrears)
     details = {**credit.details, "lots": [lot_terms(lot) for lot in credit.lots], "caller": dict(caller)}
     if paid_off:
         details["arrears_paid"] = paid_off

@@ -20,3 +20,24 @@ def _encode(number: int, length: int) -> str:
 def new_id(prefix: str, at_ms: int | None = None) -> str:
     moment = now_ms() if at_ms is None else at_ms
     return f"{prefix}_{_encode(moment, 10)}{_encode(secrets.randbits(80), 16)}"
+
+
+def entry_id(at_ms: int, seq: int, stream: int | None = None) -> str:
+    """A ledger entry's id: time-ordered and unique, ending in where the entry lives (its seq
+    in the account's stream, or in slice ``stream``'s), so that one read finds an entry by
+    its id (a reversal names its charge so), never a scan of the history."""
+    position = str(seq) if stream is None else f"{seq}s{stream}"
+    return f"{new_id('led', at_ms)}-{position}"
+
+
+def entry_position(entry_id: str) -> tuple[int, int | None] | None:
+    """(seq, slice) of an id ``entry_id`` made; None when it does not name a position."""
+    head, _, position = entry_id.rpartition("-")
+    seq, marked, stream = position.partition("s")
+    if not head.startswith("led_") or not _number(seq) or (marked and not _number(stream)):
+        return None
+    return int(seq), int(stream) if marked else None
+
+
+def _number(text: str) -> bool:
+    return 0 < len(text) <= 12 and text.isascii() and text.isdigit()

@@ -8,8 +8,8 @@ Invariants (checked by the tests):
   (its terms live on in the ledger entry that granted it), so loading an account reads
   only what can still be spent or written off, however long its history;
 * account.balance == sum(lot.remaining) - sum(intent draws) - arrears
-  == granted + adjusted - consumed - expired - clawed_back - voided - escrowed: the
-  account's own side, where
+  == granted + adjusted + reversed - consumed - expired - clawed_back - voided - escrowed:
+  the account's own side, where
   ``escrowed`` is what it moved into its slices (``domain.slices``); an account with no
   escrow is whole;
 * each mutation of the account bumps account.version by one; one that moves credits
@@ -28,7 +28,17 @@ from tollbooth.domain.slice_state import escrow_change, with_slices
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
 EntryKind = Literal[
-    "purchase", "grant", "allowance", "consume", "usage", "expire", "refund", "adjustment", "void", "dispute"
+    "purchase",
+    "grant",
+    "allowance",
+    "consume",
+    "usage",
+    "expire",
+    "refund",
+    "adjustment",
+    "void",
+    "dispute",
+    "reversal",
 ]
 # Entries that take credits back for money returned: refunds, and lost disputes.
 CLAWING_KINDS = ("refund", "dispute")
@@ -87,6 +97,9 @@ class Lot:
     # A dispute of the payment that granted it is open: its credits count in the balance,
     # but cannot be spent (nor moved into a slice) until the dispute is won.
     frozen: bool = False
+    # The seq of the account's entry that granted it (its terms are recorded there): what a
+    # reversal reads to put credits back into a lot that has since left the store.
+    grant_seq: int | None = None
 
     def spendable_at(self, now: int) -> bool:
         # A lot is dead at its expires_at instant, whether or not a sweep has run.
@@ -180,6 +193,7 @@ class Account:
     clawed_back: int = 0
     adjusted: int = 0  # operators' adjustments, net: added less taken out
     voided: int = 0  # credits removed with the lots operators voided
+    reversed: int = 0  # credits charges gave back (``domain.reversals``)
     # Events committed with a change but not yet published (the outbox).
     pending_events: tuple[dict[str, Any], ...] = ()
     periods: tuple[PlanPeriod, ...] = ()
@@ -230,8 +244,8 @@ def next_entry(
     account: Account, kind: EntryKind, amount: int, now: int, key: str | None, details: dict[str, Any]
 ) -> LedgerEntry:
     """The account's next ledger entry: numbered after its last, with the balance it leaves."""
-    entry_id = ids.new_id("led", now)
-    return LedgerEntry(entry_id, account.seq + 1, kind, amount, account.balance + amount, now, key, details)
+    seq = account.seq + 1
+    return LedgerEntry(ids.entry_id(now, seq), seq, kind, amount, account.balance + amount, now, key, details)
 
 
 # Keys Tollbooth derives itself (one allowance per account, plan and period) use this
@@ -261,6 +275,16 @@ class PaymentRefund:
 
 
 @dataclass(frozen=True)
+class ChargeReversal:
+    """What a charge has had reversed so far, before and after a reversal: the write is
+    guarded by ``before``, so reversals of one charge never give back more than it took."""
+
+    charge: str  # the charge's entry_id, and the usage record's event_id if any
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
 class Mutation:
     """Everything one change to an account writes, all-or-nothing."""
 
@@ -282,6 +306,7 @@ class Mutation:
     arrears_change: int = 0  # usage left unpaid (positive), or arrears paid off by new credits (negative)
     intent_after: Intent | None = None  # lot draws still owed once this transaction commits
     refund: PaymentRefund | None = None  # what a payment has had refunded, before and after
+    reversal: ChargeReversal | None = None  # what a charge has had reversed, before and after
     # Escrow (``domain.slices``): slices refilled from the lots, or one recalled into them,
     # or (``spend``) a consume written on its slice alone, the account item untouched.
     slice_moves: tuple[SliceMove, ...] = ()
@@ -299,7 +324,7 @@ class Mutation:
         records, the entries, the new lots still holding credits, the payment, each lot
         changed, and the intent (written, rewritten or deleted)."""
         puts = len(self.records) + len(self.entries) + sum(1 for lot in self.new_lots if lot.remaining > 0)
-        payment = int(self.payment_reference is not None and bool(self.entries))
+        payment = int(self.payment_reference is not None and bool(self.entries)) + int(self.reversal is not None)
         intent = int(self.account.intent is not None or self.intent_after is not None)
         slices = len(self.slice_moves) + len(self.returns)
         return int(not self.spend) + puts + payment + self.lot_changes + intent + slices
@@ -355,6 +380,7 @@ class Mutation:
             granted=self.account.granted + sum(value for kind, value in amounts if kind in GRANTING_KINDS),
             adjusted=self.account.adjusted + sum(value for kind, value in amounts if kind == "adjustment"),
             voided=self.account.voided - sum(value for kind, value in amounts if kind == "void"),
+            reversed=self.account.reversed + sum(value for kind, value in amounts if kind == "reversal"),
             consumed=self.account.consumed + folded - sum(v for kind, v in amounts if kind in SPENDING_KINDS),
             expired=self.account.expired - sum(value for kind, value in amounts if kind == "expire"),
             clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind in CLAWING_KINDS),
@@ -372,14 +398,3 @@ def with_periods(periods: tuple[PlanPeriod, ...], new_lots: tuple[Lot, ...]) -> 
             if known is None or lot.expires_at > known.ends_at:
                 latest[lot.plan_id] = PlanPeriod(lot.plan_id, lot.created_at, lot.expires_at)
     return tuple(latest[plan_id] for plan_id in sorted(latest))
-
-
-@dataclass(frozen=True)
-class ExpiryIndexing:
-    """How accounts are indexed for the sweep: the warning window (ms), the index's shard
-    count, and how many of an account's live expiring lots its item summarises (the soonest
-    due; the sweep reads the rest when their time comes, so the item stays small)."""
-
-    warning_window: int = 7 * 86_400_000
-    shards: int = 8
-    summary_lots: int = 16

@@ -73,8 +73,10 @@ def spend(
     held = account.slice(index)
     draws = allocate(Account(account.account_id, lots=held.portions), charge.amount, now, use)
     at = max(now, held.last_at)
-    details = consume_details(charge, draws, caller)
-    entry = LedgerEntry(ids.new_id("led", at), held.seq + 1, "consume", -charge.amount, None, at, key, details, index)
+    details = consume_details(charge, draws, held.portions, caller)
+    entry = LedgerEntry(
+        ids.entry_id(at, held.seq + 1, index), held.seq + 1, "consume", -charge.amount, None, at, key, details, index
+    )
     after = replace(
         held,
         version=held.version + 1,

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from tollbooth.domain import clock
-from tollbooth.domain.allocation import draw_what_lots_can, with_draws
+from tollbooth.domain.allocation import draw_records, draw_what_lots_can, with_draws
 from tollbooth.domain.events import overdrawn_event
 from tollbooth.domain.ledger import RESERVED_KEY_PREFIX, Account, Draw, IdempotencyRecord, Mutation, Use, next_entry
 from tollbooth.domain.money import format_credits
@@ -50,14 +50,17 @@ def usage_key(event_id: str) -> str:
     return f"{RESERVED_KEY_PREFIX}usage:{event_id}"
 
 
-def usage_line(record: UsageRecord, charge: Charge, unpaid: int) -> dict[str, Any]:
-    """How the usage entry lists one record: its charge, what it left unpaid, what priced it."""
+def usage_line(record: UsageRecord, charge: Charge, drew: list[list[int]], unpaid: int) -> dict[str, Any]:
+    """How the usage entry lists one record: its charge, what it drew of each lot (``drew``:
+    [index into the entry's draws, credits], what a reversal of the record gives back to),
+    what it left unpaid, what priced it."""
     return {
         "event_id": record.event_id,
         "feature": charge.feature,
         "quantity": charge.quantity,
         "dimensions": charge.dimensions,
         "charged": charge.amount,
+        "drew": drew,
         "unpaid": unpaid,
         "catalog_version": charge.catalog_version,
         "occurred_at": clock.to_iso(clock.from_datetime(record.occurred_at)),
@@ -92,12 +95,13 @@ def usage_mutation(
         for draw in draws:
             drawn[draw.lot_id] = drawn.get(draw.lot_id, 0) + draw.amount
         unpaid_total += unpaid
-        lines.append(usage_line(record, charge, unpaid))
+        order = list(drawn)  # a record's draws point into the entry's, to keep the entry small
+        lines.append(usage_line(record, charge, [[order.index(d.lot_id), d.amount] for d in draws], unpaid))
         included.append(item)
     total = sum(line["charged"] for line in lines)
     details = {
         "records": lines,
-        "draws": [{"lot_id": lot_id, "amount": amount} for lot_id, amount in drawn.items()],
+        "draws": draw_records(tuple(Draw(lot_id, amount) for lot_id, amount in drawn.items()), account.lots),
         "unpaid": unpaid_total,
     }
     entry = next_entry(account, "usage", -total, now, None, details)

@@ -67,6 +67,7 @@ class AccountItem(TableItem, discriminator="account"):
     clawed_back = NumberAttribute(null=True)  # absent until a refund
     adjusted = NumberAttribute(null=True)  # absent until an adjustment
     voided = NumberAttribute(null=True)  # absent until a void
+    reversed = NumberAttribute(null=True)  # absent until a reversal
     updated_at = NumberAttribute()
     expiring_lots = JSONAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
     unsummarized = NumberAttribute(null=True)  # when the live expiring lots beyond it are next due
@@ -101,6 +102,7 @@ class LotItem(TableItem, discriminator="lot"):
     warned = BooleanAttribute(null=True)
     expiry_grace = NumberAttribute(null=True)
     frozen = BooleanAttribute(null=True)  # absent unless a dispute froze it
+    grant_seq = NumberAttribute(null=True)  # the entry that granted it (absent on lots from before)
 
 
 class SliceItem(TableItem, discriminator="slice"):
@@ -147,6 +149,10 @@ class PaymentItem(TableItem, discriminator="payment"):
     seq = NumberAttribute()
     refunded_minor = NumberAttribute(null=True)  # absent until the first refund
     dispute = UnicodeAttribute(null=True)  # absent until a dispute: opened, won or lost
+
+
+class ReversalItem(TableItem, discriminator="reversal"):
+    reversed = NumberAttribute()  # credits given back of the charge so far
 
 
 def entry_from_item(item: LedgerItem) -> LedgerEntry:
@@ -226,6 +232,7 @@ def account_from_item(
         clawed_back=int(item.clawed_back or 0),
         adjusted=int(item.adjusted or 0),
         voided=int(item.voided or 0),
+        reversed=int(item.reversed or 0),
         lots=lots,
         pending_events=tuple(item.pending_events or ()),
         periods=periods_from_stored(item.periods),

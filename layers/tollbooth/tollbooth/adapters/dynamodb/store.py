@@ -23,6 +23,7 @@ from tollbooth.adapters.dynamodb.items import (
     LedgerItem,
     LotItem,
     PaymentItem,
+    ReversalItem,
     SliceItem,
     TableItem,
     account_from_item,
@@ -39,8 +40,8 @@ from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import escrow_stored, lot_summary, periods_stored
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import StorageUnavailable
-from tollbooth.domain.expiry import expiry_summary
-from tollbooth.domain.ledger import Account, ExpiryIndexing, IdempotencyRecord, LedgerEntry, Lot, Mutation, Slice
+from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
+from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Lot, Mutation, Slice
 
 # Each DynamoDB call gives up within (connect + read) x attempts = 8 s, inside the
 # functions' 10 s timeout (PynamoDB's defaults, 15 s + 30 s x 4, would outlast it): a stuck
@@ -209,13 +210,21 @@ class Repository:
         refunded = int(item.refunded_minor or 0)
         return PaymentRecord(reference, item.account_id, item.entry_id, int(item.seq), refunded, item.dispute)
 
-    def find_entry(self, account_id: str, seq: int) -> LedgerEntry | None:
+    def find_entry(self, account_id: str, seq: int, stream: int | None = None) -> LedgerEntry | None:
         with storage_errors():
             try:
-                item = LedgerItem.get(Keys.account(account_id), Keys.entry(seq), consistent_read=True)
+                item = LedgerItem.get(Keys.stream(account_id, stream), Keys.entry(seq), consistent_read=True)
             except LedgerItem.DoesNotExist:
                 return None
         return entry_from_item(item)
+
+    def reversed_of(self, account_id: str, charge: str) -> int:
+        with storage_errors():
+            try:
+                item = ReversalItem.get(Keys.account(account_id), Keys.reversal(charge), consistent_read=True)
+            except ReversalItem.DoesNotExist:
+                return 0
+        return int(item.reversed)
 
     def list_entries(
         self, account_id: str, limit: int, before_seq: int | None = None, stream: int | None = None
@@ -256,6 +265,7 @@ class Repository:
             clawed_back=account.clawed_back or None,
             adjusted=account.adjusted or None,
             voided=account.voided or None,
+            reversed=account.reversed or None,
             updated_at=now,
             expiring_lots=[lot_summary(lot) for lot in summary.lots] or None,
             unsummarized=summary.unsummarized,
@@ -345,6 +355,11 @@ class Repository:
                 seq=entry.seq,
             )
             puts.append((payment, PaymentItem.pk.does_not_exist(), WriteConflict.PAYMENT_REFERENCE))
+        reversal = mutation.reversal
+        if reversal is not None:  # guarded by what the charge had reversed before
+            was = ReversalItem.pk.does_not_exist() if reversal.before == 0 else ReversalItem.reversed == reversal.before
+            total = ReversalItem(pk, Keys.reversal(reversal.charge), reversed=reversal.after)
+            puts.append((total, was, VERSION))
         return puts
 
 

@@ -1,0 +1,220 @@
+"""Reversals: a charge given back, for a failed generation or one usage record.
+
+A reversal names a charge: a ``consume`` entry, or one record of a ``usage`` entry by its
+``event_id``. It gives back at most what the charge took, counting every reversal of it
+before: their total is an item of its own that guards the write, as a payment's refunded
+total does. A reversal is not a charge, so it cannot itself be reversed.
+
+What it gives back undoes the charge from its end, cumulatively, so that two partial
+reversals give back exactly what one whole one does:
+
+1. what the charge left unpaid, first: it reduces the arrears it added, and never mints
+   credits. What of it later credits have since paid off was paid with those credits, so
+   that much comes back as credits (a lot of source ``adjustment``, with no expiry);
+2. then its draws, the last lot drawn first, each back into the lot it came from with that
+   lot's terms and expiry: into the lot while it still holds credits, or into the lot made
+   again from the terms its granting entry recorded (``Lot.grant_seq``);
+3. credits whose lot has expired since are written off at once, by an ``expire`` entry of
+   their own beside the ``reversal``, with their breakage, as the sweep would have.
+
+The ``reversal`` entry adds what it gives back to the balance (the identity's ``reversed``
+term), and any write-off takes the expired part out again (``expired``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tollbooth.domain import ids
+from tollbooth.domain.errors import NotReversible, ReversalTooLarge
+from tollbooth.domain.events import reversed_event
+from tollbooth.domain.expiry import expire_details, expired_event
+from tollbooth.domain.grants import lot_terms
+from tollbooth.domain.ledger import (
+    DEFAULT_PRIORITY,
+    Account,
+    ChargeReversal,
+    Draw,
+    LedgerEntry,
+    Lot,
+    Mutation,
+    next_entry,
+)
+
+
+@dataclass(frozen=True)
+class ChargedDraw:
+    lot_id: str
+    amount: int
+    grant_seq: int | None  # the entry that recorded the lot's terms (None: before they were kept)
+
+
+@dataclass(frozen=True)
+class Charged:
+    """A charge as its entry recorded it: what it took, what it left unpaid, the lots it drew."""
+
+    entry_id: str
+    event_id: str | None  # the usage record's; None for a consume
+    feature: str | None
+    charged: int
+    unpaid: int
+    draws: tuple[ChargedDraw, ...]
+
+    @property
+    def key(self) -> str:
+        return self.entry_id if self.event_id is None else f"{self.entry_id}#{self.event_id}"
+
+
+@dataclass(frozen=True)
+class ReversalRequest:
+    entry_id: str
+    event_id: str | None
+    credits: int | None  # None: all that is left to reverse
+    reason: str
+    actor: str
+
+
+def charged_by(entry: LedgerEntry, event_id: str | None) -> Charged:
+    """The charge ``entry`` made (of usage record ``event_id``), or NotReversible."""
+    if entry.kind == "reversal":
+        raise NotReversible("a reversal cannot itself be reversed")
+    if entry.kind == "consume" and event_id is None:
+        details = entry.details
+        return Charged(entry.entry_id, None, details.get("feature"), -entry.amount, 0, _draws(details["draws"]))
+    if entry.kind == "consume":
+        raise NotReversible("event_id names a usage record; a consume entry is reversed as a whole charge")
+    if entry.kind != "usage":
+        raise NotReversible(f"only consume and usage entries are charges; entry {entry.entry_id!r} is {entry.kind}")
+    if event_id is None:
+        raise NotReversible("a usage entry charges several records: name the one to reverse by its event_id")
+    records = entry.details.get("records", [])
+    line = next((record for record in records if record["event_id"] == event_id), None)
+    if line is None:
+        raise NotReversible(f"usage entry {entry.entry_id!r} charged no record {event_id!r}")
+    entry_draws = entry.details["draws"]
+    if "drew" in line:
+        draws = [{**entry_draws[index], "amount": amount} for index, amount in line["drew"]]
+    elif len(records) == 1:  # recorded before each record kept its draws: the entry's are its own
+        draws = entry_draws
+    else:
+        raise NotReversible("the entry was recorded before each usage record kept its lots: use an adjustment")
+    return Charged(entry.entry_id, event_id, line["feature"], line["charged"], line.get("unpaid", 0), _draws(draws))
+
+
+def _draws(stored: list[dict[str, Any]]) -> tuple[ChargedDraw, ...]:
+    return tuple(ChargedDraw(d["lot_id"], int(d["amount"]), d.get("grant_seq")) for d in stored)
+
+
+def undone(charged: Charged, before: int, amount: int) -> tuple[int, list[tuple[ChargedDraw, int]]]:
+    """What reversing ``amount`` more, once ``before`` has been, undoes: of the unpaid part,
+    and of each draw (the last drawn first)."""
+    parts: list[tuple[ChargedDraw | None, int]] = [(None, charged.unpaid)]
+    parts += [(draw, draw.amount) for draw in reversed(charged.draws)]
+    start, end, position = before, before + amount, 0
+    unpaid, draws = 0, []
+    for draw, size in parts:
+        take = max(0, min(end, position + size) - max(start, position))
+        position += size
+        if take and draw is None:
+            unpaid = take
+        elif take and draw is not None:
+            draws.append((draw, take))
+    return unpaid, draws
+
+
+@dataclass(frozen=True)
+class _GivenBack:
+    returns: tuple[Draw, ...]  # into lots still in the store
+    remade: tuple[Lot, ...]  # lots made again from their terms
+    expired: tuple[tuple[Lot, int], ...]  # credits of lots past their expiry: written off
+
+
+def _given_back(
+    account: Account, draws: list[tuple[ChargedDraw, int]], terms: Mapping[str, Lot], now: int
+) -> _GivenBack:
+    live = {lot.lot_id: lot for lot in account.lots}
+    returns, remade, expired = [], [], []
+    for draw, amount in draws:
+        lot = live.get(draw.lot_id) or terms.get(draw.lot_id)
+        if lot is None:
+            raise NotReversible(f"lot {draw.lot_id!r} has left the account, and its terms were not recorded")
+        if lot.expires_at is not None and now >= lot.expires_at:
+            expired.append((lot, amount))
+        elif draw.lot_id in live:
+            returns.append(Draw(draw.lot_id, amount))
+        else:
+            remade.append(replace(lot, remaining=amount, warned=False, frozen=False, grant_seq=draw.grant_seq))
+    return _GivenBack(tuple(returns), tuple(remade), tuple(expired))
+
+
+def reversal_mutation(
+    account: Account,
+    charged: Charged,
+    before: int,
+    asked: ReversalRequest,
+    terms: Mapping[str, Lot],
+    now: int,
+    key: str,
+    caller: Mapping[str, str],
+) -> Mutation:
+    """Give back ``asked.credits`` of the charge (all that is left: None), as one ``reversal``
+    entry and an ``expire`` entry per lot expired since; ``terms``: the lots that have left
+    the store, as their granting entries recorded them."""
+    left = charged.charged - before
+    amount = left if asked.credits is None else asked.credits
+    if left <= 0 or not 0 < amount <= left:
+        raise ReversalTooLarge(
+            f"the charge has {left} millicredits left to reverse; asked for {amount}",
+            charged=charged.charged,
+            reversed=before,
+        )
+    unpaid, draws = undone(charged, before, amount)
+    reduced = min(unpaid, account.arrears)
+    back = _given_back(account, draws, terms, now)
+    settled = _settled_lot(unpaid - reduced, account.seq + 1, asked.reason, now)
+    details = {
+        "charge_entry_id": charged.entry_id,
+        "event_id": charged.event_id,
+        "feature": charged.feature,
+        "charged": charged.charged,
+        "reversed_total": before + amount,
+        "arrears_reduced": reduced,
+        "draws": [{"lot_id": d.lot_id, "amount": d.amount} for d in back.returns]
+        + [{"lot_id": lot.lot_id, "amount": lot.remaining} for lot in back.remade + settled],
+        "written_off": sum(amount for _, amount in back.expired),
+        "lots": [lot_terms(lot) for lot in settled],
+        "reason": asked.reason,
+        "actor": asked.actor,
+        "caller": dict(caller),
+    }
+    entry = next_entry(account, "reversal", amount, now, key, details)
+    entries, events = [entry], [reversed_event(account.account_id, entry, now)]
+    for lot, credits in back.expired:  # each written off after the reversal, as the sweep would
+        step = replace(account, seq=entries[-1].seq, balance=entries[-1].balance_after or 0)
+        entries.append(next_entry(step, "expire", -credits, now, None, expire_details(lot, credits)))
+        events.append(expired_event(account.account_id, entries[-1], lot, now, event_id=_expired_id(account, lot)))
+    return Mutation(
+        account,
+        tuple(entries),
+        returns=back.returns,
+        new_lots=back.remade + settled,
+        arrears_change=-reduced,
+        reversal=ChargeReversal(charged.key, before, before + amount),
+        pending_events=(*account.pending_events, *events),
+    )
+
+
+def _settled_lot(credits: int, seq: int, reason: str, now: int) -> tuple[Lot, ...]:
+    """Credits for arrears that later credits already paid: a lot with no expiry."""
+    if credits <= 0:
+        return ()
+    lot_id = ids.new_id("lot", now)
+    priority = DEFAULT_PRIORITY["adjustment"]
+    return (Lot(lot_id, "adjustment", credits, credits, now, priority=priority, reason=reason, grant_seq=seq),)
+
+
+def _expired_id(account: Account, lot: Lot) -> str:
+    # Not the sweep's id for the lot (which a consumer may have seen): this write-off's own.
+    return f"credits.expired:{account.account_id}:{lot.lot_id}:reversal:{account.seq + 1}"
