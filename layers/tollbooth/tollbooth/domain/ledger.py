@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from tollbooth.domain import ids
-from tollbooth.domain.slice_state import escrow_change, with_slices
+from tollbooth.domain.slice_state import Escrow, Slice, SliceMove, escrow_change, with_slices
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
 EntryKind = Literal[
@@ -135,45 +135,6 @@ class Intent:
 
     entry_id: str
     draws: tuple[Draw, ...]
-
-
-@dataclass(frozen=True)
-class Slice:
-    """One slice of a hot account's escrow (``domain.slices``): credits moved out of the
-    account's lots onto a partition of their own, so that consumes spend them without
-    touching the account. Each portion is a copy of its lot's terms holding what the slice
-    has of it."""
-
-    index: int
-    version: int = 0
-    portions: tuple[Lot, ...] = ()
-    consumed: int = 0  # spent here since the slice was last recalled
-    seq: int = 0  # entries this slice has written, ever
-    last_at: int = 0  # the instant of its last entry: a slice's entries never go back in time
-
-    @property
-    def held(self) -> int:
-        return sum(portion.remaining for portion in self.portions)
-
-
-@dataclass(frozen=True)
-class Escrow:
-    """What the account has moved into one slice and not recalled (on the account item):
-    credits in, net, and the soonest moment the sweep has work on them."""
-
-    index: int
-    received: int
-    due_at: int | None = None
-
-
-@dataclass(frozen=True)
-class SliceMove:
-    """A slice written with a mutation, guarded by its version before; and what the account
-    item records of it afterwards (None: the slice holds nothing of the account's)."""
-
-    before: Slice
-    after: Slice
-    escrow: Escrow | None = None
 
 
 @dataclass(frozen=True)

@@ -30,18 +30,17 @@ from typing import Any
 from tollbooth.domain import ids
 from tollbooth.domain.errors import NotReversible, ReversalTooLarge
 from tollbooth.domain.events import reversed_event
-from tollbooth.domain.expiry import expire_details, expired_event
 from tollbooth.domain.grants import lot_terms
 from tollbooth.domain.ledger import (
     DEFAULT_PRIORITY,
     Account,
     ChargeReversal,
-    Draw,
     LedgerEntry,
     Lot,
     Mutation,
     next_entry,
 )
+from tollbooth.domain.portions import give_back, write_offs
 
 
 @dataclass(frozen=True)
@@ -124,29 +123,16 @@ def undone(charged: Charged, before: int, amount: int) -> tuple[int, list[tuple[
     return unpaid, draws
 
 
-@dataclass(frozen=True)
-class _GivenBack:
-    returns: tuple[Draw, ...]  # into lots still in the store
-    remade: tuple[Lot, ...]  # lots made again from their terms
-    expired: tuple[tuple[Lot, int], ...]  # credits of lots past their expiry: written off
-
-
-def _given_back(
-    account: Account, draws: list[tuple[ChargedDraw, int]], terms: Mapping[str, Lot], now: int
-) -> _GivenBack:
+def _portions(account: Account, draws: list[tuple[ChargedDraw, int]], terms: Mapping[str, Lot]) -> tuple[Lot, ...]:
+    """Each draw undone as a portion of its lot (its terms, holding what goes back)."""
     live = {lot.lot_id: lot for lot in account.lots}
-    returns, remade, expired = [], [], []
+    portions = []
     for draw, amount in draws:
         lot = live.get(draw.lot_id) or terms.get(draw.lot_id)
         if lot is None:
             raise NotReversible(f"lot {draw.lot_id!r} has left the account, and its terms were not recorded")
-        if lot.expires_at is not None and now >= lot.expires_at:
-            expired.append((lot, amount))
-        elif draw.lot_id in live:
-            returns.append(Draw(draw.lot_id, amount))
-        else:
-            remade.append(replace(lot, remaining=amount, warned=False, frozen=False, grant_seq=draw.grant_seq))
-    return _GivenBack(tuple(returns), tuple(remade), tuple(expired))
+        portions.append(replace(lot, remaining=amount, grant_seq=draw.grant_seq or lot.grant_seq))
+    return tuple(portions)
 
 
 def reversal_mutation(
@@ -172,7 +158,7 @@ def reversal_mutation(
         )
     unpaid, draws = undone(charged, before, amount)
     reduced = min(unpaid, account.arrears)
-    back = _given_back(account, draws, terms, now)
+    back = give_back(account, _portions(account, draws, terms), now)
     settled = _settled_lot(unpaid - reduced, account.seq + 1, asked.reason, now)
     details = {
         "charge_entry_id": charged.entry_id,
@@ -183,21 +169,19 @@ def reversal_mutation(
         "arrears_reduced": reduced,
         "draws": [{"lot_id": d.lot_id, "amount": d.amount} for d in back.returns]
         + [{"lot_id": lot.lot_id, "amount": lot.remaining} for lot in back.remade + settled],
-        "written_off": sum(amount for _, amount in back.expired),
+        "written_off": back.written_off,
         "lots": [lot_terms(lot) for lot in settled],
         "reason": asked.reason,
         "actor": asked.actor,
         "caller": dict(caller),
     }
     entry = next_entry(account, "reversal", amount, now, key, details)
-    entries, events = [entry], [reversed_event(account.account_id, entry, now)]
-    for lot, credits in back.expired:  # each written off after the reversal, as the sweep would
-        step = replace(account, seq=entries[-1].seq, balance=entries[-1].balance_after or 0)
-        entries.append(next_entry(step, "expire", -credits, now, None, expire_details(lot, credits)))
-        events.append(expired_event(account.account_id, entries[-1], lot, now, event_id=_expired_id(account, lot)))
+    written_off, expired_events = write_offs(account, entry, back.expired, now, "reversal")
+    entries = (entry, *written_off)
+    events = (reversed_event(account.account_id, entry, now), *expired_events)
     return Mutation(
         account,
-        tuple(entries),
+        entries,
         returns=back.returns,
         new_lots=back.remade + settled,
         arrears_change=-reduced,
@@ -213,8 +197,3 @@ def _settled_lot(credits: int, seq: int, reason: str, now: int) -> tuple[Lot, ..
     lot_id = ids.new_id("lot", now)
     priority = DEFAULT_PRIORITY["adjustment"]
     return (Lot(lot_id, "adjustment", credits, credits, now, priority=priority, reason=reason, grant_seq=seq),)
-
-
-def _expired_id(account: Account, lot: Lot) -> str:
-    # Not the sweep's id for the lot (which a consumer may have seen): this write-off's own.
-    return f"credits.expired:{account.account_id}:{lot.lot_id}:reversal:{account.seq + 1}"

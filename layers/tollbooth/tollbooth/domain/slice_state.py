@@ -1,13 +1,53 @@
-"""What moving credits between an account and its escrow slices does to the account's
-side (``domain.slices``): used by ``Mutation.account_after``."""
+"""Escrow slices' state (``domain.slices``): a slice, what the account records of it, a
+move of credits between them, and what such moves do to the account's side (used by
+``Mutation.account_after``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tollbooth.domain.ledger import Account, SliceMove
+    from tollbooth.domain.ledger import Account, Lot
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One slice of a hot account's escrow (``domain.slices``): credits moved out of the
+    account's lots onto a partition of their own, so that consumes spend them without
+    touching the account. Each portion is a copy of its lot's terms holding what the slice
+    has of it."""
+
+    index: int
+    version: int = 0
+    portions: tuple[Lot, ...] = ()
+    consumed: int = 0  # spent here since the slice was last recalled
+    seq: int = 0  # entries this slice has written, ever
+    last_at: int = 0  # the instant of its last entry: a slice's entries never go back in time
+
+    @property
+    def held(self) -> int:
+        return sum(portion.remaining for portion in self.portions)
+
+
+@dataclass(frozen=True)
+class Escrow:
+    """What the account has moved into one slice and not recalled (on the account item):
+    credits in, net, and the soonest moment the sweep has work on them."""
+
+    index: int
+    received: int
+    due_at: int | None = None
+
+
+@dataclass(frozen=True)
+class SliceMove:
+    """A slice written with a mutation, guarded by its version before; and what the account
+    item records of it afterwards (None: the slice holds nothing of the account's)."""
+
+    before: Slice
+    after: Slice
+    escrow: Escrow | None = None
 
 
 def escrow_change(account: Account, moves: tuple[SliceMove, ...]) -> tuple[int, int]:

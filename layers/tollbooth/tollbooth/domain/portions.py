@@ -1,0 +1,63 @@
+"""Credits put back into the lots they came from: what a hold releases, and what a reversal
+gives back. Each portion is a copy of its lot's terms holding the credits going back.
+
+A portion goes back into its lot while the lot still holds credits, or into the lot made
+again from its terms once it has left the store; a portion of a lot whose expiry has
+passed is written off at once instead, by an ``expire`` entry of its own (with its
+breakage, as the sweep would have), after the entry of the change that freed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tollbooth.domain.expiry import expire_details, expired_event
+from tollbooth.domain.ledger import Account, Draw, LedgerEntry, Lot, next_entry
+
+
+@dataclass(frozen=True)
+class GivenBack:
+    returns: tuple[Draw, ...] = ()  # into lots still in the store
+    remade: tuple[Lot, ...] = ()  # lots made again from their terms
+    expired: tuple[Lot, ...] = ()  # portions of lots past their expiry: written off
+
+    @property
+    def written_off(self) -> int:
+        return sum(portion.remaining for portion in self.expired)
+
+
+def give_back(account: Account, portions: Iterable[Lot], now: int) -> GivenBack:
+    """Where each portion's credits go: back into its lot, into its lot made again, or
+    (its lot expired) written off."""
+    live = {lot.lot_id for lot in account.lots}
+    returns, remade, expired = [], [], []
+    for portion in portions:
+        if portion.remaining <= 0:
+            continue
+        if portion.expires_at is not None and now >= portion.expires_at:
+            expired.append(portion)
+        elif portion.lot_id in live:
+            returns.append(Draw(portion.lot_id, portion.remaining))
+        else:
+            remade.append(replace(portion, warned=False, frozen=False))
+    return GivenBack(tuple(returns), tuple(remade), tuple(expired))
+
+
+def write_offs(
+    account: Account, after: LedgerEntry, expired: tuple[Lot, ...], now: int, tag: str
+) -> tuple[list[LedgerEntry], list[dict[str, Any]]]:
+    """An ``expire`` entry, and its ``credits.expired`` event, for each expired portion,
+    numbered after ``after``; ``tag`` makes each event's id this change's own (the sweep's id
+    for the lot may have been used already)."""
+    entries: list[LedgerEntry] = []
+    events: list[dict[str, Any]] = []
+    last = after
+    for portion in expired:
+        step = replace(account, seq=last.seq, balance=last.balance_after or 0)
+        last = next_entry(step, "expire", -portion.remaining, now, None, expire_details(portion, portion.remaining))
+        entries.append(last)
+        event_id = f"credits.expired:{account.account_id}:{portion.lot_id}:{tag}:{after.seq}"
+        events.append(expired_event(account.account_id, last, portion, now, event_id=event_id))
+    return entries, events
