@@ -318,6 +318,8 @@ def bench_cost(measured_ms: dict[str, float] | None = None) -> dict[str, Any]:
     """Every operation's bill. ``measured_ms``: handler medians from the same ``make bench``
     run ("consume", "usage batch" of 10 records, "expiry write-off" per lot); without them,
     the use cases are timed in process on the twin."""
+    from bench.cost_money import money_back_and_hold_costs
+
     measured = measured_ms or {}
     settings = template_settings()
     growth = [consume_costs(n) for n in LIVE_EXPIRING]
@@ -339,6 +341,7 @@ def bench_cost(measured_ms: dict[str, float] | None = None) -> dict[str, Any]:
         usage_cost(10, spread=True),
         warned,
         written_off,
+        *money_back_and_hold_costs(),
     ]
     largest = usage_cost(LARGEST_BATCH, spread=False)
     return {

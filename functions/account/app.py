@@ -1,4 +1,4 @@
-"""Account function: GET /v1/accounts/{account_id}/balance and /ledger."""
+"""Account function: GET /v1/accounts/{account_id}/balance, /ledger and /holds."""
 
 from tollbooth.api import account_routes
 from tollbooth.api.runtime import build_resolver, lambda_handler_for

@@ -31,6 +31,7 @@ from tollbooth.adapters.dynamodb import Keys
 from tollbooth.adapters.memory import DynamoDBError, MemoryStore
 from tollbooth.app.ports import PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
+from tollbooth.domain.hold_state import Hold, HoldChange, HoldRef
 from tollbooth.domain.ledger import Account, ChargeReversal, Draw, Intent, Lot, Mutation, PaymentRefund
 
 WEEK = 7 * DAY  # the default warning window
@@ -679,3 +680,28 @@ def test_a_reversal_raises_the_charge_reversed_total_only_from_what_it_was(store
     assert applied(store, later).reversed == 15 and store.reversed_of("a", "entry-a-2#e1") == 0
     assert store.find_entry("a", 3, stream=None) == store.list_entries("a", 1, before_seq=4).entries[0]
     assert store.find_entry("a", 1, stream=2) is None  # a slice's stream is another partition
+
+
+def test_a_hold_round_trips_and_each_change_is_guarded_by_the_status_it_leaves(store: Store) -> None:
+    # Given 100 credits, of which a hold takes 30 (with the lot's terms)
+    account = applied(store, credit(Account(account_id="a"), lot("l1", 100, expires_at=NOW + DAY)))
+    portion = replace(account.lots[0], remaining=30)
+    hold = Hold(
+        "hold_1", "open", 30, (portion,), NOW, NOW + DAY, "personal", "image_generation", 3, {"tier": "hd"}, "v1"
+    )
+    placed = Mutation(account, (entry(account, "hold", 0),), draws=(Draw("l1", 30),), hold=HoldChange(None, hold))
+    account = applied(store, placed)
+    assert store.find_hold("a", "hold_1") == hold and account.holds == (HoldRef("hold_1", 30, NOW + DAY),)
+    assert account.lots[0].remaining == 70 and account.held == 30
+    # When it is captured from its status "open"
+    captured = replace(hold, status="captured", portions=(), captured=30, closed_at=NOW)
+    capture = Mutation(account, (entry(account, "capture", -30),), hold=HoldChange(hold, captured))
+    account = applied(store, capture)
+    assert store.find_hold("a", "hold_1") == captured and account.holds == ()
+    # Then a release computed from "open", even at the account's current version, is cancelled
+    released = replace(hold, status="released", portions=(), closed_at=NOW)
+    stale = Mutation(
+        account, (entry(account, "release", 0),), returns=(Draw("l1", 30),), hold=HoldChange(hold, released)
+    )
+    refused(store, stale, WriteConflict.VERSION)
+    assert store.list_holds("a", 10) == [captured] and store.find_hold("a", "hold_2") is None

@@ -1,6 +1,6 @@
 """A property: whatever mix of grants, purchases, API consumes, worker usage, refunds,
-disputes, corrections, reversals, time passing and expiry sweeps an account goes through,
-its lots and its ledger agree."""
+disputes, corrections, reversals, holds, time passing and expiry sweeps an account goes
+through, its lots and its ledger agree."""
 
 from __future__ import annotations
 
@@ -28,8 +28,17 @@ from tollbooth.domain import clock as clocks
 from tollbooth.domain.adjustments import Correction
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.disputes import DisputeRequest
-from tollbooth.domain.errors import DisputeDecided, InsufficientCredits, LotNotFound, RefundTooLarge, ReversalTooLarge
+from tollbooth.domain.errors import (
+    DisputeDecided,
+    HoldCaptured,
+    InsufficientCredits,
+    LotNotFound,
+    RefundTooLarge,
+    ReversalTooLarge,
+    TooManyHolds,
+)
 from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.holds import HoldRequest
 from tollbooth.domain.refunds import RefundRequest
 from tollbooth.domain.reversals import ReversalRequest
 from tollbooth.domain.slices import pooled
@@ -98,6 +107,7 @@ class AccountMachine(RuleBasedStateMachine):
         self.n = 0
         self.payments: list[str] = []
         self.charges: list[tuple[str, str | None]] = []  # (entry_id, usage event_id)
+        self.holds: list[str] = []
 
     def key(self) -> str:
         self.n += 1
@@ -226,6 +236,34 @@ class AccountMachine(RuleBasedStateMachine):
                 self.service.reverse(self.account, asked, idem)
         charge = find_charge(self.repository, self.account, entry_id, event_id)
         assert 0 <= self.repository.reversed_of(self.account, charge.key) <= charge.charged
+
+    @rule(credits=st.integers(1, 60), words=st.one_of(st.none(), st.integers(1, 30_000)), hours=st.integers(1, 168))
+    def place_hold(self, credits: int, words: int | None, hours: int) -> None:
+        """Credits reserved for a job (a feature's price, or bare credits), for up to a week (the catalog's most)."""
+        asked = HoldRequest(
+            "text_generation" if words else None, words, {}, None if words else credits * 1000, hours * 3600
+        )
+        idem = Idempotency.of(self.key(), "hold", self.account, {"n": self.n})
+        with contextlib.suppress(InsufficientCredits, TooManyHolds):
+            self.holds.append(self.service.holds.place(self.account, asked, idem).body["hold_id"])
+
+    @precondition(lambda self: bool(self.holds))
+    @rule(pick=st.integers(0, 30), credits=st.integers(1, 80), again=st.booleans())
+    def capture_hold(self, pick: int, credits: int, again: bool) -> None:
+        """A job's cost charged: below, at or above its hold, before or after it ended."""
+        hold_id = self.holds[pick % len(self.holds)]
+        idem = Idempotency.of(self.key(), "capture", self.account, {"n": self.n})
+        for _ in range(2 if again else 1):  # a retried capture changes nothing more
+            with contextlib.suppress(HoldCaptured):
+                self.service.holds.capture(self.account, hold_id, None, credits * 1000, idem)
+
+    @precondition(lambda self: bool(self.holds))
+    @rule(pick=st.integers(0, 30))
+    def release_hold(self, pick: int) -> None:
+        hold_id = self.holds[pick % len(self.holds)]
+        idem = Idempotency.of(self.key(), "release", self.account, {"n": self.n})
+        with contextlib.suppress(HoldCaptured):
+            self.service.holds.release(self.account, hold_id, idem)
 
     @rule(days=st.integers(1, 45))
     def time_passes(self, days: int) -> None:

@@ -17,7 +17,7 @@ EVENT_FOR_FUNCTION = {
     "CatalogFunction": ["catalog.json", "quote.json"],
     "PurchaseFunction": ["purchase.json", "refund.json", "dispute.json"],
     "GrantFunction": ["grant.json", "allowance.json", "adjustment.json", "void.json", "reversal.json"],
-    "ConsumeFunction": ["consume.json"],
+    "ConsumeFunction": ["consume.json", "hold.json", "capture.json"],
     "AccountFunction": ["balance.json", "ledger.json"],
     "ExpiryFunction": ["expiry.json"],
     "UsageFunction": ["usage.json"],
@@ -155,3 +155,21 @@ def test_the_reversal_sample_gives_a_consume_back_once() -> None:
     assert invoke("GrantFunction", "reversal.json", body)["json"] == back["json"]  # a replay
     balance = invoke("AccountFunction", "balance.json")["json"]
     assert (balance["totals"]["consumed"], balance["totals"]["reversed"]) == ("4.000", "4.000")
+
+
+@pytest.mark.usefixtures("deployed_like")
+def test_the_hold_samples_reserve_credits_and_capture_what_the_job_used() -> None:
+    # Given the sample purchase, When the user holds 3 HD images' worth (6 credits)
+    invoke("PurchaseFunction", "purchase.json")
+    held = invoke("ConsumeFunction", "hold.json")
+    assert held["statusCode"] == 201 and held["json"]["credits"] == "6.000", held["json"]
+    assert invoke("AccountFunction", "balance.json")["json"]["held"] == "6.000"
+    # Then the sample capture of 2 images, at the hold's price, charges 4 and releases 2
+    capture = event("capture.json")
+    hold_id = held["json"]["hold_id"]
+    capture["pathParameters"]["hold_id"] = hold_id
+    capture["rawPath"] = capture["requestContext"]["http"]["path"] = f"/v1/accounts/acct-123/holds/{hold_id}/capture"
+    handler = load_function(FUNCTIONS["ConsumeFunction"])
+    captured = json.loads(handler(capture, LambdaContext("ConsumeFunction", 10))["body"])
+    assert (captured["captured"], captured["released"]) == ("4.000", "2.000"), captured
+    assert invoke("AccountFunction", "balance.json")["json"]["held"] == "0.000"

@@ -57,7 +57,12 @@ def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None
         - account.escrowed
     )
     owed = 0 if account.intent is None else sum(draw.amount for draw in account.intent.draws)
-    assert account.balance == sum(lot.remaining for lot in account.lots) - owed - account.arrears
+    # Open holds: their credits left the lots, and each hold holds what the account says.
+    assert account.balance == sum(lot.remaining for lot in account.lots) + account.held - owed - account.arrears
+    for ref in account.holds:
+        hold = repository.find_hold(account_id, ref.hold_id)
+        assert hold is not None and hold.status == "open" and hold.held == ref.credits
+        assert all(0 < portion.remaining <= portion.granted for portion in hold.portions)
     assert all(0 < lot.remaining <= lot.granted for lot in account.lots)
     # Each slice holds what it received less what it spent; one with no escrow holds nothing.
     received = {escrow.index: escrow.received for escrow in account.escrow}

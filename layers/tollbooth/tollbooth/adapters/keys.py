@@ -56,6 +56,13 @@ class Keys:
 
     PAYMENT_SK = "PAYMENT"
 
+    HOLD_PREFIX = "HOLD#"
+
+    @staticmethod
+    def hold(hold_id: str) -> str:
+        """A hold's sort key, in the account's partition (outside the range a load reads)."""
+        return f"{Keys.HOLD_PREFIX}{hold_id}"
+
     @staticmethod
     def reversal(charge: str) -> str:
         """The sort key, in the account's partition (outside the range a load reads), of what

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
+from tollbooth.domain.hold_state import Hold, HoldRef, hold_record
 from tollbooth.domain.ledger import Draw, Escrow, Intent, Lot, PlanPeriod, Slice
 
 FIELDS = tuple(field.name for field in fields(Lot))
@@ -109,16 +110,20 @@ def escrow_from_stored(stored: list[list[Any]] | None) -> tuple[Escrow, ...]:
     return tuple(Escrow(int(i), int(n), None if at is None else int(at)) for i, n, at in stored or [])
 
 
+def portions_stored(portions: tuple[Lot, ...]) -> list[dict[str, Any]]:
+    """Portions of lots (a slice's, a hold's) as JSON-ready lot attributes."""
+    return [
+        {name: sorted(v) if isinstance(v, set) else v for name, v in lot_attributes(p).items() if v is not None}
+        for p in portions
+    ]
+
+
 def slice_stored(held: Slice) -> dict[str, Any]:
     """A slice item's attributes (its portions as JSON-ready lot attributes)."""
-    portions = [
-        {name: sorted(v) if isinstance(v, set) else v for name, v in lot_attributes(p).items() if v is not None}
-        for p in held.portions
-    ]
     return {
         "index": held.index,
         "version": held.version,
-        "portions": portions,
+        "portions": portions_stored(held.portions),
         "consumed": held.consumed,
         "seq": held.seq,
         "last_at": held.last_at,
@@ -129,3 +134,37 @@ def slice_from_stored(stored: Mapping[str, Any]) -> Slice:
     portions = tuple(lot_from_attributes(p) for p in stored.get("portions") or [])
     numbers = {name: int(stored.get(name) or 0) for name in ("version", "consumed", "seq", "last_at")}
     return Slice(int(stored["index"]), portions=portions, **numbers)
+
+
+def hold_stored(hold: Hold) -> dict[str, Any]:
+    """A hold item's attributes: its record, and its portions as a slice's are."""
+    return {"hold_id": hold.hold_id, **hold_record(hold), "portions": portions_stored(hold.portions)}
+
+
+def hold_from_stored(stored: Mapping[str, Any]) -> Hold:
+    numbers = ("credits", "placed_at", "expires_at", "quantity", "captured", "closed_at")
+    values = {name: None if stored.get(name) is None else int(stored[name]) for name in numbers}
+    return Hold(
+        hold_id=str(stored["hold_id"]),
+        status=stored["status"],
+        portions=tuple(lot_from_attributes(p) for p in stored.get("portions") or []),
+        licence=str(stored["licence"]),
+        feature=stored.get("feature"),
+        dimensions=dict(stored.get("dimensions") or {}),
+        catalog_version=stored.get("catalog_version"),
+        credits=int(values["credits"] or 0),
+        placed_at=int(values["placed_at"] or 0),
+        expires_at=int(values["expires_at"] or 0),
+        quantity=values["quantity"],
+        captured=int(values["captured"] or 0),
+        closed_at=values["closed_at"],
+    )
+
+
+def hold_refs_stored(refs: tuple[HoldRef, ...]) -> list[list[Any]] | None:
+    """The account item's ``holds``: [[hold_id, credits, expires_at]] of its open holds."""
+    return [[ref.hold_id, ref.credits, ref.expires_at] for ref in refs] or None
+
+
+def hold_refs_from_stored(stored: list[list[Any]] | None) -> tuple[HoldRef, ...]:
+    return tuple(HoldRef(str(hold_id), int(credits), int(at)) for hold_id, credits, at in stored or [])

@@ -34,6 +34,8 @@ from tollbooth.adapters.memory_items import (
     account_from_item,
     entry_from_item,
     entry_item,
+    hold_from_item,
+    hold_item,
     intent_item,
     item_size,
     lot_item,
@@ -46,6 +48,7 @@ from tollbooth.adapters.memory_transactions import Operation, conflict_of, passe
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, StoreBusy, TollboothError
 from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
+from tollbooth.domain.hold_state import Hold
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation, Slice
 
 SNAPSHOT_TRIES, SNAPSHOT_BACKOFF_SECONDS = 4, 0.01  # as the Repository reads an account with slices
@@ -151,7 +154,8 @@ class MemoryStore:
 
     def _expiry_view(self, item: Item, now: int | None) -> Account:
         beyond, due = item.get("unsummarized"), item.get("next_due_at")
-        escrow_due = "escrow" in item and due is not None and now is not None and due <= now
+        slices_or_holds = "escrow" in item or "holds" in item
+        escrow_due = slices_or_holds and due is not None and now is not None and due <= now
         if "intent_id" in item or (beyond is not None and now is not None and beyond <= now) or escrow_due:
             return self.load_account(item["account_id"])
         return account_from_item(item)
@@ -182,6 +186,15 @@ class MemoryStore:
     def find_entry(self, account_id: str, seq: int, stream: int | None = None) -> LedgerEntry | None:
         item = self._read((Keys.stream(account_id, stream), Keys.entry(seq)))
         return None if item is None else entry_from_item(item)
+
+    def find_hold(self, account_id: str, hold_id: str) -> Hold | None:
+        item = self._read((Keys.account(account_id), Keys.hold(hold_id)))
+        return None if item is None else hold_from_item(item)
+
+    def list_holds(self, account_id: str, limit: int) -> list[Hold]:
+        items = reversed(self.raw_items(Keys.account(account_id)))
+        found = [item for item in items if item["sk"].startswith(Keys.HOLD_PREFIX)]
+        return [hold_from_item(item) for item in found[:limit]]
 
     def reversed_of(self, account_id: str, charge: str) -> int:
         item = self._read((Keys.account(account_id), Keys.reversal(charge)))
@@ -277,6 +290,10 @@ class MemoryStore:
             payment = stored_item(Keys.payment(mutation.payment_reference), Keys.PAYMENT_SK, "payment", **paid)
             puts.append((payment, WriteConflict.PAYMENT_REFERENCE))
         ops += [Operation((item["pk"], item["sk"]), "absent", meaning, item) for item, meaning in puts]
+        if mutation.hold is not None:  # guarded by the status it leaves (placed: from nothing)
+            item, before = hold_item(account_id, mutation.hold.after), mutation.hold.before
+            guard = "absent" if before is None else f"status:{before.status}"
+            ops.append(Operation((pk, item["sk"]), guard, VERSION, item))
         if mutation.reversal is not None:  # guarded by what the charge had reversed before
             was = mutation.reversal
             total = stored_item(pk, Keys.reversal(was.charge), "reversal", reversed=was.after)
@@ -299,18 +316,11 @@ class MemoryStore:
         ops += [Operation((pk, Keys.lot(i)), "unfreeze", VERSION) for i in mutation.unfrozen]
         if mutation.account.intent is not None and mutation.intent_after is None:
             ops.append(Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
-        if mutation.refund is not None:
-            refund = mutation.refund
-            payment_key = (Keys.payment(refund.reference), Keys.PAYMENT_SK)
+        if (refund := mutation.refund) is not None:  # guarded by the payment's refunded total before
+            key, refunded_before = (Keys.payment(refund.reference), Keys.PAYMENT_SK), refund.before_minor
             ops.append(
                 Operation(
-                    payment_key,
-                    "refunded",
-                    VERSION,
-                    None,
-                    refund.before_minor,
-                    refunded=refund.after_minor,
-                    dispute=refund.dispute,
+                    key, "refunded", VERSION, None, refunded_before, refunded=refund.after_minor, dispute=refund.dispute
                 )
             )
         return ops

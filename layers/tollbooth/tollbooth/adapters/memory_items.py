@@ -10,6 +10,10 @@ from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
     escrow_from_stored,
     escrow_stored,
+    hold_from_stored,
+    hold_refs_from_stored,
+    hold_refs_stored,
+    hold_stored,
     intent_from_stored,
     intent_stored,
     lot_attributes,
@@ -18,6 +22,7 @@ from tollbooth.adapters.lot_attributes import (
     slice_from_stored,
     slice_stored,
 )
+from tollbooth.domain.hold_state import Hold
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Intent, LedgerEntry, Lot, Slice
 
 Item = dict[str, Any]
@@ -59,6 +64,7 @@ def account_from_item(
         escrow=escrow_from_stored(json.loads(item.get("escrow", "null"))),
         streams=tuple(json.loads(item.get("streams", "[]"))),
         slices=slices,
+        holds=hold_refs_from_stored(json.loads(item.get("holds", "null"))),
     )
 
 
@@ -68,6 +74,7 @@ def account_escrow(account: Account) -> dict[str, Any]:
     return {
         "escrow": None if escrow is None else json.dumps(escrow),
         "streams": json.dumps(list(account.streams)) if account.streams else None,
+        "holds": None if not account.holds else json.dumps(hold_refs_stored(account.holds)),
     }
 
 
@@ -78,6 +85,17 @@ def slice_item(account_id: str, held: Slice) -> Item:
     return stored_item(
         Keys.slice(account_id, held.index), Keys.SLICE_SK, "slice", account_id=account_id, **stored, portions=portions
     )
+
+
+def hold_item(account_id: str, hold: Hold) -> Item:
+    """A hold's item, its JSON attributes as strings (as PynamoDB stores them)."""
+    stored = hold_stored(hold)
+    json_fields = {name: json.dumps(stored.pop(name)) for name in ("portions", "dimensions")}
+    return stored_item(Keys.account(account_id), Keys.hold(hold.hold_id), "hold", **stored, **json_fields)
+
+
+def hold_from_item(item: Item) -> Hold:
+    return hold_from_stored({**item, **{name: json.loads(item[name]) for name in ("portions", "dimensions")}})
 
 
 def slice_from_item(item: Item) -> Slice:

@@ -18,7 +18,9 @@ class Operation:
     """One item of a transaction: its guard, and the item a put writes (None: an update)."""
 
     key: Key
-    guard: str  # absent | version | reversed | draw | transfer | expire | return | freeze | unfreeze | exists | none
+    # absent | version | reversed | status:<a hold's> | draw | transfer | expire | return | freeze | unfreeze
+    # | exists | none
+    guard: str
     meaning: str  # what a failed guard means, as the Repository reads its cancellation reasons
     item: Item | None = None
     amount: int = 0  # the version to match, or the credits an update moves
@@ -32,6 +34,8 @@ def passes(op: Operation, current: Item | None, now: int) -> bool:
         return True
     if op.guard == "absent":
         return current is None
+    if op.guard.startswith("status:"):  # a hold, as it was read
+        return current is not None and current.get("status") == op.guard.removeprefix("status:")
     if op.guard == "reversed":  # a charge's reversed total, as it was read
         return current is None if op.amount == 0 else current is not None and current.get("reversed") == op.amount
     if current is None:

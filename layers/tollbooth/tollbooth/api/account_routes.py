@@ -11,6 +11,7 @@ from tollbooth.api.openapi import USER_OR_SERVICE, answer, errors
 from tollbooth.api.runtime import authorize
 from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.bootstrap import get_service
+from tollbooth.contracts.holds import HoldsResponse
 from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
 
 router = Router()
@@ -47,3 +48,16 @@ def ledger(
 ) -> LedgerPageResponse:
     authorize(router, account_id)
     return get_service().ledger(account_id, limit, cursor)
+
+
+@router.get(
+    "/v1/accounts/<account_id>/holds",
+    summary="The account's holds, newest first (the latest 100, open and closed)",
+    operation_id="listHolds",
+    tags=["holds"],
+    security=USER_OR_SERVICE,
+    responses={**answer(200, HoldsResponse, "The holds"), **errors(400, 401, 403, 422, 503)},
+)
+def holds(account_id: str) -> HoldsResponse:
+    authorize(router, account_id)
+    return get_service().holds.listing(account_id)

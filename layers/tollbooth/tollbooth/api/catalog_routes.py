@@ -165,6 +165,7 @@ def full_api() -> APIGatewayHttpResolver:
         adjustment_routes,
         consume_routes,
         grant_routes,
+        hold_routes,
         purchase_routes,
         quote_routes,
         refund_routes,
@@ -179,6 +180,7 @@ def full_api() -> APIGatewayHttpResolver:
         grant_routes.router,
         adjustment_routes.router,
         consume_routes.router,
+        hold_routes.router,
         account_routes.router,
     )
     app.enable_swagger(

@@ -45,6 +45,9 @@ STATUS_BY_ERROR: dict[type[errors.TollboothError], int] = {
     errors.DisputeDecided: 409,
     errors.NotReversible: 422,
     errors.ReversalTooLarge: 422,
+    errors.HoldCaptured: 409,
+    errors.TooManyHolds: 409,
+    errors.HoldTooLong: 422,
 }
 
 

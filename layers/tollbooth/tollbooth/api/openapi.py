@@ -65,10 +65,15 @@ def tags() -> list[Tag | str]:
         Tag(name="credits in", description="Purchases, grants and allowances: services only"),
         Tag(
             name="money back",
-            description="Refunds of payments, with their credits clawed back, and operators' audited corrections "
-            "(adjustments, voided lots): services only",
+            description="Refunds and disputes of payments, with their credits clawed back, reversals of charges, "
+            "and operators' audited corrections (adjustments, voided lots): services only",
         ),
         Tag(name="credits", description="Consuming credits: the account's user, or a service"),
+        Tag(
+            name="holds",
+            description="Reserving credits before a long job, capturing what it used, releasing the rest: "
+            "the account's user, or a service",
+        ),
         Tag(name="accounts", description="Balances and ledgers"),
         Tag(name="catalog", description="What things cost, and quotes"),
     ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.hold_state import Hold
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation
 
 
@@ -83,6 +84,11 @@ class LedgerStore(Protocol):
 
     def find_entry(self, account_id: str, seq: int, stream: int | None = None) -> LedgerEntry | None:
         """Entry ``seq`` of one stream (the account's own, or slice ``stream``'s)."""
+
+    def find_hold(self, account_id: str, hold_id: str) -> Hold | None: ...
+
+    def list_holds(self, account_id: str, limit: int) -> list[Hold]:
+        """The account's holds, open and closed, newest first."""
 
     def reversed_of(self, account_id: str, charge: str) -> int:
         """What reversals have given back of a charge so far (``ChargeReversal.charge``)."""

@@ -32,6 +32,7 @@ def balance(store: LedgerStore, account_id: str, now: int) -> BalanceResponse:
         available=format_credits(max(0, account.available_at(now) - account.arrears)),
         arrears=format_credits(account.arrears),
         frozen=format_credits(sum(lot.remaining for lot in account.lots if lot.frozen)),
+        held=format_credits(account.held),
         balance=format_credits(account.balance),
         totals=Totals(
             granted=format_credits(account.granted),

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.views import lot_view
+from tollbooth.contracts.holds import CaptureResponse, HoldResponse, ReleaseResponse
 from tollbooth.contracts.http import ConsumeResponse, DrawView, GrantResponse
 from tollbooth.contracts.money_back import (
     AdjustmentResponse,
@@ -16,6 +17,8 @@ from tollbooth.contracts.money_back import (
     ReversalResponse,
     VoidResponse,
 )
+from tollbooth.domain import clock
+from tollbooth.domain.hold_state import Hold
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Mutation
 from tollbooth.domain.money import format_credits
 from tollbooth.domain.pricing import Charge
@@ -144,4 +147,62 @@ def with_reversal_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
         returned=[DrawView(lot_id=d["lot_id"], amount=format_credits(d["amount"])) for d in details["draws"]],
         balance=format_credits(mutation.account_after.balance),
     ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
+
+
+def _available(account: Account, now: int) -> str:
+    return format_credits(max(0, account.available_at(now) - account.arrears))
+
+
+def with_hold_receipt(mutation: Mutation, idem: Idempotency, now: int) -> Mutation:
+    """201: the hold, what it took of each lot, and what is available after it."""
+    assert mutation.hold is not None and mutation.entry is not None
+    hold = mutation.hold.after
+    body = HoldResponse(
+        hold_id=hold.hold_id,
+        status=hold.status,
+        credits=format_credits(hold.credits),
+        expires_at=clock.to_iso(hold.expires_at),
+        lots=[DrawView(lot_id=p.lot_id, amount=format_credits(p.remaining)) for p in hold.portions],
+        entry_id=mutation.entry.entry_id,
+        available=_available(mutation.account_after, now),
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
+
+
+def with_capture_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
+    """201: what the job was charged, where from, and what went back."""
+    entry = mutation.entry
+    assert entry is not None and entry.kind == "capture"
+    details = entry.details
+    body = CaptureResponse(
+        hold_id=details["hold_id"],
+        entry_id=entry.entry_id,
+        **{name: format_credits(details[name]) for name in ("captured", "from_hold", "unpaid", "released")},
+        written_off=format_credits(details["written_off"]),
+        balance=format_credits(mutation.account_after.balance),
+    ).model_dump(mode="json")
+    return _kept(mutation, idem, 201, body)
+
+
+def with_release_receipt(
+    account: Account, hold: Hold, mutation: Mutation | None, idem: Idempotency, now: int
+) -> Mutation:
+    """201 when this request released the hold, 200 when it was released or expired
+    already (as it stands): kept for replays either way."""
+    entry = None if mutation is None else mutation.entry
+    details = {} if entry is None else entry.details
+    after = account if mutation is None else mutation.account_after
+    status = hold.status if mutation is None or mutation.hold is None else mutation.hold.after.status
+    body = ReleaseResponse(
+        hold_id=hold.hold_id,
+        status=status,
+        changed=entry is not None,
+        entry_id=None if entry is None else entry.entry_id,
+        released=format_credits(details.get("released", 0)),
+        written_off=format_credits(details.get("written_off", 0)),
+        available=_available(after, now),
+    ).model_dump(mode="json")
+    if mutation is None:  # nothing moves, but the answer is kept: a replay gets it
+        return Mutation(account, records=(IdempotencyRecord(idem.key, idem.fingerprint, 200, body, account.seq),))
     return _kept(mutation, idem, 201, body)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from tollbooth.app.context import INTERNAL, RequestContext
+from tollbooth.app.holds import Holds
 from tollbooth.app.hot import Contended, HotConsumes
 from tollbooth.app.idempotency import Idempotency, Outcome
 from tollbooth.app.ports import LedgerStore, WriteConflict
@@ -68,6 +69,7 @@ class LedgerService:
         self.writes = Writes(repository, max_attempts=max_write_attempts, now=now, sleep=sleep, budget=write_budget)
         self.usage = UsageCharges(self.writes, repository, catalogs, now)
         self.hot = HotConsumes(self.writes, repository, hot_slices, self._request, self._replay)
+        self.holds = Holds(repository, catalogs, self._request)
 
     def now(self) -> int:
         return self._now()

@@ -8,7 +8,9 @@ For each account the expiry index says has work due (one index item read per acc
    the account's outbox, all guarded by the account version;
 2. lots expiring within the warning window are marked warned, with a
    ``credits.expiring`` event put in the outbox, in one guarded write;
-3. the outbox is published to EventBridge, then emptied in one guarded write.
+3. each open hold past its expiry is released (``hold.expired``), its credits back in
+   their lots (those of lots expired meanwhile written off), in its own guarded write;
+4. the outbox is published to EventBridge, then emptied in one guarded write.
 
 Events therefore only ever describe committed state, and a crash anywhere leaves work
 that the next run finds through the index (the outbox keeps the account due). A lost
@@ -28,9 +30,12 @@ from tollbooth.app.writes import Writes
 from tollbooth.domain import clock
 from tollbooth.domain.errors import ConcurrentUpdate
 from tollbooth.domain.expiry import ExpiryIndexing, due_for_expiry, due_for_warning, warn, write_off
+from tollbooth.domain.holds import due_holds, release_mutation
 from tollbooth.domain.ledger import Account, Mutation
 from tollbooth.observability import logger
 
+# Who the sweep's own entries name as their caller.
+SWEEP = {"kind": "system", "id": "expiry-sweep"}
 # Publish the outbox once it holds this many events, so the account item stays small.
 OUTBOX_FLUSH_AT = 25
 
@@ -41,6 +46,7 @@ class SweepReport:
     expired_lots: int = 0
     expired_credits: int = 0  # millicredits
     warned_lots: int = 0
+    expired_holds: int = 0
     events_published: int = 0
     conflicts: int = 0
     failures: int = 0  # accounts left for the next run (publishing or storage failed)
@@ -99,6 +105,11 @@ class ExpirySweeper:
         due = due_for_expiry(account, now)
         if due:
             return write_off(account, due[0], now)
+        for hold_id in due_holds(account, now):  # the store loads an account in full when one is due
+            hold = self.repository.find_hold(account.account_id, hold_id)
+            released = None if hold is None else release_mutation(account, hold, now, None, SWEEP, expired=True)
+            if released is not None:
+                return released
         warnings = due_for_warning(account, now, self.indexing.warning_window)
         if warnings:
             # Each lot warned is one more item in the transaction: stay within the store's limit.
@@ -141,5 +152,6 @@ def _count(report: SweepReport, mutation: Mutation) -> None:
     report.expired_lots += len(mutation.expirations)
     report.expired_credits += sum(x.amount for x in mutation.expirations)
     report.warned_lots += len(mutation.warned)
+    report.expired_holds += int(mutation.hold is not None)
     if mutation.pending_events == () and not mutation.entries and not mutation.warned:
         report.events_published += len(mutation.account.pending_events)

@@ -163,6 +163,9 @@ class BalanceResponse(Contract):
     frozen: CreditsOut = Field(
         default="0.000", description="Credits an open dispute of their payment froze: in the balance, not available"
     )
+    held: CreditsOut = Field(
+        default="0.000", description="Credits open holds reserved: in the balance, not available until released"
+    )
     available: CreditsOut = Field(description="Spendable now: unexpired lots only.")
     balance: CreditsOut = Field(
         description="Ledger balance: granted - consumed - expired - clawed_back; negative in arrears."

@@ -184,3 +184,26 @@ class ReversalTooLarge(TollboothError):
     up to more than it took)."""
 
     code = "reversal_exceeds_charge"
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+
+
+class HoldCaptured(TollboothError):
+    """A hold is captured once: a second capture, or a release after it, is refused."""
+
+    code = "hold_captured"
+
+
+class TooManyHolds(TollboothError):
+    """The account has as many open holds as the catalog allows (a client bug must not
+    freeze a balance)."""
+
+    code = "too_many_holds"
+
+
+class HoldTooLong(TollboothError):
+    """A hold asked to last longer than the catalog's max_hold_seconds."""
+
+    code = "hold_too_long"

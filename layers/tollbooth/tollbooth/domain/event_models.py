@@ -238,6 +238,54 @@ class ChargeReversed(EventDetail):
     occurred_at: Instant = Field(description="When the reversal was committed (ISO-8601, UTC).")
 
 
+class HoldEvent(EventDetail):
+    """What every hold.* event carries."""
+
+    hold_id: str = Field(min_length=1, description="The hold.")
+    credits: Credits = Field(description="Credits the hold reserved when placed.")
+    feature: str | None = Field(description="The feature it reserved for; null for a hold of bare credits.")
+    entry_id: str = Field(min_length=1, description="The ledger entry of this change.")
+    occurred_at: Instant = Field(description="When the change was committed (ISO-8601, UTC).")
+
+
+class HoldPlaced(HoldEvent):
+    """Credits were reserved for a job: they left `available` at once."""
+
+    event_id: str = Field(pattern=r"^hold\.placed:", description="`hold.placed:<account_id>:<hold_id>`.")
+    type: Literal["hold.placed"] = Field(description="`hold.placed`; also the EventBridge detail-type.")
+    expires_at: Instant = Field(description="When the hold releases itself unless captured first.")
+
+
+class HoldCaptured(HoldEvent):
+    """The job's cost was charged, once: from the hold first, the rest released."""
+
+    event_id: str = Field(pattern=r"^hold\.captured:", description="`hold.captured:<account_id>:<hold_id>`.")
+    type: Literal["hold.captured"] = Field(description="`hold.captured`; also the EventBridge detail-type.")
+    captured: Credits = Field(description="Credits charged for the job.")
+    from_hold: Credits = Field(description="Of them, what the hold paid.")
+    unpaid: Credits = Field(description="Of them, what no credits could pay: added to arrears.")
+    released: Credits = Field(description="What the hold held beyond the charge, back in its lots.")
+    written_off: Credits = Field(description="What it held of lots expired meanwhile: written off.")
+
+
+class HoldReleased(HoldEvent):
+    """The hold was released by its caller: its credits are back in their lots."""
+
+    event_id: str = Field(pattern=r"^hold\.released:", description="`hold.released:<account_id>:<hold_id>`.")
+    type: Literal["hold.released"] = Field(description="`hold.released`; also the EventBridge detail-type.")
+    released: Credits = Field(description="Credits back in their lots.")
+    written_off: Credits = Field(description="What it held of lots expired meanwhile: written off.")
+
+
+class HoldExpired(HoldEvent):
+    """The hold reached its expiry uncaptured: the sweep released it."""
+
+    event_id: str = Field(pattern=r"^hold\.expired:", description="`hold.expired:<account_id>:<hold_id>`.")
+    type: Literal["hold.expired"] = Field(description="`hold.expired`; also the EventBridge detail-type.")
+    released: Credits = Field(description="Credits back in their lots.")
+    written_off: Credits = Field(description="What it held of lots expired meanwhile: written off.")
+
+
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "credits.expiring": CreditsExpiring,
     "credits.expired": CreditsExpired,
@@ -250,5 +298,9 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "dispute.won": DisputeWon,
     "dispute.lost": DisputeLost,
     "charge.reversed": ChargeReversed,
+    "hold.placed": HoldPlaced,
+    "hold.captured": HoldCaptured,
+    "hold.released": HoldReleased,
+    "hold.expired": HoldExpired,
 }
 LOT_EVENT_MODELS: dict[str, type[LotEvent]] = {"credits.expiring": CreditsExpiring, "credits.expired": CreditsExpired}

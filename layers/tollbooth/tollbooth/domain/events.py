@@ -35,6 +35,7 @@ from tollbooth.domain.event_models import (
     LotVoided,
     PurchaseRefunded,
 )
+from tollbooth.domain.hold_state import Hold
 from tollbooth.domain.ledger import LedgerEntry, Lot
 from tollbooth.domain.money import format_credits
 
@@ -118,6 +119,31 @@ def adjusted_event(account_id: str, entry: LedgerEntry, now: int) -> dict[str, A
         occurred_at=clock.to_iso(now),
     )
     return event.model_dump(mode="json")
+
+
+def hold_event(kind: str, account_id: str, entry: LedgerEntry, hold: Hold, now: int) -> dict[str, Any]:
+    """A hold.* event for a committed entry of ``hold`` (its details say what moved)."""
+    details = entry.details
+    fields: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": f"{kind}:{account_id}:{hold.hold_id}",
+        "type": kind,
+        "account_id": account_id,
+        "hold_id": hold.hold_id,
+        "credits": format_credits(hold.credits),
+        "feature": hold.feature,
+        "entry_id": entry.entry_id,
+        "occurred_at": clock.to_iso(now),
+    }
+    if kind == "hold.placed":
+        fields["expires_at"] = clock.to_iso(hold.expires_at)
+    if kind == "hold.captured":
+        for name in ("captured", "from_hold", "unpaid"):
+            fields[name] = format_credits(details[name])
+    if kind != "hold.placed":
+        fields["released"] = format_credits(details["released"])
+        fields["written_off"] = format_credits(details["written_off"])
+    return EVENT_MODELS[kind].model_validate(fields).model_dump(mode="json")
 
 
 def reversed_event(account_id: str, entry: LedgerEntry, now: int) -> dict[str, Any]:

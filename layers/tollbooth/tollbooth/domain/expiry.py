@@ -123,12 +123,14 @@ def next_due_at(account: Account, window: int) -> int | None:
     """The next instant the sweep has work on this account, or None when it never will.
 
     That is the earliest of: each lot's next moment (``lot_due_at``), the moment lots beyond
-    the summary need the sweep, the soonest such moment of what escrow slices hold, and, if
+    the summary need the sweep, the soonest such moment of what escrow slices hold, the
+    soonest expiry of an open hold, and, if
     events wait in the outbox or lot draws in an intent, right away (0)."""
     moments = [] if not account.pending_events and account.intent is None else [0]
     moments += [at for lot in account.lots if (at := lot_due_at(lot, window)) is not None]
     # Credits in escrow slices: the sweep recalls them when they need its work.
     moments += [escrow.due_at for escrow in account.escrow if escrow.due_at is not None]
+    moments += [ref.expires_at for ref in account.holds]  # an open hold releases itself at its expiry
     if account.unsummarized is not None:
         moments.append(account.unsummarized)
     return min(moments, default=None)

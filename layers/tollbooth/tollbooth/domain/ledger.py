@@ -7,7 +7,8 @@ Invariants (checked by the tests):
 * every lot has 0 < remaining <= granted: a lot leaves the account with its last credit
   (its terms live on in the ledger entry that granted it), so loading an account reads
   only what can still be spent or written off, however long its history;
-* account.balance == sum(lot.remaining) - sum(intent draws) - arrears
+* account.balance == sum(lot.remaining) + held - sum(intent draws) - arrears (``held``: what
+  open holds took out of the lots, ``domain.holds``)
   == granted + adjusted + reversed - consumed - expired - clawed_back - voided - escrowed:
   the account's own side, where
   ``escrowed`` is what it moved into its slices (``domain.slices``); an account with no
@@ -24,6 +25,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from tollbooth.domain import ids
+from tollbooth.domain.hold_state import HoldChange, HoldRef, with_hold
 from tollbooth.domain.slice_state import Escrow, Slice, SliceMove, escrow_change, with_slices
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
@@ -39,13 +41,16 @@ EntryKind = Literal[
     "void",
     "dispute",
     "reversal",
+    "hold",
+    "capture",
+    "release",
 ]
 # Entries that take credits back for money returned: refunds, and lost disputes.
 CLAWING_KINDS = ("refund", "dispute")
 # Entries that grant credits: purchases, grants and allowances (an adjustment is its own term).
 GRANTING_KINDS = ("purchase", "grant", "allowance")
-# Entries that spend credits (through the API, or usage reported by workers).
-SPENDING_KINDS = ("consume", "usage")
+# Entries that spend credits (through the API, a hold's capture, or usage reported by workers).
+SPENDING_KINDS = ("consume", "usage", "capture")
 
 # Lower numbers are spent first when expiry ties (Stripe-style priority). A subscription
 # allowance (and what rolled over into it) goes before purchased credits that expire at
@@ -169,6 +174,11 @@ class Account:
     # Whether the slices were read while the account stood still (what a refusal that counts
     # their credits may rest on); writers kept changing it otherwise.
     consistent: bool = True
+    holds: tuple[HoldRef, ...] = ()  # the open holds (``domain.holds``): their credits left the lots
+
+    @property
+    def held(self) -> int:
+        return sum(ref.credits for ref in self.holds)
 
     def available_at(self, now: int) -> int:
         return sum(lot.remaining for lot in self.lots if lot.spendable_at(now))
@@ -268,6 +278,7 @@ class Mutation:
     intent_after: Intent | None = None  # lot draws still owed once this transaction commits
     refund: PaymentRefund | None = None  # what a payment has had refunded, before and after
     reversal: ChargeReversal | None = None  # what a charge has had reversed, before and after
+    hold: HoldChange | None = None  # a hold placed, captured, released or expired
     # Escrow (``domain.slices``): slices refilled from the lots, or one recalled into them,
     # or (``spend``) a consume written on its slice alone, the account item untouched.
     slice_moves: tuple[SliceMove, ...] = ()
@@ -285,7 +296,8 @@ class Mutation:
         records, the entries, the new lots still holding credits, the payment, each lot
         changed, and the intent (written, rewritten or deleted)."""
         puts = len(self.records) + len(self.entries) + sum(1 for lot in self.new_lots if lot.remaining > 0)
-        payment = int(self.payment_reference is not None and bool(self.entries)) + int(self.reversal is not None)
+        payment = int(self.payment_reference is not None and bool(self.entries))
+        payment += int(self.reversal is not None) + int(self.hold is not None)
         intent = int(self.account.intent is not None or self.intent_after is not None)
         slices = len(self.slice_moves) + len(self.returns)
         return int(not self.spend) + puts + payment + self.lot_changes + intent + slices
@@ -346,6 +358,7 @@ class Mutation:
             expired=self.account.expired - sum(value for kind, value in amounts if kind == "expire"),
             clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind in CLAWING_KINDS),
             arrears=self.account.arrears + self.arrears_change,
+            holds=with_hold(self.account.holds, self.hold),
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )
 

@@ -24,6 +24,11 @@ class GivenBack:
     expired: tuple[Lot, ...] = ()  # portions of lots past their expiry: written off
 
     @property
+    def returned(self) -> int:
+        """Credits back in lots (those written off aside)."""
+        return sum(draw.amount for draw in self.returns) + sum(lot.remaining for lot in self.remade)
+
+    @property
     def written_off(self) -> int:
         return sum(portion.remaining for portion in self.expired)
 

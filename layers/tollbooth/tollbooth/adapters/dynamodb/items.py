@@ -17,6 +17,8 @@ from pynamodb.models import Model
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
     escrow_from_stored,
+    hold_refs_from_stored,
+    hold_stored,
     intent_from_stored,
     intent_stored,
     lot_attributes,
@@ -26,6 +28,7 @@ from tollbooth.adapters.lot_attributes import (
     slice_from_stored,
     slice_stored,
 )
+from tollbooth.domain.hold_state import Hold
 from tollbooth.domain.ledger import Account, Intent, LedgerEntry, Lot, Slice
 
 
@@ -76,6 +79,7 @@ class AccountItem(TableItem, discriminator="account"):
     intent_id = UnicodeAttribute(null=True)  # an intent owes lot draws: load the account in full
     escrow = JSONAttribute(null=True)  # what each escrow slice holds of it: [[slice, received, due_at]]
     streams = JSONAttribute(null=True)  # the slices that have written entries: [slice]
+    holds = JSONAttribute(null=True)  # its open holds: [[hold_id, credits, expires_at]]
     expiry_shard = UnicodeAttribute(null=True)
     next_due_at = NumberAttribute(null=True)
     expiry_index = ExpiryIndex()
@@ -149,6 +153,28 @@ class PaymentItem(TableItem, discriminator="payment"):
     seq = NumberAttribute()
     refunded_minor = NumberAttribute(null=True)  # absent until the first refund
     dispute = UnicodeAttribute(null=True)  # absent until a dispute: opened, won or lost
+
+
+class HoldItem(TableItem, discriminator="hold"):
+    """A hold (``domain.holds``): kept once closed, so that it is captured once, ever."""
+
+    hold_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    credits = NumberAttribute()
+    placed_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    licence = UnicodeAttribute()
+    feature = UnicodeAttribute(null=True)
+    quantity = NumberAttribute(null=True)
+    dimensions = JSONAttribute(null=True)
+    catalog_version = UnicodeAttribute(null=True)
+    captured = NumberAttribute()
+    closed_at = NumberAttribute(null=True)
+    portions = JSONAttribute(null=True)  # each a lot's attributes, holding what the hold has of it
+
+
+def hold_item(account_id: str, hold: Hold) -> HoldItem:
+    return HoldItem(Keys.account(account_id), Keys.hold(hold.hold_id), **hold_stored(hold))
 
 
 class ReversalItem(TableItem, discriminator="reversal"):
@@ -241,4 +267,5 @@ def account_from_item(
         escrow=escrow_from_stored(item.escrow),
         streams=tuple(int(index) for index in item.streams or ()),
         slices=slices,
+        holds=hold_refs_from_stored(item.holds),
     )

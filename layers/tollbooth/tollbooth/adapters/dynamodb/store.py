@@ -18,6 +18,7 @@ from tollbooth.adapters.dynamodb.changes import lot_changes, payment_changes
 from tollbooth.adapters.dynamodb.errors import conflict_of, storage_errors
 from tollbooth.adapters.dynamodb.items import (
     AccountItem,
+    HoldItem,
     IdempotencyItem,
     IntentItem,
     LedgerItem,
@@ -28,6 +29,7 @@ from tollbooth.adapters.dynamodb.items import (
     TableItem,
     account_from_item,
     entry_from_item,
+    hold_item,
     intent_from_item,
     intent_item,
     ledger_item,
@@ -37,10 +39,17 @@ from tollbooth.adapters.dynamodb.items import (
     slice_item,
 )
 from tollbooth.adapters.keys import Keys
-from tollbooth.adapters.lot_attributes import escrow_stored, lot_summary, periods_stored
+from tollbooth.adapters.lot_attributes import (
+    escrow_stored,
+    hold_from_stored,
+    hold_refs_stored,
+    lot_summary,
+    periods_stored,
+)
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import StorageUnavailable
 from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
+from tollbooth.domain.hold_state import Hold
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Lot, Mutation, Slice
 
 # Each DynamoDB call gives up within (connect + read) x attempts = 8 s, inside the
@@ -172,8 +181,8 @@ class Repository:
         if (
             item.intent_id
             or (beyond is not None and now is not None and int(beyond) <= now)
-            or (item.escrow and due is not None and now is not None and int(due) <= now)
-        ):  # an intent's draws, lots beyond the summary, or credits in escrow slices are due
+            or ((item.escrow or item.holds) and due is not None and now is not None and int(due) <= now)
+        ):  # an intent's draws, lots beyond the summary, credits in escrow slices or a hold are due
             return self.load_account(item.account_id)
         return account_from_item(item)
 
@@ -217,6 +226,20 @@ class Repository:
             except LedgerItem.DoesNotExist:
                 return None
         return entry_from_item(item)
+
+    def find_hold(self, account_id: str, hold_id: str) -> Hold | None:
+        with storage_errors():
+            try:
+                item = HoldItem.get(Keys.account(account_id), Keys.hold(hold_id), consistent_read=True)
+            except HoldItem.DoesNotExist:
+                return None
+        return hold_from_stored(item.attribute_values)
+
+    def list_holds(self, account_id: str, limit: int) -> list[Hold]:
+        condition = HoldItem.sk.startswith(Keys.HOLD_PREFIX)
+        with storage_errors():
+            found = HoldItem.query(Keys.account(account_id), condition, scan_index_forward=False, limit=limit)
+            return [hold_from_stored(item.attribute_values) for item in found if isinstance(item, HoldItem)]
 
     def reversed_of(self, account_id: str, charge: str) -> int:
         with storage_errors():
@@ -274,6 +297,7 @@ class Repository:
             intent_id=None if account.intent is None else account.intent.entry_id,
             escrow=escrow_stored(account.escrow),
             streams=list(account.streams) or None,
+            holds=hold_refs_stored(account.holds),
             expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards),
             next_due_at=due,
         )
@@ -355,6 +379,10 @@ class Repository:
                 seq=entry.seq,
             )
             puts.append((payment, PaymentItem.pk.does_not_exist(), WriteConflict.PAYMENT_REFERENCE))
+        if mutation.hold is not None:  # guarded by the status it leaves (placed: from nothing)
+            before = mutation.hold.before
+            was = HoldItem.pk.does_not_exist() if before is None else HoldItem.status == before.status
+            puts.append((hold_item(account_id, mutation.hold.after), was, VERSION))
         reversal = mutation.reversal
         if reversal is not None:  # guarded by what the charge had reversed before
             was = ReversalItem.pk.does_not_exist() if reversal.before == 0 else ReversalItem.reversed == reversal.before

@@ -249,6 +249,10 @@ class Catalog(_Strict):
     # A refund's credits already spent: "debt" (arrears the next credits pay) or "absorb"
     # (written off as the seller's loss, and reported). Packages may say otherwise.
     refund_policy: Literal["debt", "absorb"] = "debt"
+    # Holds (docs/ledger.md): the longest one may last (no upper bound: holds of any
+    # duration are a feature), and how many an account may have open at once.
+    max_hold_seconds: int = Field(default=7 * 86_400, ge=1)
+    max_open_holds: int = Field(default=25, ge=1, le=500)
 
     def refund_policy_of(self, package_id: str | None) -> Literal["debt", "absorb"]:
         package = self.packages.get(package_id or "")
