@@ -142,8 +142,9 @@ def _boundary(service: Any, table: str, url: str, containers: int) -> dict[str, 
 # -- the twin with AWS's semantics: one thread per container -----------------------------
 
 
-def _twin_shape(shape: str, containers: int) -> dict[str, Any]:
-    """One run on the twin: a thread per container, on one account (hot) or one each (spread)."""
+def _twin_shape(shape: str, containers: int, holds: bool = False) -> dict[str, Any]:
+    """One run on the twin: a thread per container, on one account (hot) or one each
+    (spread); each request a consume, or (``holds``) a hold placed and then captured."""
     from tollbooth.adapters.memory import MemoryStore
     from tollbooth.app.idempotency import Idempotency
     from tollbooth.app.service import LedgerService
@@ -164,7 +165,10 @@ def _twin_shape(shape: str, containers: int) -> dict[str, Any]:
             idem = Idempotency.of(f"{name}-{n}", "consume", account, {"feature": "image_generation", "quantity": 1})
             begin = time.perf_counter()
             try:
-                status = service.consume(account, "image_generation", 1, {}, idem).status_code
+                if holds:
+                    status = _hold_and_capture(service, account, f"{name}-{n}")
+                else:
+                    status = service.consume(account, "image_generation", 1, {}, idem).status_code
             except TollboothError as error:
                 status = {"concurrent_update": 409, "insufficient_credits": 402}.get(error.code, 503)
             with lock:
@@ -179,13 +183,25 @@ def _twin_shape(shape: str, containers: int) -> dict[str, Any]:
     return _summary(results, time.perf_counter() - started) | {"conflicts": store.conflicts}
 
 
-def _twin(containers: int) -> dict[str, dict[str, Any]]:
-    return {shape: _twin_shape(shape, containers) for shape in ("spread", "hot")}
+def _hold_and_capture(service: Any, account: str, key: str) -> int:
+    """A job's hold (one image's price) placed, then captured: the status of the capture."""
+    from tollbooth.app.idempotency import Idempotency
+    from tollbooth.domain.holds import HoldRequest
+
+    asked = HoldRequest("image_generation", 1, {}, None, 900)
+    held = service.holds.place(account, asked, Idempotency.of(f"h-{key}", "hold", account, {}))
+    idem = Idempotency.of(f"c-{key}", "capture", account, {})
+    return int(service.holds.capture(account, held.body["hold_id"], 1, None, idem).status_code)
+
+
+def _twin(containers: int, holds: bool = False) -> dict[str, dict[str, Any]]:
+    return {shape: _twin_shape(shape, containers, holds) for shape in ("spread", "hot")}
 
 
 def bench_hot(dynamodb_url: str) -> dict[str, Any]:
     local = _local(dynamodb_url)
-    return local | {"twin": {n: _twin(n) for n in CONTAINERS}}
+    twin = {n: _twin(n) for n in CONTAINERS}
+    return local | {"twin": twin, "twin_holds": {n: _twin(n, holds=True) for n in CONTAINERS}}
 
 
 def _row(engine: str, n: int, spread: dict[str, Any], hot: dict[str, Any]) -> str:
@@ -210,6 +226,10 @@ def render(result: dict[str, Any]) -> str:
         for n, shapes in result["runs"].items()
     ]
     rows += [_row("twin (AWS semantics)", n, shapes["spread"], shapes["hot"]) for n, shapes in result["twin"].items()]
+    rows += [
+        _row("twin, holds (place + capture)", n, shapes["spread"], shapes["hot"])
+        for n, shapes in result.get("twin_holds", {}).items()
+    ]
     edge = result["boundary"]
     return "\n".join(
         [
@@ -219,7 +239,9 @@ def render(result: dict[str, Any]) -> str:
             "DynamoDB Local: processes running ConsumeFunction's handler, the median of 2 alternating runs. "
             f"Twin: threads, transactions held {TWIN_TRANSACTION_MS:.0f} ms, overlapping ones cancelled, "
             "1,000 write units/s per partition. A contended account's consumes go to escrow slices "
-            f"({SLICES}, the default). Targets: hot/spread throughput >= 0.8, p99 ratio <= 2, no 409 and no 5xx.",
+            f"({SLICES}, the default). Targets: hot/spread throughput >= 0.8, p99 ratio <= 2, no 409 and no 5xx. "
+            "Holds rows: each request places a hold of one image's price and captures it; holds are "
+            "written on the account item (not yet on slices), so they show what that costs a hot account.",
             "",
             "| engine | N | spread req/s | hot req/s | hot/spread | spread p50 / p99 (ms) | hot p50 / p99 (ms) "
             "| p99 ratio | 409 + 5xx on hot | hot statuses |",

@@ -29,6 +29,11 @@ class Holds:
         self.catalogs = catalogs
         self._request = request
 
+    def _write(self, account_id: str, idem: Idempotency, plan: Callable[[Account, int], Mutation]) -> Outcome:
+        # On the account's own lots, read afresh with its slices, which stay unless the plan
+        # needs them pooled (``domain.holds``).
+        return self._request(account_id, idem, plan, pool=False, load=self.repository.load_account)
+
     def place(
         self, account_id: str, asked: holds.HoldRequest, idem: Idempotency, *, context: RequestContext = INTERNAL
     ) -> Outcome:
@@ -38,7 +43,7 @@ class Holds:
             mutation = holds.place_mutation(catalog, account, asked, now, idem.key, caller, room)
             return with_hold_receipt(mutation, idem, now)
 
-        return self._request(account_id, idem, plan)
+        return self._write(account_id, idem, plan)
 
     def capture(
         self,
@@ -59,7 +64,7 @@ class Holds:
             caller = context.caller.record()
             return with_capture_receipt(holds.capture_mutation(account, hold, amount, now, idem.key, caller), idem)
 
-        return self._request(account_id, idem, plan)
+        return self._write(account_id, idem, plan)
 
     def release(
         self, account_id: str, hold_id: str, idem: Idempotency, *, context: RequestContext = INTERNAL
@@ -69,7 +74,7 @@ class Holds:
             mutation = holds.release_mutation(account, hold, now, idem.key, context.caller.record())
             return with_release_receipt(account, hold, mutation, idem, now)
 
-        return self._request(account_id, idem, plan)
+        return self._write(account_id, idem, plan)
 
     def listing(self, account_id: str) -> HoldsResponse:
         found = self.repository.list_holds(account_id, HOLDS_PAGE)

@@ -15,6 +15,12 @@
 
 A hold's item records its status, and every change of it is guarded by the status it
 leaves, besides the account's version: capture, release and expiry never both win.
+
+On a hot account (``domain.slices``) a hold is written on the account's own lots, its
+slices left alone: placing recalls only the slices the lots need (PoolNeeded) and refuses
+only what the whole account cannot pay; a capture within the hold and a release touch no
+slice; a capture beyond the hold, which may run into arrears, pools them first. Entries
+written while slices hold credits have no ``balance_after`` (only the whole knows it).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from tollbooth.domain.hold_state import Hold, HoldChange
 from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, Use, next_entry
 from tollbooth.domain.portions import give_back, write_offs
 from tollbooth.domain.pricing import price
+from tollbooth.domain.slices import PoolNeeded, lots_must_cover
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ def place_mutation(
             "capture or release one first"
         )
     amount, use, version = _reservation(catalog, asked)
+    if account.escrow:
+        lots_must_cover(account, 0, amount, now, use)
     draws = allocate(account, amount, now, use)
     if len(draws) > max_items - RELEASE_OVERHEAD:
         raise ChangeTooLarge(
@@ -99,7 +108,8 @@ def place_mutation(
     entry = next_entry(account, "hold", 0, now, key, details)
     event = hold_event("hold.placed", account.account_id, entry, hold, now)
     change = HoldChange(None, hold)
-    return Mutation(account, (entry,), draws=draws, hold=change, pending_events=(*account.pending_events, event))
+    placed = Mutation(account, (entry,), draws=draws, hold=change, pending_events=(*account.pending_events, event))
+    return _own_side(placed)
 
 
 def _reservation(catalog: Catalog, asked: HoldRequest) -> tuple[int, Use, str | None]:
@@ -129,6 +139,8 @@ def capture_mutation(
     """Charge ``amount`` for the job ``hold`` reserved for, once (HoldCaptured after that)."""
     if hold.status == "captured":
         raise HoldCaptured(f"hold {hold.hold_id!r} was captured already; a hold is captured once")
+    if account.escrow and (hold.status != "open" or amount > hold.held):
+        raise PoolNeeded(None)  # beyond the hold: the whole account pays, then arrears
     taken, _ = take_in_order(list(hold.portions), amount) if hold.status == "open" else ((), 0)
     from_hold = sum(draw.amount for draw in taken)
     back = give_back(account, _left(hold.portions, taken) if hold.status == "open" else (), now)
@@ -150,7 +162,7 @@ def capture_mutation(
     events = [hold_event("hold.captured", account.account_id, entry, hold, now), *expired]
     if account.arrears == 0 and unpaid:
         events.append(overdrawn_event(account.account_id, entry, unpaid, now))
-    return Mutation(
+    captured = Mutation(
         account,
         (entry, *written_off),
         draws=extra,
@@ -160,6 +172,7 @@ def capture_mutation(
         hold=HoldChange(hold, after),
         pending_events=(*account.pending_events, *events),
     )
+    return _own_side(captured)
 
 
 def release_mutation(
@@ -183,7 +196,7 @@ def release_mutation(
     written_off, events = write_offs(account, entry, back.expired, now, "release")
     kind = "hold.expired" if expired else "hold.released"
     after = replace(hold, status="expired" if expired else "released", portions=(), closed_at=now)
-    return Mutation(
+    released = Mutation(
         account,
         (entry, *written_off),
         returns=back.returns,
@@ -191,6 +204,14 @@ def release_mutation(
         hold=HoldChange(hold, after),
         pending_events=(*account.pending_events, hold_event(kind, account.account_id, entry, hold, now), *events),
     )
+    return _own_side(released)
+
+
+def _own_side(mutation: Mutation) -> Mutation:
+    """While slices hold credits, an entry written on the account alone has no balance_after."""
+    if not mutation.account.escrow:
+        return mutation
+    return replace(mutation, entries=tuple(replace(entry, balance_after=None) for entry in mutation.entries))
 
 
 def due_holds(account: Account, now: int) -> list[str]:

@@ -97,7 +97,7 @@ def refill(
     the account's other containers find theirs filled. None when the slice can pay already."""
     if _covers(account.slice(index).portions, needed, now, use):
         return None
-    _lots_must_cover(account, index, needed, now, use)
+    lots_must_cover(account, index, needed, now, use)
     eligible = [lot for lot in account.lots if lot.spendable_at(now) and lot.pays_for(use)]
     unlocking = [lot for lot in account.lots if lot.spendable_at(now) and use.feature in lot.unlocks]
     chunk = sum(lot.remaining for lot in eligible) // (2 * share)
@@ -182,14 +182,14 @@ def debit_on_account(
 ) -> Mutation:
     """A consume written on the account's own lots while its slices hold credits (they are
     left alone): its entry has no balance_after, which only the whole account knows."""
-    _lots_must_cover(account, index, charge.amount, now, use)
+    lots_must_cover(account, index, charge.amount, now, use)
     mutation = consume_mutation(account, charge, use, now, key, caller)
     if not account.escrow:
         return mutation
     return replace(mutation, entries=tuple(replace(entry, balance_after=None) for entry in mutation.entries))
 
 
-def _lots_must_cover(account: Account, index: int, needed: int, now: int, use: Use) -> None:
+def lots_must_cover(account: Account, index: int, needed: int, now: int, use: Use) -> None:
     """Return when the account's own lots may pay ``needed``; else recall the slices that
     can make them (PoolNeeded), or refuse when the whole account, its slices' credits with
     its own, cannot pay, as read while the account stood still (a read that could not catch
