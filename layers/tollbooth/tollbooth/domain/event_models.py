@@ -256,7 +256,14 @@ class HoldPlaced(HoldEvent):
     expires_at: Instant = Field(description="When the hold releases itself unless captured first.")
 
 
-class HoldCaptured(HoldEvent):
+class HoldFreed(HoldEvent):
+    """What every hold.* event that ends a hold carries: where what it held went."""
+
+    released: Credits = Field(description="What the hold held (beyond any charge), back in its lots.")
+    written_off: Credits = Field(description="What it held of lots expired meanwhile: written off.")
+
+
+class HoldCaptured(HoldFreed):
     """The job's cost was charged, once: from the hold first, the rest released."""
 
     event_id: str = Field(pattern=r"^hold\.captured:", description="`hold.captured:<account_id>:<hold_id>`.")
@@ -264,26 +271,20 @@ class HoldCaptured(HoldEvent):
     captured: Credits = Field(description="Credits charged for the job.")
     from_hold: Credits = Field(description="Of them, what the hold paid.")
     unpaid: Credits = Field(description="Of them, what no credits could pay: added to arrears.")
-    released: Credits = Field(description="What the hold held beyond the charge, back in its lots.")
-    written_off: Credits = Field(description="What it held of lots expired meanwhile: written off.")
 
 
-class HoldReleased(HoldEvent):
+class HoldReleased(HoldFreed):
     """The hold was released by its caller: its credits are back in their lots."""
 
     event_id: str = Field(pattern=r"^hold\.released:", description="`hold.released:<account_id>:<hold_id>`.")
     type: Literal["hold.released"] = Field(description="`hold.released`; also the EventBridge detail-type.")
-    released: Credits = Field(description="Credits back in their lots.")
-    written_off: Credits = Field(description="What it held of lots expired meanwhile: written off.")
 
 
-class HoldExpired(HoldEvent):
+class HoldExpired(HoldFreed):
     """The hold reached its expiry uncaptured: the sweep released it."""
 
     event_id: str = Field(pattern=r"^hold\.expired:", description="`hold.expired:<account_id>:<hold_id>`.")
     type: Literal["hold.expired"] = Field(description="`hold.expired`; also the EventBridge detail-type.")
-    released: Credits = Field(description="Credits back in their lots.")
-    written_off: Credits = Field(description="What it held of lots expired meanwhile: written off.")
 
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
