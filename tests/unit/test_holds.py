@@ -319,3 +319,19 @@ def test_a_hold_needing_what_the_slices_hold_recalls_them_and_is_refused_only_wh
     with pytest.raises(InsufficientCredits):
         place(ledger, "h2", credits=100)
     assert_conserved(store, "a")
+
+
+def test_the_history_shows_a_holds_entries_in_credits(ledger: LedgerService) -> None:
+    grant(ledger, "a", 20, "fund")
+    hold_id = place(ledger, "h1", credits=10).body["hold_id"]
+    capture(ledger, hold_id, "c1", credits=4)
+    captured, held = ledger.ledger("a", 2, None).entries
+    shown = captured.model_dump()
+    assert (captured.kind, shown["captured"], shown["from_hold"], shown["released"], shown["credits"]) == (
+        "capture",
+        "4.000",
+        "4.000",
+        "6.000",
+        "10.000",
+    )
+    assert (held.kind, held.amount, held.model_dump()["hold_id"]) == ("hold", "0.000", hold_id)

@@ -245,3 +245,26 @@ def test_two_reversals_of_one_charge_racing_never_give_back_more_than_it_took() 
     assert [type(error) for error in refused] == [ReversalTooLarge]  # 3 + 3 > 4: exactly one lands
     assert store.reversed_of("a", charge) == 3000 and store.load_account("a").balance == 9000
     assert_conserved(store, "a")
+
+
+def test_the_history_shows_a_reversal_and_each_usage_records_lots_in_credits(
+    ledger: LedgerService, store: MemoryStore
+) -> None:
+    grant(ledger, "a", 10, "fund")
+    ingest(ledger, usage("e1", "a", 2), usage("e2", "a", 3))
+    usage_entry = last_entry(store, "usage")
+    reverse(ledger, usage_entry.entry_id, "r1", event_id="e2", credits=1)
+    reversal, charged = ledger.ledger("a", 2, None).entries
+    shown = reversal.model_dump()
+    assert (shown["charged"], shown["reversed_total"], shown["arrears_reduced"], shown["written_off"]) == (
+        "3.000",
+        "1.000",
+        "0.000",
+        "0.000",
+    )
+    (lot,) = store.load_account("a").lots
+    records = charged.model_dump()["records"]
+    assert [r["draws"] for r in records] == [
+        [{"lot_id": lot.lot_id, "amount": "2.000"}],
+        [{"lot_id": lot.lot_id, "amount": "3.000"}],
+    ]

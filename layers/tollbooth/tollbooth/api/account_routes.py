@@ -11,8 +11,9 @@ from tollbooth.api.openapi import USER_OR_SERVICE, answer, errors
 from tollbooth.api.runtime import authorize
 from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.bootstrap import get_service
+from tollbooth.contracts.history import LedgerPageResponse
 from tollbooth.contracts.holds import HoldsResponse
-from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
+from tollbooth.contracts.http import BalanceResponse
 
 router = Router()
 

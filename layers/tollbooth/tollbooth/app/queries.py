@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tollbooth.app.ports import LedgerStore
 from tollbooth.app.views import decode_cursor, encode_cursor, entry_view, lot_view
-from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse, NextExpiry, PerksView, Totals
+from tollbooth.contracts.history import LedgerPageResponse
+from tollbooth.contracts.http import BalanceResponse, NextExpiry, PerksView, Totals
 from tollbooth.domain import clock
 from tollbooth.domain.allocation import burn_down_order, next_expiry, perks_at
 from tollbooth.domain.errors import InvalidRequest, StoreBusy

@@ -33,7 +33,8 @@ from tollbooth.app.reversals import departed_lots, find_charge
 from tollbooth.app.usage import UsageCharges
 from tollbooth.app.views import LEDGER_PAGE_MAX
 from tollbooth.app.writes import WRITE_BUDGET_SECONDS, Plan, Refused, Writes
-from tollbooth.contracts.http import BalanceResponse, LedgerPageResponse
+from tollbooth.contracts.history import LedgerPageResponse
+from tollbooth.contracts.http import BalanceResponse
 from tollbooth.contracts.usage import UsageRecord
 from tollbooth.domain import adjustments, clock, debits, disputes, grants, refunds, reversals
 from tollbooth.domain.catalog import CatalogHistory

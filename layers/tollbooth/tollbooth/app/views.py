@@ -8,11 +8,8 @@ import json
 from typing import Any
 
 from tollbooth.app.context import shown
-from tollbooth.contracts.http import (
-    DrawView,
-    LedgerEntryView,
-    LotView,
-)
+from tollbooth.contracts.history import LedgerEntryView
+from tollbooth.contracts.http import DrawView, LotView
 from tollbooth.domain import clock
 from tollbooth.domain.errors import (
     InvalidCursor,
@@ -54,16 +51,41 @@ def _draw_views(stored: list[dict[str, Any]] | None) -> list[DrawView] | None:
     return [DrawView(lot_id=draw["lot_id"], amount=format_credits(draw["amount"])) for draw in stored]
 
 
+# Credits an entry's details hold (millicredits stored, decimal strings shown); a hold's
+# entries' ``credits`` is what it reserved, a reversal's ``charged`` what its charge took.
+CREDIT_FIELDS = (
+    "lot_granted",
+    "unpaid",
+    "arrears_paid",
+    "clawed_back",
+    "unrecovered",
+    "charged",
+    "reversed_total",
+    "arrears_reduced",
+    "written_off",
+    "credits",
+    "captured",
+    "from_hold",
+    "released",
+)
+
+
+def _record_view(line: dict[str, Any], drawn: list[dict[str, Any]]) -> dict[str, Any]:
+    """A usage record as the history shows it: its credits, and the lots it drew."""
+    shown = {key: value for key, value in line.items() if key != "drew"}
+    shown |= {"charged": format_credits(line["charged"]), "unpaid": format_credits(line["unpaid"])}
+    if "drew" in line:
+        shown["draws"] = [{"lot_id": drawn[i]["lot_id"], "amount": format_credits(n)} for i, n in line["drew"]]
+    return shown
+
+
 def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     details = dict(entry.details)
-    for amount_field in ("lot_granted", "unpaid", "arrears_paid", "clawed_back", "unrecovered"):
-        if amount_field in details:
+    for amount_field in CREDIT_FIELDS:
+        if isinstance(details.get(amount_field), int):
             details[amount_field] = format_credits(details[amount_field])
     if "records" in details:
-        details["records"] = [
-            {**line, "charged": format_credits(line["charged"]), "unpaid": format_credits(line["unpaid"])}
-            for line in details["records"]
-        ]
+        details["records"] = [_record_view(line, entry.details.get("draws", [])) for line in details["records"]]
     if "caller" in details:
         details["caller"] = shown(details["caller"])
     claws = details.pop("claws", None)  # a refund's, per lot: shown as its draws
