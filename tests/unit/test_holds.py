@@ -335,3 +335,28 @@ def test_the_history_shows_a_holds_entries_in_credits(ledger: LedgerService) -> 
         "10.000",
     )
     assert (held.kind, held.amount, held.model_dump()["hold_id"]) == ("hold", "0.000", hold_id)
+
+
+def test_a_capture_is_priced_by_the_catalog_in_force_when_the_hold_was_placed(
+    ledger: LedgerService, store: MemoryStore, clock: Clock
+) -> None:
+    grant(ledger, "a", 100, "fund")
+    hold_id = place(ledger, "h1", words=5000, ttl=7 * 86_400).body["hold_id"]  # 1 credit per 500 words
+    # Then a new version doubles the price of text before the job ends
+    placed_under = ledger.catalogs.in_force(NOW)
+    text = placed_under.features["text_generation"]
+    dearer = placed_under.model_copy(
+        update={
+            "version": "dearer",
+            "effective_from": datetime(2027, 2, 2, tzinfo=UTC),
+            "features": {
+                **placed_under.features,
+                "text_generation": text.model_copy(update={"credits": 2 * text.credits}),
+            },
+        }
+    )
+    ledger.catalogs = ledger.holds.catalogs = type(ledger.catalogs).of(*ledger.catalogs.versions, dearer)
+    clock.pinned = NOW + 2 * DAY
+    assert ledger.catalogs.in_force(clock()).version == "dearer"
+    assert capture(ledger, hold_id, "c1", words=3000).body["captured"] == "6.000"  # as priced when placed
+    assert_conserved(store, "a")
