@@ -252,9 +252,11 @@ def _event_file(case: Case, workdir: Path) -> Path:
 
 def _prepare(event: dict[str, Any], account: str) -> None:
     """What the measured request needs first: a refund's or a dispute's payment (a purchase
-    of the same reference); for a void, the funded account's lot in the path."""
+    of the same reference); for a void, the funded account's lot in the path; for a
+    reversal, a consume; for a capture, a hold."""
     from tollbooth.app.idempotency import Idempotency
     from tollbooth.bootstrap import get_service, get_store
+    from tollbooth.domain.holds import HoldRequest
 
     route = str(event.get("routeKey", ""))
     if route.endswith(("/refunds", "/disputes")):
@@ -265,6 +267,17 @@ def _prepare(event: dict[str, Any], account: str) -> None:
         lot_id = get_store().load_account(account).lots[0].lot_id
         event["pathParameters"]["lot_id"] = lot_id
         event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/accounts/{account}/lots/{lot_id}/void"
+    elif route.endswith("/reversals"):  # a consume to give back
+        charged = get_service().consume(
+            account, "image_generation", 1, {}, Idempotency.of("job", "consume", account, {})
+        )
+        event["body"] = json.dumps({**json.loads(event["body"]), "entry_id": charged.body["entry_id"]})
+    elif route.endswith("/capture"):  # a hold to capture
+        asked = HoldRequest("image_generation", 2, {}, None, 900)
+        hold_id = get_service().holds.place(account, asked, Idempotency.of("hold", "hold", account, {})).body["hold_id"]
+        event["pathParameters"]["hold_id"] = hold_id
+        path = f"/v1/accounts/{account}/holds/{hold_id}/capture"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
 
 
 def bench_coldstart() -> dict[str, Any]:
