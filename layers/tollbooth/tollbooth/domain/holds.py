@@ -39,7 +39,7 @@ from tollbooth.domain.hold_state import Hold, HoldChange
 from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, Use, next_entry
 from tollbooth.domain.portions import give_back, write_offs
 from tollbooth.domain.pricing import price
-from tollbooth.domain.slices import PoolNeeded, lots_must_cover
+from tollbooth.domain.slices import PoolNeeded, lots_must_cover, on_own_side
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def place_mutation(
     event = hold_event("hold.placed", account.account_id, entry, hold, now)
     change = HoldChange(None, hold)
     placed = Mutation(account, (entry,), draws=draws, hold=change, pending_events=(*account.pending_events, event))
-    return _own_side(placed)
+    return on_own_side(placed)
 
 
 def _reservation(catalog: Catalog, asked: HoldRequest) -> tuple[int, Use, str | None]:
@@ -172,7 +172,7 @@ def capture_mutation(
         hold=HoldChange(hold, after),
         pending_events=(*account.pending_events, *events),
     )
-    return _own_side(captured)
+    return on_own_side(captured)
 
 
 def release_mutation(
@@ -204,14 +204,7 @@ def release_mutation(
         hold=HoldChange(hold, after),
         pending_events=(*account.pending_events, hold_event(kind, account.account_id, entry, hold, now), *events),
     )
-    return _own_side(released)
-
-
-def _own_side(mutation: Mutation) -> Mutation:
-    """While slices hold credits, an entry written on the account alone has no balance_after."""
-    if not mutation.account.escrow:
-        return mutation
-    return replace(mutation, entries=tuple(replace(entry, balance_after=None) for entry in mutation.entries))
+    return on_own_side(released)
 
 
 def due_holds(account: Account, now: int) -> list[str]:

@@ -183,8 +183,13 @@ def debit_on_account(
     """A consume written on the account's own lots while its slices hold credits (they are
     left alone): its entry has no balance_after, which only the whole account knows."""
     lots_must_cover(account, index, charge.amount, now, use)
-    mutation = consume_mutation(account, charge, use, now, key, caller)
-    if not account.escrow:
+    return on_own_side(consume_mutation(account, charge, use, now, key, caller))
+
+
+def on_own_side(mutation: Mutation) -> Mutation:
+    """A mutation written on the account alone while slices hold credits: its entries have
+    no balance_after, which only the whole account knows."""
+    if not mutation.account.escrow:
         return mutation
     return replace(mutation, entries=tuple(replace(entry, balance_after=None) for entry in mutation.entries))
 
