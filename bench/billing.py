@@ -33,6 +33,7 @@ from tollbooth.adapters.memory import MemoryStore
 from tollbooth.adapters.memory_items import Item, item_size
 from tollbooth.adapters.memory_transactions import written
 from tollbooth.app.ports import WriteConflict
+from tollbooth.domain.hold_state import DueHold
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Mutation
 
 # us-east-1 list prices, as used on "as_of" (DynamoDB's on-demand throughput prices were
@@ -237,10 +238,10 @@ class MeteredStore(MemoryStore):
         self._get(Keys.idempotency(account_id, key))
         return super().find_idempotency_record(account_id, key)
 
-    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account | DueHold]:
         with self._lock:
-            due = [pk for pk, at in self._due.get(Keys.expiry_shard_key(shard), {}).items() if at <= now]
-            sizes = [item_size(self._partitions[pk][Keys.ACCOUNT_SK]) for pk in due]
+            due = [key for key, at in self._due.get(Keys.expiry_shard_key(shard), {}).items() if at <= now]
+            sizes = [item_size(self._partitions[pk][sk]) for pk, sk in due]
         self.log.reads.append(Read("Query", tuple(sizes)))
         yield from super().accounts_due(shard, now, page_size)
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from tests.contract.conftest import DAY, NOW, Store, applied, credit, full_lot, lot, record
 from tollbooth.app.ports import WriteConflict
-from tollbooth.domain import slices
+from tollbooth.domain import holds, slice_holds, slices
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.debits import consume
+from tollbooth.domain.hold_state import DueHold
 from tollbooth.domain.ledger import Account, Mutation
 
 HISTORY = load_history()
@@ -121,9 +124,37 @@ def test_a_recall_puts_credits_back_and_recreates_a_lot_that_left(store: Store) 
     spent(store, "a", 0, 1, "k1")
     account = store.load_account("a")
     # When slice 0 is recalled
-    loaded = applied(store, slices.recall(account, 0))
+    loaded = applied(store, slices.recall(account, 0, 0))
     # Then its credits are back in their lots (the small one re-created with its terms),
     # what it spent is in the account's totals, and it holds nothing
     assert {x.lot_id: x.remaining for x in loaded.lots} == {"small": 3000, "big": 100_000}
     assert loaded.escrow == () and loaded.consumed == 1000 and loaded.slice(0).held == 0
     assert loaded.balance == loaded.granted - loaded.consumed
+
+
+def test_a_hold_on_a_slice_lives_in_its_partition_is_listed_and_found_by_the_sweeps_index(store: Store) -> None:
+    # Given a refilled slice 1 holding a hold of 4 credits, placed on it alone
+    account = refilled(store, applied(store, credit(Account(account_id="a"), lot("l1", 100_000))), 1, needed=5)
+    catalog = HISTORY.in_force(PRICED_AT)
+    asked = holds.HoldRequest(None, None, {}, 4000, 600)
+    placed = slice_holds.place_on_slice(catalog, store.load_slice("a", 1), 1, asked, NOW, "h1", {}, 0)
+    store.apply(replace(placed, records=(record("h1", 1),)), NOW)
+    assert placed.hold is not None
+    hold = placed.hold.after
+    # Then the account item is untouched; the slice reads back with the hold's reference,
+    # the hold reads back whole (its pending event too), and the list finds it
+    assert store.load_account("a").version == account.version
+    assert store.load_slice("a", 1).slice(1).holds == placed.slice_moves[0].after.holds
+    assert store.find_hold("a", hold.hold_id) == hold and [h.hold_id for h in store.list_holds("a", 10)] == [
+        hold.hold_id
+    ]
+    # And the sweep's index finds it at once (an event to publish), then at its expiry
+    due = [d for shard in range(store.expiry.shards) for d in store.accounts_due(shard, NOW)]
+    assert [d.hold.hold_id for d in due if isinstance(d, DueHold)] == [hold.hold_id]
+    store.apply(slice_holds.published("a", hold), NOW)
+    assert not [d for shard in range(store.expiry.shards) for d in store.accounts_due(shard, NOW)]
+    later = [d for shard in range(store.expiry.shards) for d in store.accounts_due(shard, hold.expires_at)]
+    assert [d.hold.hold_id for d in later if isinstance(d, DueHold)] == [hold.hold_id]
+    # And a second placement of the same hold is refused by its guard
+    with pytest.raises(WriteConflict):
+        store.apply(placed, NOW)

@@ -247,6 +247,17 @@ class AccountMachine(RuleBasedStateMachine):
         with contextlib.suppress(InsufficientCredits, TooManyHolds):
             self.holds.append(self.service.holds.place(self.account, asked, idem).body["hold_id"])
 
+    @rule(credits=st.integers(1, 60), hours=st.integers(1, 168), container=st.integers(0, 1))
+    def place_hold_on_a_slice(self, credits: int, hours: int, container: int) -> None:
+        """A hold of a contended account: its container's slice holds it, refilled from the
+        lots as a consume's is; its capture, release and expiry happen on that slice, or on
+        the account when the slice cannot do it alone."""
+        asked = HoldRequest(None, None, {}, credits * 1000, hours * 3600)
+        idem = Idempotency.of(self.key(), "hold", self.account, {"n": self.n})
+        with contextlib.suppress(InsufficientCredits, TooManyHolds):
+            placed = self.containers[container].holds.place(self.account, asked, idem, sliced=True)
+            self.holds.append(placed.body["hold_id"])
+
     @precondition(lambda self: bool(self.holds))
     @rule(pick=st.integers(0, 30), credits=st.integers(1, 80), again=st.booleans())
     def capture_hold(self, pick: int, credits: int, again: bool) -> None:

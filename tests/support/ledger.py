@@ -13,6 +13,7 @@ from typing import Any
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ports import LedgerStore
 from tollbooth.app.service import LedgerService
+from tollbooth.domain import ids
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.clock import now_ms
 from tollbooth.domain.errors import StorageUnavailable
@@ -64,11 +65,16 @@ def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None
         assert hold is not None and hold.status == "open" and hold.held == ref.credits
         assert all(0 < portion.remaining <= portion.granted for portion in hold.portions)
     assert all(0 < lot.remaining <= lot.granted for lot in account.lots)
-    # Each slice holds what it received less what it spent; one with no escrow holds nothing.
+    # Each slice holds what it received less what it spent, in its portions and its open
+    # holds; one with no escrow holds nothing.
     received = {escrow.index: escrow.received for escrow in account.escrow}
     for held in account.slices:
-        assert held.held == received.get(held.index, 0) - held.consumed
+        assert held.total == received.get(held.index, 0) - held.consumed
         assert all(0 < portion.remaining <= portion.granted for portion in held.portions)
+        for ref in held.holds:
+            hold = repository.find_hold(account_id, ref.hold_id)
+            assert hold is not None and hold.status == "open" and hold.held == ref.credits
+            assert ids.hold_slice(hold.hold_id) == held.index
     assert set(received) <= {held.index for held in account.slices} <= set(account.streams)
     whole = pooled(account)
     assert whole.balance == (

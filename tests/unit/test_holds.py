@@ -289,25 +289,6 @@ def test_a_hold_takes_from_no_more_lots_than_one_release_can_give_back() -> None
     assert_conserved(store, "a")
 
 
-def test_on_a_hot_account_holds_leave_the_slices_alone_until_the_whole_account_must_pay(store: MemoryStore) -> None:
-    ledger = ledger_over(store, Clock.at(NOW), hot_slices=4)
-    grant(ledger, "a", 100, "fund")
-    ledger.consume("a", "text_generation", 500, {}, Idempotency.of("c1", "consume", "a", {}), sliced=True)
-    escrow = store.load_account("a").escrow
-    assert escrow  # part of the credits sit in a slice
-    # A hold the account's own lots cover, its capture within it and a release touch no slice
-    hold_id = place(ledger, "h1", credits=10).body["hold_id"]
-    capture(ledger, hold_id, "k1", credits=4)
-    release(ledger, place(ledger, "h2", credits=5).body["hold_id"], "r1")
-    assert store.load_account("a").escrow == escrow
-    assert ledger.balance("a").balance == "95.000"
-    # A capture beyond its hold, which could run into arrears, pools the slices first
-    beyond = place(ledger, "h3", credits=1).body["hold_id"]
-    assert capture(ledger, beyond, "k2", credits=3).body["unpaid"] == "0.000"
-    assert store.load_account("a").escrow == ()
-    assert_conserved(store, "a")
-
-
 def test_a_hold_needing_what_the_slices_hold_recalls_them_and_is_refused_only_when_the_whole_cannot_pay(
     store: MemoryStore,
 ) -> None:

@@ -98,7 +98,7 @@ def test_a_recall_folds_what_the_slice_spent_and_the_pooled_view_matches_it() ->
         escrow=(Escrow(1, 500),),
         slices=(held,),
     )
-    after = recall(state, 1).account_after
+    after = recall(state, 1, 0).account_after
     assert {x.lot_id: x.remaining for x in after.lots} == {"l1": 500, "gone": 300}
     assert (after.balance, after.consumed, after.escrow) == (800, 200, ())
     view = pooled(state)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from tollbooth.domain import ids
+
 ENTRY_SEQ_DIGITS = 12
 
 
@@ -59,9 +61,10 @@ class Keys:
     HOLD_PREFIX = "HOLD#"
 
     @staticmethod
-    def hold(hold_id: str) -> str:
-        """A hold's sort key, in the account's partition (outside the range a load reads)."""
-        return f"{Keys.HOLD_PREFIX}{hold_id}"
+    def hold(account_id: str, hold_id: str) -> tuple[str, str]:
+        """A hold's (pk, sk): in the partition of the slice it was placed on (its id says
+        which, ``ids.hold_slice``), else the account's, outside the range a load reads."""
+        return Keys.stream(account_id, ids.hold_slice(hold_id)), f"{Keys.HOLD_PREFIX}{hold_id}"
 
     @staticmethod
     def reversal(charge: str) -> str:

@@ -127,18 +127,25 @@ def slice_stored(held: Slice) -> dict[str, Any]:
         "consumed": held.consumed,
         "seq": held.seq,
         "last_at": held.last_at,
+        "holds": hold_refs_stored(held.holds),
     }
 
 
 def slice_from_stored(stored: Mapping[str, Any]) -> Slice:
     portions = tuple(lot_from_attributes(p) for p in stored.get("portions") or [])
     numbers = {name: int(stored.get(name) or 0) for name in ("version", "consumed", "seq", "last_at")}
-    return Slice(int(stored["index"]), portions=portions, **numbers)
+    return Slice(int(stored["index"]), portions=portions, holds=hold_refs_from_stored(stored.get("holds")), **numbers)
 
 
 def hold_stored(hold: Hold) -> dict[str, Any]:
     """A hold item's attributes: its record, and its portions as a slice's are."""
-    return {"hold_id": hold.hold_id, **hold_record(hold), "portions": portions_stored(hold.portions)}
+    events = list(hold.pending_events) or None
+    return {
+        "hold_id": hold.hold_id,
+        **hold_record(hold),
+        "portions": portions_stored(hold.portions),
+        "pending_events": events,
+    }
 
 
 def hold_from_stored(stored: Mapping[str, Any]) -> Hold:
@@ -158,13 +165,18 @@ def hold_from_stored(stored: Mapping[str, Any]) -> Hold:
         quantity=values["quantity"],
         captured=int(values["captured"] or 0),
         closed_at=values["closed_at"],
+        pending_events=tuple(stored.get("pending_events") or ()),
     )
 
 
 def hold_refs_stored(refs: tuple[HoldRef, ...]) -> list[list[Any]] | None:
-    """The account item's ``holds``: [[hold_id, credits, expires_at]] of its open holds."""
-    return [[ref.hold_id, ref.credits, ref.expires_at] for ref in refs] or None
+    """An account's or a slice's ``holds``: [[hold_id, credits, expires_at]] of its open
+    holds, a slice's with [its lots' due moments]."""
+    return [[ref.hold_id, ref.credits, ref.expires_at, *([list(ref.dues)] if ref.dues else [])] for ref in refs] or None
 
 
 def hold_refs_from_stored(stored: list[list[Any]] | None) -> tuple[HoldRef, ...]:
-    return tuple(HoldRef(str(hold_id), int(credits), int(at)) for hold_id, credits, at in stored or [])
+    return tuple(
+        HoldRef(str(ref[0]), int(ref[1]), int(ref[2]), tuple(int(at) for at in (ref[3] if len(ref) > 3 else ())))
+        for ref in stored or []
+    )

@@ -48,7 +48,7 @@ from tollbooth.adapters.memory_transactions import Operation, conflict_of, passe
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, StoreBusy, TollboothError
 from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
-from tollbooth.domain.hold_state import Hold
+from tollbooth.domain.hold_state import DueHold, Hold, newest_holds
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation, Slice
 
 SNAPSHOT_TRIES, SNAPSHOT_BACKOFF_SECONDS = 4, 0.01  # as the Repository reads an account with slices
@@ -101,7 +101,7 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._partitions: dict[str, dict[str, Item]] = {}
-        self._due: dict[str, dict[str, int]] = {}  # the sparse expiry index: shard -> pk -> next_due_at
+        self._due: dict[str, dict[Key, int]] = {}  # the sparse expiry index: shard -> key -> next_due_at
         self._in_flight: set[Key] = set()
         self._units: dict[str, tuple[int, int]] = {}  # pk -> (second, write units used in it)
         self.writes = self.reads = self.conflicts = self.throttled = 0
@@ -160,14 +160,18 @@ class MemoryStore:
             return self.load_account(item["account_id"])
         return account_from_item(item)
 
-    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
-        """Accounts of one expiry shard with work due at ``now``, soonest first (ties by key)."""
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account | DueHold]:
+        """Accounts and holds of slices in one expiry shard with work due at ``now``, soonest
+        first (ties by key)."""
         with self._lock:
-            due = sorted((at, pk) for pk, at in self._due.get(f"EXPIRY#{shard:03d}", {}).items() if at <= now)
-            items = [self._partitions[pk][Keys.ACCOUNT_SK] for _, pk in due]
+            due = sorted((at, key) for key, at in self._due.get(f"EXPIRY#{shard:03d}", {}).items() if at <= now)
+            items = [self._partitions[pk][sk] for _, (pk, sk) in due]
             self.reads += max(1, math.ceil(len(items) / page_size))
         for item in items:
-            yield self._expiry_view(item, now)
+            if item["type"] == "hold":
+                yield DueHold(item["account_id"], hold_from_item(item))
+            else:
+                yield self._expiry_view(item, now)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         item = self._read(Keys.idempotency(account_id, key))
@@ -188,13 +192,13 @@ class MemoryStore:
         return None if item is None else entry_from_item(item)
 
     def find_hold(self, account_id: str, hold_id: str) -> Hold | None:
-        item = self._read((Keys.account(account_id), Keys.hold(hold_id)))
+        item = self._read(Keys.hold(account_id, hold_id))
         return None if item is None else hold_from_item(item)
 
     def list_holds(self, account_id: str, limit: int) -> list[Hold]:
-        items = reversed(self.raw_items(Keys.account(account_id)))
-        found = [item for item in items if item["sk"].startswith(Keys.HOLD_PREFIX)]
-        return [hold_from_item(item) for item in found[:limit]]
+        partitions = [self.raw_items(Keys.stream(account_id, s)) for s in (None, *self.entry_streams(account_id))]
+        found = [hold_from_item(item) for items in partitions for item in items if item["type"] == "hold"]
+        return newest_holds(found, limit)
 
     def reversed_of(self, account_id: str, charge: str) -> int:
         item = self._read((Keys.account(account_id), Keys.reversal(charge)))
@@ -291,9 +295,9 @@ class MemoryStore:
             puts.append((payment, WriteConflict.PAYMENT_REFERENCE))
         ops += [Operation((item["pk"], item["sk"]), "absent", meaning, item) for item, meaning in puts]
         if mutation.hold is not None:  # guarded by the status it leaves (placed: from nothing)
-            item, before = hold_item(account_id, mutation.hold.after), mutation.hold.before
+            item, before = hold_item(account_id, mutation.hold.after, self.expiry.shards), mutation.hold.before
             guard = "absent" if before is None else f"status:{before.status}"
-            ops.append(Operation((pk, item["sk"]), guard, VERSION, item))
+            ops.append(Operation((item["pk"], item["sk"]), guard, VERSION, item))
         if mutation.reversal is not None:  # guarded by what the charge had reversed before
             was = mutation.reversal
             total = stored_item(pk, Keys.reversal(was.charge), "reversal", reversed=was.after)
@@ -390,6 +394,6 @@ class MemoryStore:
         old = partition.get(sk)
         partition[sk] = item
         if old is not None and "expiry_shard" in old:
-            self._due.get(old["expiry_shard"], {}).pop(pk, None)
+            self._due.get(old["expiry_shard"], {}).pop((pk, sk), None)
         if "expiry_shard" in item and "next_due_at" in item:
-            self._due.setdefault(item["expiry_shard"], {})[pk] = item["next_due_at"]
+            self._due.setdefault(item["expiry_shard"], {})[(pk, sk)] = item["next_due_at"]

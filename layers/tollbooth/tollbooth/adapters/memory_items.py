@@ -22,7 +22,8 @@ from tollbooth.adapters.lot_attributes import (
     slice_from_stored,
     slice_stored,
 )
-from tollbooth.domain.hold_state import Hold
+from tollbooth.domain import ids
+from tollbooth.domain.hold_state import Hold, hold_due_at
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Intent, LedgerEntry, Lot, Slice
 
 Item = dict[str, Any]
@@ -80,26 +81,33 @@ def account_escrow(account: Account) -> dict[str, Any]:
 
 def slice_item(account_id: str, held: Slice) -> Item:
     stored = slice_stored(held)
-    portions = stored.pop("portions")
-    portions = json.dumps(portions) if portions else None
+    encoded = {name: json.dumps(value) if (value := stored.pop(name)) else None for name in ("portions", "holds")}
     return stored_item(
-        Keys.slice(account_id, held.index), Keys.SLICE_SK, "slice", account_id=account_id, **stored, portions=portions
+        Keys.slice(account_id, held.index), Keys.SLICE_SK, "slice", account_id=account_id, **stored, **encoded
     )
 
 
-def hold_item(account_id: str, hold: Hold) -> Item:
-    """A hold's item, its JSON attributes as strings (as PynamoDB stores them)."""
+def hold_item(account_id: str, hold: Hold, shards: int) -> Item:
+    """A hold's item, its JSON attributes as strings (as PynamoDB stores them); one placed
+    on a slice carries the expiry index's keys while the sweep has work on it."""
     stored = hold_stored(hold)
-    json_fields = {name: json.dumps(stored.pop(name)) for name in ("portions", "dimensions")}
-    return stored_item(Keys.account(account_id), Keys.hold(hold.hold_id), "hold", **stored, **json_fields)
+    json_fields: dict[str, str | None] = {name: json.dumps(stored.pop(name)) for name in ("portions", "dimensions")}
+    events = stored.pop("pending_events")
+    json_fields["pending_events"] = None if events is None else json.dumps(events)
+    pk, sk = Keys.hold(account_id, hold.hold_id)
+    due = hold_due_at(hold) if ids.hold_slice(hold.hold_id) is not None else None
+    index = {"expiry_shard": None if due is None else Keys.expiry_shard(account_id, shards), "next_due_at": due}
+    return stored_item(pk, sk, "hold", account_id=account_id, **stored, **json_fields, **index)
 
 
 def hold_from_item(item: Item) -> Hold:
-    return hold_from_stored({**item, **{name: json.loads(item[name]) for name in ("portions", "dimensions")}})
+    decoded = {name: json.loads(item.get(name) or "null") for name in ("portions", "dimensions", "pending_events")}
+    return hold_from_stored({**item, **decoded})
 
 
 def slice_from_item(item: Item) -> Slice:
-    return slice_from_stored({**item, "portions": json.loads(item.get("portions", "[]"))})
+    decoded = {name: json.loads(item.get(name) or "null") for name in ("portions", "holds")}
+    return slice_from_stored({**item, **decoded})
 
 
 def entry_item(account_id: str, entry: LedgerEntry) -> Item:

@@ -38,6 +38,8 @@ BUSY_WINDOW_SECONDS = 1.0
 REMEMBERED = 1024  # accounts whose last consume a container remembers
 
 Priced = Callable[[int], tuple[Charge, Use]]
+Need = Callable[[int], tuple[int, Use]]  # what a change needs of a slice, and what it may pay for
+SlicePlan = Callable[[Account, int, int], Mutation]  # a change on (a slice's view, its index, now)
 Request = Callable[..., Outcome]  # LedgerService._request: a plan written once, with replays
 Replay = Callable[[str, Idempotency], Outcome | None]
 
@@ -85,11 +87,35 @@ class HotConsumes:
     ) -> Outcome:
         """Spend from this container's slice, refilling it as need be; ``whole`` is the plan
         of a consume on the account itself, for a debit wider than a slice can take."""
+
+        def on_slice(view: Account, index: int, now: int) -> Mutation:
+            charge, use = priced(now)
+            mutation = slices.spend(view, index, charge, use, now, idem.key, caller)
+            return with_consume_receipt(mutation, charge, idem, now)
+
+        def on_account(account: Account, now: int) -> Mutation:
+            # Written on the account's own lots, its slices left alone.
+            charge, use = priced(now)
+            mutation = slices.debit_on_account(account, self.index, charge, use, now, idem.key, caller)
+            return with_consume_receipt(mutation, charge, idem, now)
+
+        def need(now: int) -> tuple[int, Use]:
+            charge, use = priced(now)
+            return charge.amount, use
+
+        return self.serve(account_id, idem, need, on_slice, on_account, whole)
+
+    def serve(
+        self, account_id: str, idem: Idempotency, need: Need, on_slice: SlicePlan, on_account: Plan, whole: Plan
+    ) -> Outcome:
+        """Write ``on_slice`` on this container's slice, refilling it with what ``need`` says
+        as need be; ``on_account`` when the account's lots hold too little to share out,
+        ``whole`` (the slices pooled) for a change wider than a slice can take."""
         start: Account | None = None
         for _ in range(MAX_REFILLS):
             index = self.index
             try:
-                return self._spend(account_id, index, idem, priced, caller, start)
+                return self._on_slice(account_id, index, idem, on_slice, start)
             except _SliceBusy:
                 self._move()
                 start = None
@@ -97,9 +123,10 @@ class HotConsumes:
             except (InsufficientCredits, FeatureLocked):
                 pass  # the slice cannot pay: refill it from the account
             try:
-                start = self._refill(account_id, index, priced)
+                start = self._refill(account_id, index, need)
             except slices.Scarce:
-                return self._on_account(account_id, index, idem, priced, caller)
+                # Read afresh: what this container remembers of the slices is old.
+                return self._request(account_id, idem, on_account, pool=False, load=self._store.load_account)
             except (slices.SliceTooNarrow, ChangeTooLarge):
                 # Wider than a slice may hold: written on the account (the slices recalled first).
                 return self._request(account_id, idem, whole)
@@ -110,37 +137,13 @@ class HotConsumes:
                 raise refused.error from None
         raise ConcurrentUpdate("the account is busy; retry the request with the same Idempotency-Key")
 
-    def _on_account(
-        self, account_id: str, index: int, idem: Idempotency, priced: Priced, caller: Mapping[str, str]
+    def _on_slice(
+        self, account_id: str, index: int, idem: Idempotency, on_slice: SlicePlan, start: Account | None
     ) -> Outcome:
-        """The consume written on the account's own lots, its slices left alone (read afresh:
-        what this container remembers of them is old)."""
-
-        def plan(account: Account, now: int) -> Mutation:
-            charge, use = priced(now)
-            mutation = slices.debit_on_account(account, index, charge, use, now, idem.key, caller)
-            return with_consume_receipt(mutation, charge, idem, now)
-
-        return self._request(account_id, idem, plan, pool=False, load=self._store.load_account)
-
-    def _spend(
-        self,
-        account_id: str,
-        index: int,
-        idem: Idempotency,
-        priced: Priced,
-        caller: Mapping[str, str],
-        start: Account | None,
-    ) -> Outcome:
-        def plan(view: Account, now: int) -> Mutation:
-            charge, use = priced(now)
-            mutation = slices.spend(view, index, charge, use, now, idem.key, caller)
-            return with_consume_receipt(mutation, charge, idem, now)
-
         return self._request(
             account_id,
             idem,
-            plan,
+            lambda view, now: on_slice(view, index, now),
             start=start,
             load=lambda account: self._store.load_slice(account, index),
             remember_as=f"{account_id}#slice#{index}",
@@ -148,7 +151,7 @@ class HotConsumes:
             on_race=self._busy,
         )
 
-    def _refill(self, account_id: str, index: int, priced: Priced) -> Account | None:
+    def _refill(self, account_id: str, index: int, need: Need) -> Account | None:
         """Fill the slice from the account: the slice as it stands afterwards (None: it was
         filled meanwhile, by another container's refill)."""
         share = max(1, self.count)
@@ -156,10 +159,8 @@ class HotConsumes:
         window = self._store.expiry.warning_window
 
         def plan(account: Account, now: int) -> Mutation | None:
-            charge, use = priced(now)
-            return slices.refill(
-                account, index, charge.amount, use, now, share=share, max_items=max_items, window=window
-            )
+            needed, use = need(now)
+            return slices.refill(account, index, needed, use, now, share=share, max_items=max_items, window=window)
 
         # Read afresh: the slices' states this container remembers of the account are old.
         written = self._writes.write(account_id, plan, pool=False, load=self._store.load_account)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tollbooth.domain.expiry import ExpiryIndexing
-from tollbooth.domain.hold_state import Hold
+from tollbooth.domain.hold_state import DueHold, Hold
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation
 
 
@@ -75,7 +75,7 @@ class LedgerStore(Protocol):
         """The account item alone: its lots are the soonest-due live expiring ones. In full
         when it owes an intent's draws, or lots beyond its summary are due at ``now``."""
 
-    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account | DueHold]:
         """Accounts of one expiry shard with work due at ``now``."""
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None: ...

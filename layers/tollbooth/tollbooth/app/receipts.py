@@ -150,7 +150,11 @@ def with_reversal_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
     return _kept(mutation, idem, 201, body)
 
 
-def _available(account: Account, now: int) -> str:
+def _available(account: Account, now: int, spend: bool = False) -> str | None:
+    """What the account may spend, when it is whole: not written on a slice (``spend``), and
+    no slice holds credits of it."""
+    if spend or account.escrow:
+        return None
     return format_credits(max(0, account.available_at(now) - account.arrears))
 
 
@@ -165,14 +169,14 @@ def with_hold_receipt(mutation: Mutation, idem: Idempotency, now: int) -> Mutati
         expires_at=clock.to_iso(hold.expires_at),
         lots=[DrawView(lot_id=p.lot_id, amount=format_credits(p.remaining)) for p in hold.portions],
         entry_id=mutation.entry.entry_id,
-        available=_available(mutation.account_after, now),
+        available=_available(mutation.account_after, now, mutation.spend),
     ).model_dump(mode="json")
     return _kept(mutation, idem, 201, body)
 
 
 def with_capture_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
     """201: what the job was charged, where from, and what went back."""
-    entry = mutation.entry
+    entry, after = mutation.entry, mutation.account_after
     assert entry is not None and entry.kind == "capture"
     details = entry.details
     body = CaptureResponse(
@@ -180,16 +184,17 @@ def with_capture_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
         entry_id=entry.entry_id,
         **{name: format_credits(details[name]) for name in ("captured", "from_hold", "unpaid", "released")},
         written_off=format_credits(details["written_off"]),
-        balance=format_credits(mutation.account_after.balance),
+        balance=None if mutation.spend or after.escrow else format_credits(after.balance),
     ).model_dump(mode="json")
     return _kept(mutation, idem, 201, body)
 
 
 def with_release_receipt(
-    account: Account, hold: Hold, mutation: Mutation | None, idem: Idempotency, now: int
+    account: Account, hold: Hold, mutation: Mutation | None, idem: Idempotency, now: int, *, on_slice: bool = False
 ) -> Mutation:
     """201 when this request released the hold, 200 when it was released or expired
-    already (as it stands): kept for replays either way."""
+    already (as it stands): kept for replays either way. ``on_slice``: ``account`` is a
+    slice's view (``domain.slice_holds``)."""
     entry = None if mutation is None else mutation.entry
     details = {} if entry is None else entry.details
     after = account if mutation is None else mutation.account_after
@@ -201,8 +206,9 @@ def with_release_receipt(
         entry_id=None if entry is None else entry.entry_id,
         released=format_credits(details.get("released", 0)),
         written_off=format_credits(details.get("written_off", 0)),
-        available=_available(after, now),
+        available=_available(after, now, on_slice),
     ).model_dump(mode="json")
     if mutation is None:  # nothing moves, but the answer is kept: a replay gets it
-        return Mutation(account, records=(IdempotencyRecord(idem.key, idem.fingerprint, 200, body, account.seq),))
+        kept = (IdempotencyRecord(idem.key, idem.fingerprint, 200, body, account.seq),)
+        return Mutation(account, records=kept, spend=on_slice)
     return _kept(mutation, idem, 201, body)

@@ -70,7 +70,7 @@ class LedgerService:
         self.writes = Writes(repository, max_attempts=max_write_attempts, now=now, sleep=sleep, budget=write_budget)
         self.usage = UsageCharges(self.writes, repository, catalogs, now)
         self.hot = HotConsumes(self.writes, repository, hot_slices, self._request, self._replay)
-        self.holds = Holds(repository, catalogs, self._request)
+        self.holds = Holds(repository, catalogs, self._request, self.hot)
 
     def now(self) -> int:
         return self._now()

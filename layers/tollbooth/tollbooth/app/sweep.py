@@ -10,6 +10,8 @@ For each account the expiry index says has work due (one index item read per acc
    ``credits.expiring`` event put in the outbox, in one guarded write;
 3. each open hold past its expiry is released (``hold.expired``), its credits back in
    their lots (those of lots expired meanwhile written off), in its own guarded write;
+   a hold on an escrow slice has an index entry of its own: its events are published
+   from its item, and it is released into its slice (``domain.slice_holds``);
 4. the outbox is published to EventBridge, then emptied in one guarded write.
 
 Events therefore only ever describe committed state, and a crash anywhere leaves work
@@ -24,14 +26,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tollbooth.app.holds import expiry_plans
 from tollbooth.app.outbox import flush
 from tollbooth.app.ports import LedgerStore, Publisher, WriteConflict
-from tollbooth.app.writes import Writes
-from tollbooth.domain import clock
+from tollbooth.app.writes import Writes, Written
+from tollbooth.domain import clock, ids
 from tollbooth.domain.errors import ConcurrentUpdate
 from tollbooth.domain.expiry import ExpiryIndexing, due_for_expiry, due_for_warning, warn, write_off
+from tollbooth.domain.hold_state import DueHold, Hold
 from tollbooth.domain.holds import due_holds, release_mutation
 from tollbooth.domain.ledger import Account, Mutation
+from tollbooth.domain.slice_holds import OnAccount, published
 from tollbooth.observability import logger
 
 # Who the sweep's own entries name as their caller.
@@ -83,11 +88,14 @@ class ExpirySweeper:
         report = SweepReport()
         for shard in range(self.indexing.shards):
             try:
-                for account in self.repository.accounts_due(shard, now, self.page_size):
+                for due in self.repository.accounts_due(shard, now, self.page_size):
                     if time_left is not None and time_left() < reserve_ms:
                         report.complete = False
                         return report
-                    self._settle(account, report)
+                    if isinstance(due, DueHold):
+                        self._settle_hold(due, report)
+                    else:
+                        self._settle(due, report)
             except Exception:
                 # The index query failed: what is left of this shard stays due, and the next
                 # run finds it.
@@ -146,6 +154,43 @@ class ExpirySweeper:
             logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
             report.failures += 1
             report.outbox_backlog += len(account.pending_events)
+
+    def _settle_hold(self, due: DueHold, report: SweepReport) -> None:
+        """A hold of a slice's: publish its events, then (once it is past its expiry and
+        open) release it, then publish that; each step guarded by the hold's status."""
+        account_id, hold = due.account_id, due.hold
+        try:
+            for _ in range(self.writes.max_attempts):
+                now = self._now()
+                if hold.pending_events:
+                    self.publisher.publish(hold.pending_events)
+                    try:
+                        self.repository.apply(published(account_id, hold), now)
+                        report.events_published += len(hold.pending_events)
+                    except WriteConflict:  # it changed meanwhile: read it again
+                        report.conflicts += 1
+                elif hold.status == "open" and hold.expires_at <= now:
+                    report.expired_holds += int(self._expire(account_id, hold) is not None)
+                else:
+                    return
+                found = self.repository.find_hold(account_id, hold.hold_id)
+                if found is None:
+                    return
+                hold = found
+        except Exception:  # storage, publishing, or a surprise: the hold stays due
+            logger.exception("hold left for the next run", extra={"account_id": account_id, "hold_id": hold.hold_id})
+            report.failures += 1
+
+    def _expire(self, account_id: str, hold: Hold) -> Written | None:
+        """Release an expired hold of a slice's: on its slice, or on the account."""
+        on_slice, on_account = expiry_plans(self.repository, account_id, hold.hold_id, SWEEP)
+        index = ids.hold_slice(hold.hold_id)
+        try:
+            return self.writes.write(
+                account_id, on_slice, pool=False, load=lambda a: self.repository.load_slice(a, int(index or 0))
+            )
+        except OnAccount:
+            return self.writes.write(account_id, on_account, pool=False, load=self.repository.load_account)
 
 
 def _count(report: SweepReport, mutation: Mutation) -> None:

@@ -43,7 +43,7 @@ from tollbooth.domain.errors import (
     TollboothError,
 )
 from tollbooth.domain.intents import fit, roll_forward
-from tollbooth.domain.ledger import Account, Mutation
+from tollbooth.domain.ledger import Account, Escrow, Mutation
 from tollbooth.domain.slices import PoolNeeded, recall
 
 # Refusals that depend on the account's state: a remembered state is re-read before refusing.
@@ -92,6 +92,14 @@ def _planned(plan: Plan, account: Account, now: int, fresh: bool) -> Mutation | 
         if not fresh and isinstance(refusal, STATE_REFUSALS):
             return _Again(fresh=True)
         raise Refused(refusal) from refusal
+
+
+def _idle(account: Account, escrow: Escrow, now: int) -> bool:
+    """Whether a recall of the slice would do nothing: it holds open holds alone, and the
+    moment the account item records for it has not come (a recall moves that on). A slice
+    not read with the account may hold anything."""
+    due = escrow.due_at is not None and escrow.due_at <= now
+    return not due and any(held.index == escrow.index and held.idle for held in account.slices)
 
 
 class Writes:
@@ -144,7 +152,7 @@ class Writes:
                 account = reload(account_id)
                 if account is None:
                     return None
-            todo = [e.index for e in account.escrow if pool or e.index in wanted]
+            todo = self._to_recall(account, pool, wanted)
             if account.intent is not None or todo:
                 # Roll an intent forward, or recall a slice, before anything is planned.
                 account = self._finish(account) if account.intent is not None else self._recall(account, todo[0])
@@ -173,6 +181,12 @@ class Writes:
             self._committed(first, mutation, known_as if remember else None)
             return Written(mutation, now)
         raise ConcurrentUpdate(busy)
+
+    def _to_recall(self, account: Account, pool: bool, wanted: frozenset[int]) -> list[int]:
+        """The slices to recall before planning: all (``pool``) or those ``wanted``, but for
+        those a recall would leave as they are."""
+        now = self._now()
+        return [e.index for e in account.escrow if (pool or e.index in wanted) and not _idle(account, e, now)]
 
     def _committed(self, first: Mutation, mutation: Mutation, known_as: str | None) -> None:
         audit.committed(mutation)
@@ -217,7 +231,7 @@ class Writes:
         if any(e.index not in {s.index for s in account.slices} for e in account.escrow):
             return self.store.load_account(account.account_id)  # a view without its slices
         self._known.forget(account.account_id)
-        step = recall(account, index)
+        step = recall(account, index, self._now())
         try:
             self.store.apply(step, self._now())
         except (WriteConflict, StoreBusy):

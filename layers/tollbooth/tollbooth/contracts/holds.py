@@ -47,6 +47,12 @@ class HoldRequest(StrictModel):
         return self
 
 
+WHOLE_ONLY = (
+    "null when the change was written on one escrow slice of a busy account, or on its own side "
+    "while slices hold credits: only the whole account knows it (read the balance route)"
+)
+
+
 class HoldResponse(Contract):
     hold_id: str
     status: HoldStatus
@@ -54,7 +60,7 @@ class HoldResponse(Contract):
     expires_at: Timestamp
     lots: list[DrawView] = Field(description="What the hold took of each lot, in burn-down order")
     entry_id: str
-    available: CreditsOut
+    available: CreditsOut | None = Field(description=WHOLE_ONLY)
 
 
 class CaptureRequest(StrictModel):
@@ -78,7 +84,7 @@ class CaptureResponse(Contract):
     unpaid: CreditsOut = Field(description="Of them, what no credits could pay: now arrears (the work was done)")
     released: CreditsOut = Field(description="What the hold held beyond the charge, back in its lots")
     written_off: CreditsOut = Field(description="What it held of lots expired meanwhile: written off")
-    balance: CreditsOut
+    balance: CreditsOut | None = Field(description=WHOLE_ONLY)
 
 
 class ReleaseResponse(Contract):
@@ -88,7 +94,7 @@ class ReleaseResponse(Contract):
     entry_id: str | None
     released: CreditsOut = Field(description="Credits back in their lots")
     written_off: CreditsOut = Field(description="What it held of lots expired meanwhile: written off")
-    available: CreditsOut
+    available: CreditsOut | None = Field(description=WHOLE_ONLY)
 
 
 class HoldView(Contract):

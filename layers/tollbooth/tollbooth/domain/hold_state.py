@@ -31,6 +31,9 @@ class Hold:
     catalog_version: str | None = None  # the version that priced it, and prices its capture
     captured: int = 0
     closed_at: int | None = None
+    # A hold on a slice (``domain.slice_holds``) keeps its events until the sweep publishes
+    # them: its own outbox, since its changes leave the account item alone.
+    pending_events: tuple[dict[str, Any], ...] = ()
 
     @property
     def held(self) -> int:
@@ -44,6 +47,9 @@ class HoldRef:
     hold_id: str
     credits: int
     expires_at: int
+    # On a slice: when the lots its portions came from are due to the sweep (a warning or a
+    # write-off), so that a recall can say when the slice is next due.
+    dues: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,24 @@ def hold_record(hold: Hold) -> dict[str, Any]:
         "captured": hold.captured,
         "closed_at": hold.closed_at,
     }
+
+
+def hold_due_at(hold: Hold) -> int | None:
+    """When the sweep has work on a hold of a slice's (its own entry in the expiry index):
+    events to publish (at once), or its expiry while it is open; None: nothing, ever."""
+    if hold.pending_events:
+        return hold.placed_at if hold.closed_at is None else hold.closed_at
+    return hold.expires_at if hold.status == "open" else None
+
+
+@dataclass(frozen=True)
+class DueHold:
+    """A hold of a slice's the expiry index says the sweep has work on."""
+
+    account_id: str
+    hold: Hold
+
+
+def newest_holds(holds: list[Hold], limit: int) -> list[Hold]:
+    """The newest ``limit`` of ``holds`` (read from several partitions), newest first."""
+    return sorted(holds, key=lambda hold: (hold.placed_at, hold.hold_id), reverse=True)[:limit]

@@ -16,11 +16,12 @@
 A hold's item records its status, and every change of it is guarded by the status it
 leaves, besides the account's version: capture, release and expiry never both win.
 
-On a hot account (``domain.slices``) a hold is written on the account's own lots, its
-slices left alone: placing recalls only the slices the lots need (PoolNeeded) and refuses
-only what the whole account cannot pay; a capture within the hold and a release touch no
-slice; a capture beyond the hold, which may run into arrears, pools them first. Entries
-written while slices hold credits have no ``balance_after`` (only the whole knows it).
+On a busy account a hold is placed, captured and released on an escrow slice
+(``domain.slice_holds``). Outside one, it is written on the account's own lots, its slices
+left alone: placing recalls only the slices the lots need (PoolNeeded) and refuses only
+what the whole account cannot pay; a capture beyond the hold, which may run into arrears,
+pools them first. A slice's hold closed here (``off_slice``) leaves its slice in the same
+transaction. Entries written while slices hold credits have no ``balance_after``.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from tollbooth.domain.catalog import Catalog
 from tollbooth.domain.debits import consume
 from tollbooth.domain.errors import ChangeTooLarge, HoldCaptured, HoldTooLong, InvalidRequest, TooManyHolds
 from tollbooth.domain.events import hold_event, overdrawn_event
-from tollbooth.domain.hold_state import Hold, HoldChange
+from tollbooth.domain.hold_state import Hold, HoldChange, HoldStatus
 from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, Use, next_entry
 from tollbooth.domain.portions import give_back, write_offs
 from tollbooth.domain.pricing import price
-from tollbooth.domain.slices import PoolNeeded, lots_must_cover, on_own_side
+from tollbooth.domain.slice_state import SliceMove
+from tollbooth.domain.slices import PoolNeeded, holding, in_escrow, lots_must_cover, on_own_side
 
 
 @dataclass(frozen=True)
@@ -70,17 +72,8 @@ def place_mutation(
     """Reserve what ``asked`` needs, or InsufficientCredits / FeatureLocked / TooManyHolds;
     ChangeTooLarge when it would take more lots than one transaction (``max_items``) can
     give back, since a hold must always be releasable."""
-    if asked.expires_in_seconds > catalog.max_hold_seconds:
-        raise HoldTooLong(
-            f"a hold may last at most {catalog.max_hold_seconds} seconds (max_hold_seconds in catalog "
-            f"{catalog.version})"
-        )
-    if len(account.holds) >= catalog.max_open_holds:
-        raise TooManyHolds(
-            f"the account has {len(account.holds)} open holds, the most catalog {catalog.version} allows; "
-            "capture or release one first"
-        )
-    amount, use, version = _reservation(catalog, asked)
+    admit(catalog, asked, len(account.holds))
+    amount, use, version = reservation(catalog, asked)
     if account.escrow:
         lots_must_cover(account, 0, amount, now, use)
     draws = allocate(account, amount, now, use)
@@ -91,8 +84,35 @@ def place_mutation(
         )
     terms = {lot.lot_id: lot for lot in account.lots}
     portions = tuple(replace(terms[d.lot_id], remaining=d.amount) for d in draws)
-    hold = Hold(
-        ids.new_id("hold", now),
+    hold = new_hold(ids.hold_id(now), amount, portions, now, asked, use, version)
+    details = {**about(hold), "draws": draw_records(draws, account.lots), "caller": dict(caller)}
+    entry = next_entry(account, "hold", 0, now, key, details)
+    event = hold_event("hold.placed", account.account_id, entry, hold, now)
+    change = HoldChange(None, hold)
+    placed = Mutation(account, (entry,), draws=draws, hold=change, pending_events=(*account.pending_events, event))
+    return on_own_side(placed)
+
+
+def admit(catalog: Catalog, asked: HoldRequest, open_holds: int) -> None:
+    """HoldTooLong / TooManyHolds, by the catalog's caps, when ``asked`` may not be placed
+    beside ``open_holds`` open ones."""
+    if asked.expires_in_seconds > catalog.max_hold_seconds:
+        raise HoldTooLong(
+            f"a hold may last at most {catalog.max_hold_seconds} seconds (max_hold_seconds in catalog "
+            f"{catalog.version})"
+        )
+    if open_holds >= catalog.max_open_holds:
+        raise TooManyHolds(
+            f"the account has {open_holds} open holds, the most catalog {catalog.version} allows; "
+            "capture or release one first"
+        )
+
+
+def new_hold(
+    hold_id: str, amount: int, portions: tuple[Lot, ...], now: int, asked: HoldRequest, use: Use, version: str | None
+) -> Hold:
+    return Hold(
+        hold_id,
         "open",
         amount,
         portions,
@@ -104,15 +124,9 @@ def place_mutation(
         dict(asked.dimensions),
         version,
     )
-    details = {**_about(hold), "draws": draw_records(draws, account.lots), "caller": dict(caller)}
-    entry = next_entry(account, "hold", 0, now, key, details)
-    event = hold_event("hold.placed", account.account_id, entry, hold, now)
-    change = HoldChange(None, hold)
-    placed = Mutation(account, (entry,), draws=draws, hold=change, pending_events=(*account.pending_events, event))
-    return on_own_side(placed)
 
 
-def _reservation(catalog: Catalog, asked: HoldRequest) -> tuple[int, Use, str | None]:
+def reservation(catalog: Catalog, asked: HoldRequest) -> tuple[int, Use, str | None]:
     """What the hold reserves, what it may be paid with, and the catalog version that priced it."""
     if asked.feature is not None and asked.quantity is not None:
         charge, use = consume(catalog, asked.feature, asked.quantity, asked.dimensions)
@@ -139,15 +153,16 @@ def capture_mutation(
     """Charge ``amount`` for the job ``hold`` reserved for, once (HoldCaptured after that)."""
     if hold.status == "captured":
         raise HoldCaptured(f"hold {hold.hold_id!r} was captured already; a hold is captured once")
-    if account.escrow and (hold.status != "open" or amount > hold.held):
+    if in_escrow(account) and (hold.status != "open" or amount > hold.held):
         raise PoolNeeded(None)  # beyond the hold: the whole account pays, then arrears
+    moves = off_slice(account, hold, now)
     taken, _ = take_in_order(list(hold.portions), amount) if hold.status == "open" else ((), 0)
     from_hold = sum(draw.amount for draw in taken)
-    back = give_back(account, _left(hold.portions, taken) if hold.status == "open" else (), now)
+    back = give_back(account, left_after(hold.portions, taken) if hold.status == "open" else (), now)
     use = Use(hold.feature or "", hold.licence)
     extra, unpaid = draw_what_lots_can(account, amount - from_hold, now, use)
     details = {
-        **_about(hold),
+        **about(hold),
         "captured": amount,
         "from_hold": from_hold,
         "draws": draw_records(taken, hold.portions) + draw_records(extra, account.lots),
@@ -158,8 +173,8 @@ def capture_mutation(
     }
     entry = next_entry(account, "capture", -amount, now, key, details)
     written_off, expired = write_offs(account, entry, back.expired, now, "capture")
-    after = replace(hold, status="captured", portions=(), captured=amount, closed_at=now)
-    events = [hold_event("hold.captured", account.account_id, entry, hold, now), *expired]
+    after = replace(hold, status="captured", portions=(), captured=amount, closed_at=now, pending_events=())
+    events = [*hold.pending_events, hold_event("hold.captured", account.account_id, entry, hold, now), *expired]
     if account.arrears == 0 and unpaid:
         events.append(overdrawn_event(account.account_id, entry, unpaid, now))
     captured = Mutation(
@@ -171,6 +186,7 @@ def capture_mutation(
         arrears_change=unpaid,
         hold=HoldChange(hold, after),
         pending_events=(*account.pending_events, *events),
+        slice_moves=moves,
     )
     return on_own_side(captured)
 
@@ -184,9 +200,10 @@ def release_mutation(
         raise HoldCaptured(f"hold {hold.hold_id!r} was captured; there is nothing left to release")
     if hold.status != "open":
         return None
+    moves = off_slice(account, hold, now)
     back = give_back(account, hold.portions, now)
     details = {
-        **_about(hold),
+        **about(hold),
         "released": back.returned,
         "written_off": back.written_off,
         "expired": expired,
@@ -195,16 +212,32 @@ def release_mutation(
     entry = next_entry(account, "release", 0, now, key, details)
     written_off, events = write_offs(account, entry, back.expired, now, "release")
     kind = "hold.expired" if expired else "hold.released"
-    after = replace(hold, status="expired" if expired else "released", portions=(), closed_at=now)
+    status: HoldStatus = "expired" if expired else "released"
+    after = replace(hold, status=status, portions=(), closed_at=now, pending_events=())
+    freed = (*hold.pending_events, hold_event(kind, account.account_id, entry, hold, now), *events)
     released = Mutation(
         account,
         (entry, *written_off),
         returns=back.returns,
         new_lots=back.remade,
         hold=HoldChange(hold, after),
-        pending_events=(*account.pending_events, hold_event(kind, account.account_id, entry, hold, now), *events),
+        pending_events=(*account.pending_events, *freed),
+        slice_moves=moves,
     )
     return on_own_side(released)
+
+
+def off_slice(account: Account, hold: Hold, now: int) -> tuple[SliceMove, ...]:
+    """An open hold of a slice's (``domain.slice_holds``) closed on the account's own lots:
+    its slice, recalled first, no longer holds it, and its credits are the account's again."""
+    index = ids.hold_slice(hold.hold_id)
+    if index is None or hold.status != "open":
+        return ()
+    held = next((s for s in account.slices if s.index == index), None)
+    if held is None or not held.idle:
+        raise PoolNeeded((index,))
+    after = replace(held, version=held.version + 1, holds=tuple(r for r in held.holds if r.hold_id != hold.hold_id))
+    return (SliceMove(held, after, holding(after, now)),)
 
 
 def due_holds(account: Account, now: int) -> list[str]:
@@ -212,12 +245,12 @@ def due_holds(account: Account, now: int) -> list[str]:
     return [ref.hold_id for ref in sorted(account.holds, key=lambda r: r.expires_at) if ref.expires_at <= now]
 
 
-def _left(portions: tuple[Lot, ...], taken: tuple[Draw, ...]) -> tuple[Lot, ...]:
+def left_after(portions: tuple[Lot, ...], taken: tuple[Draw, ...]) -> tuple[Lot, ...]:
     spent = {draw.lot_id: draw.amount for draw in taken}
     return tuple(replace(p, remaining=p.remaining - spent.get(p.lot_id, 0)) for p in portions)
 
 
-def _about(hold: Hold) -> dict[str, Any]:
+def about(hold: Hold) -> dict[str, Any]:
     """What every entry of a hold records of it."""
     return {
         "hold_id": hold.hold_id,

@@ -39,5 +39,20 @@ def entry_position(entry_id: str) -> tuple[int, int | None] | None:
     return int(seq), int(stream) if marked else None
 
 
+def hold_id(at_ms: int, stream: int | None = None) -> str:
+    """A hold's id, ending in the slice it was placed on (``domain.slice_holds``), if any:
+    where its item lives, so that one read finds it."""
+    made = new_id("hold", at_ms)
+    return made if stream is None else f"{made}s{stream}"
+
+
+def hold_slice(hold_id: str) -> int | None:
+    """The slice a hold of ``hold_id`` was placed on; None: on the account itself."""
+    head, marked, stream = hold_id.rpartition("s")
+    if not marked or not head.startswith("hold_") or len(head) != 31 or not _number(stream):
+        return None
+    return int(stream)
+
+
 def _number(text: str) -> bool:
     return 0 < len(text) <= 12 and text.isascii() and text.isdigit()

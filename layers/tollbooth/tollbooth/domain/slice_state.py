@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from tollbooth.domain.hold_state import HoldRef
+
 if TYPE_CHECKING:
     from tollbooth.domain.ledger import Account, Lot
 
@@ -24,10 +26,27 @@ class Slice:
     consumed: int = 0  # spent here since the slice was last recalled
     seq: int = 0  # entries this slice has written, ever
     last_at: int = 0  # the instant of its last entry: a slice's entries never go back in time
+    holds: tuple[HoldRef, ...] = ()  # open holds placed on it (``domain.slice_holds``)
 
     @property
     def held(self) -> int:
+        """Credits it may spend or hold: its portions."""
         return sum(portion.remaining for portion in self.portions)
+
+    @property
+    def total(self) -> int:
+        """Everything it holds of the account's: its portions and its open holds."""
+        return self.held + sum(ref.credits for ref in self.holds)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing a recall would move: no portions, nothing spent since the last (its open
+        holds stay on it until they close)."""
+        return not self.portions and not self.consumed
+
+    def next_due(self, now: int) -> int | None:
+        """The soonest moment after ``now`` the sweep has work on its holds' lots."""
+        return min((at for ref in self.holds for at in ref.dues if at > now), default=None)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def spend(
     after = replace(
         held,
         version=held.version + 1,
-        portions=_taken(held.portions, draws),
+        portions=taken_from(held.portions, draws),
         consumed=held.consumed + charge.amount,
         seq=held.seq + 1,
         last_at=at,
@@ -112,7 +112,7 @@ def refill(
         raise SliceTooNarrow
     # Siblings get a share only while the lots hold plenty: near the end, credits stay where
     # any slice's refill finds them, rather than scattered where only a recall would.
-    holding = {e.index for e in account.escrow}
+    holding = {e.index for e in account.escrow if not account.slice(e.index).idle}
     for sibling in range(share) if chunk >= RICH * needed else ():
         if sibling != index and sibling not in holding and not filling.fill(sibling, chunk, []):
             break
@@ -236,20 +236,35 @@ def _to_recall(account: Account, index: int, needed: int, now: int, use: Use) ->
     return tuple(chosen)
 
 
-def recall(account: Account, index: int) -> Mutation:
+def recall(account: Account, index: int, now: int) -> Mutation:
     """Put what slice ``index`` holds back into its lots, and fold what it spent into the
-    account's totals: afterwards the slice holds nothing of the account's."""
+    account's totals: afterwards the slice holds nothing of the account's but its open
+    holds, which stay on it until they close (``domain.slice_holds``)."""
     held = account.slice(index)
     present = {lot.lot_id for lot in account.lots}
     returns = tuple(Draw(p.lot_id, p.remaining) for p in held.portions if p.lot_id in present and p.remaining)
     recreated = tuple(p for p in held.portions if p.lot_id not in present and p.remaining)
     after = replace(held, version=held.version + 1, portions=(), consumed=0)
-    return Mutation(account, returns=returns, new_lots=recreated, slice_moves=(SliceMove(held, after),))
+    move = SliceMove(held, after, holding(after, now))
+    return Mutation(account, returns=returns, new_lots=recreated, slice_moves=(move,))
+
+
+def holding(held: Slice, now: int) -> Escrow | None:
+    """What the account item records of a slice holding nothing but open holds."""
+    return Escrow(held.index, held.total, held.next_due(now)) if held.holds else None
+
+
+def in_escrow(account: Account) -> bool:
+    """Whether slices hold credits that may be spent: any slice a recall would move (one
+    not read with the account counts as such)."""
+    read = {held.index: held for held in account.slices}
+    return any(e.index not in read or not read[e.index].idle for e in account.escrow)
 
 
 def pooled(account: Account) -> Account:
-    """The whole account as one, for reads: each slice's portions back in their lots, and
-    what the slices spent in the totals (nothing is written)."""
+    """The whole account as one, for reads: each slice's portions back in their lots, its
+    open holds with the account's, and what the slices spent in the totals (nothing is
+    written)."""
     remaining = {lot.lot_id: lot.remaining for lot in account.lots}
     terms = {lot.lot_id: lot for lot in account.lots}
     for held in account.slices:
@@ -258,18 +273,19 @@ def pooled(account: Account) -> Account:
             terms.setdefault(portion.lot_id, portion)
     lots = tuple(replace(terms[lot_id], remaining=left) for lot_id, left in remaining.items() if left > 0)
     spent = sum(held.consumed for held in account.slices)
-    held_credits = sum(held.held for held in account.slices)
+    in_slices = sum(held.total for held in account.slices)
     return replace(
         account,
         lots=lots,
-        balance=account.balance + held_credits,
+        balance=account.balance + in_slices,
         consumed=account.consumed + spent,
         escrow=(),
         slices=(),
+        holds=account.holds + tuple(ref for held in account.slices for ref in held.holds),
     )
 
 
-def _taken(portions: tuple[Lot, ...], draws: tuple[Draw, ...]) -> tuple[Lot, ...]:
+def taken_from(portions: tuple[Lot, ...], draws: tuple[Draw, ...]) -> tuple[Lot, ...]:
     taken = {draw.lot_id: draw.amount for draw in draws}
     left = (replace(p, remaining=p.remaining - taken.get(p.lot_id, 0)) for p in portions)
     return tuple(p for p in left if p.remaining > 0)

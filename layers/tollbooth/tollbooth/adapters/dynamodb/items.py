@@ -17,19 +17,36 @@ from pynamodb.models import Model
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
     escrow_from_stored,
+    escrow_stored,
     hold_refs_from_stored,
+    hold_refs_stored,
     hold_stored,
     intent_from_stored,
     intent_stored,
     lot_attributes,
     lot_from_attributes,
     lot_from_summary,
+    lot_summary,
     periods_from_stored,
+    periods_stored,
     slice_from_stored,
     slice_stored,
 )
-from tollbooth.domain.hold_state import Hold
+from tollbooth.domain import ids
+from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
+from tollbooth.domain.hold_state import Hold, hold_due_at
 from tollbooth.domain.ledger import Account, Intent, LedgerEntry, Lot, Slice
+
+
+class ExpiryIndex(GlobalSecondaryIndex["TableItem"]):
+    """Sparse: only the accounts and holds the sweep will have work on carry its keys."""
+
+    class Meta:
+        index_name = "ExpiryIndex"
+        projection = AllProjection()
+
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    next_due_at = NumberAttribute(range_key=True)
 
 
 class TableItem(Model):
@@ -45,17 +62,10 @@ class TableItem(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     item_type = DiscriminatorAttribute(attr_name="type")
-
-
-class ExpiryIndex(GlobalSecondaryIndex["AccountItem"]):
-    """Sparse: only accounts the sweep will have work on carry its keys."""
-
-    class Meta:
-        index_name = "ExpiryIndex"
-        projection = AllProjection()
-
-    expiry_shard = UnicodeAttribute(hash_key=True)
-    next_due_at = NumberAttribute(range_key=True)
+    # The expiry index's keys: on an account, and on a hold of a slice's, the sweep has work on.
+    expiry_shard = UnicodeAttribute(null=True)
+    next_due_at = NumberAttribute(null=True)
+    expiry_index = ExpiryIndex()
 
 
 class AccountItem(TableItem, discriminator="account"):
@@ -80,9 +90,6 @@ class AccountItem(TableItem, discriminator="account"):
     escrow = JSONAttribute(null=True)  # what each escrow slice holds of it: [[slice, received, due_at]]
     streams = JSONAttribute(null=True)  # the slices that have written entries: [slice]
     holds = JSONAttribute(null=True)  # its open holds: [[hold_id, credits, expires_at]]
-    expiry_shard = UnicodeAttribute(null=True)
-    next_due_at = NumberAttribute(null=True)
-    expiry_index = ExpiryIndex()
 
 
 class LotItem(TableItem, discriminator="lot"):
@@ -119,6 +126,7 @@ class SliceItem(TableItem, discriminator="slice"):
     consumed = NumberAttribute()
     seq = NumberAttribute()
     last_at = NumberAttribute()
+    holds = JSONAttribute(null=True)  # open holds placed on it: [[hold_id, credits, expires_at, [dues]]]
 
 
 class LedgerItem(TableItem, discriminator="entry"):
@@ -171,10 +179,17 @@ class HoldItem(TableItem, discriminator="hold"):
     captured = NumberAttribute()
     closed_at = NumberAttribute(null=True)
     portions = JSONAttribute(null=True)  # each a lot's attributes, holding what the hold has of it
+    account_id = UnicodeAttribute(null=True)
+    pending_events = JSONAttribute(null=True)  # a slice's hold: its events until the sweep publishes them
 
 
-def hold_item(account_id: str, hold: Hold) -> HoldItem:
-    return HoldItem(Keys.account(account_id), Keys.hold(hold.hold_id), **hold_stored(hold))
+def hold_item(account_id: str, hold: Hold, shards: int) -> HoldItem:
+    """A hold's item; one placed on a slice carries the expiry index's keys while the sweep
+    has work on it (its events to publish, its expiry)."""
+    due = hold_due_at(hold) if ids.hold_slice(hold.hold_id) is not None else None
+    shard = None if due is None else Keys.expiry_shard(account_id, shards)
+    pk, sk = Keys.hold(account_id, hold.hold_id)
+    return HoldItem(pk, sk, account_id=account_id, **hold_stored(hold), expiry_shard=shard, next_due_at=due)
 
 
 class ReversalItem(TableItem, discriminator="reversal"):
@@ -268,4 +283,37 @@ def account_from_item(
         streams=tuple(int(index) for index in item.streams or ()),
         slices=slices,
         holds=hold_refs_from_stored(item.holds),
+    )
+
+
+def account_item(expiry: ExpiryIndexing, account: Account, now: int) -> AccountItem:
+    """The account item for a state, with the sweep's summary and index keys."""
+    summary = expiry_summary(account, expiry)
+    due = summary.next_due_at
+    return AccountItem(
+        Keys.account(account.account_id),
+        Keys.ACCOUNT_SK,
+        account_id=account.account_id,
+        version=account.version,
+        seq=account.seq,
+        balance=account.balance,
+        granted=account.granted,
+        consumed=account.consumed,
+        expired=account.expired,
+        arrears=account.arrears or None,
+        clawed_back=account.clawed_back or None,
+        adjusted=account.adjusted or None,
+        voided=account.voided or None,
+        reversed=account.reversed or None,
+        updated_at=now,
+        expiring_lots=[lot_summary(lot) for lot in summary.lots] or None,
+        unsummarized=summary.unsummarized,
+        pending_events=list(account.pending_events) or None,
+        periods=periods_stored(account.periods),
+        intent_id=None if account.intent is None else account.intent.entry_id,
+        escrow=escrow_stored(account.escrow),
+        streams=list(account.streams) or None,
+        holds=hold_refs_stored(account.holds),
+        expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, expiry.shards),
+        next_due_at=due,
     )

@@ -28,6 +28,7 @@ from tollbooth.adapters.dynamodb.items import (
     SliceItem,
     TableItem,
     account_from_item,
+    account_item,
     entry_from_item,
     hold_item,
     intent_from_item,
@@ -40,16 +41,12 @@ from tollbooth.adapters.dynamodb.items import (
 )
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
-    escrow_stored,
     hold_from_stored,
-    hold_refs_stored,
-    lot_summary,
-    periods_stored,
 )
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import StorageUnavailable
-from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
-from tollbooth.domain.hold_state import Hold
+from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.hold_state import DueHold, Hold, newest_holds
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Lot, Mutation, Slice
 
 # Each DynamoDB call gives up within (connect + read) x attempts = 8 s, inside the
@@ -186,15 +183,20 @@ class Repository:
             return self.load_account(item.account_id)
         return account_from_item(item)
 
-    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
-        """Accounts in one shard of the expiry index with work due at ``now``, soonest first.
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account | DueHold]:
+        """Accounts and holds of slices in one shard of the expiry index with work due at
+        ``now``, soonest first.
 
-        Each comes with its summarised live expiring lots; it reads one index item per account
-        (and the account in full when it owes an intent's draws or lots beyond the summary are due)."""
+        An account comes with its summarised live expiring lots; it reads one index item per
+        account (and the account in full when it owes an intent's draws or lots beyond the
+        summary are due). A hold comes as its item holds it."""
         shard_key = Keys.expiry_shard_key(shard)
         with storage_errors():
-            for item in AccountItem.expiry_index.query(shard_key, AccountItem.next_due_at <= now, page_size=page_size):
-                yield self._expiry_view(item, now)
+            for item in TableItem.expiry_index.query(shard_key, TableItem.next_due_at <= now, page_size=page_size):
+                if isinstance(item, HoldItem):
+                    yield DueHold(str(item.account_id), hold_from_stored(item.attribute_values))
+                elif isinstance(item, AccountItem):
+                    yield self._expiry_view(item, now)
 
     def find_idempotency_record(self, account_id: str, key: str) -> IdempotencyRecord | None:
         with storage_errors():
@@ -230,16 +232,22 @@ class Repository:
     def find_hold(self, account_id: str, hold_id: str) -> Hold | None:
         with storage_errors():
             try:
-                item = HoldItem.get(Keys.account(account_id), Keys.hold(hold_id), consistent_read=True)
+                item = HoldItem.get(*Keys.hold(account_id, hold_id), consistent_read=True)
             except HoldItem.DoesNotExist:
                 return None
         return hold_from_stored(item.attribute_values)
 
     def list_holds(self, account_id: str, limit: int) -> list[Hold]:
+        """The newest ``limit`` holds: the account's own, and those of each slice that has
+        written entries (a Query per partition)."""
         condition = HoldItem.sk.startswith(Keys.HOLD_PREFIX)
+        found: list[Hold] = []
         with storage_errors():
-            found = HoldItem.query(Keys.account(account_id), condition, scan_index_forward=False, limit=limit)
-            return [hold_from_stored(item.attribute_values) for item in found if isinstance(item, HoldItem)]
+            for stream in (None, *self.entry_streams(account_id)):
+                pk = Keys.stream(account_id, stream)
+                items = HoldItem.query(pk, condition, scan_index_forward=False, limit=limit)
+                found += [hold_from_stored(item.attribute_values) for item in items if isinstance(item, HoldItem)]
+        return newest_holds(found, limit)
 
     def reversed_of(self, account_id: str, charge: str) -> int:
         with storage_errors():
@@ -270,44 +278,12 @@ class Repository:
 
     # -- writes --------------------------------------------------------------
 
-    def _account_item(self, account: Account, now: int) -> AccountItem:
-        """The account item for a state, with the sweep's summary and index keys."""
-        summary = expiry_summary(account, self.expiry)
-        due = summary.next_due_at
-        return AccountItem(
-            Keys.account(account.account_id),
-            Keys.ACCOUNT_SK,
-            account_id=account.account_id,
-            version=account.version,
-            seq=account.seq,
-            balance=account.balance,
-            granted=account.granted,
-            consumed=account.consumed,
-            expired=account.expired,
-            arrears=account.arrears or None,
-            clawed_back=account.clawed_back or None,
-            adjusted=account.adjusted or None,
-            voided=account.voided or None,
-            reversed=account.reversed or None,
-            updated_at=now,
-            expiring_lots=[lot_summary(lot) for lot in summary.lots] or None,
-            unsummarized=summary.unsummarized,
-            pending_events=list(account.pending_events) or None,
-            periods=periods_stored(account.periods),
-            intent_id=None if account.intent is None else account.intent.entry_id,
-            escrow=escrow_stored(account.escrow),
-            streams=list(account.streams) or None,
-            holds=hold_refs_stored(account.holds),
-            expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards),
-            next_due_at=due,
-        )
-
     def seed(self, accounts: list[Account], now: int) -> None:
         """Bulk-load accounts and their lots as they stand, with no ledger history (benchmarks
         and fixtures only: nothing here is guarded, and the ledger will not add up)."""
         with storage_errors(), AccountItem.batch_write() as batch:
             for account in accounts:
-                batch.save(self._account_item(account, now))
+                batch.save(account_item(self.expiry, account, now))
                 for lot in account.lots:
                     batch.save(lot_item(Keys.account(account.account_id), lot))
 
@@ -344,7 +320,7 @@ class Repository:
         guard = AccountItem.pk.does_not_exist() if version == 0 else AccountItem.version == version
         puts: list[tuple[Model, Any, str]] = []
         if not mutation.spend:
-            puts.append((self._account_item(mutation.account_after, now), guard, VERSION))
+            puts.append((account_item(self.expiry, mutation.account_after, now), guard, VERSION))
         slices = [
             (slice_item(account_id, m.after), _slice_guard(m.before.version), VERSION) for m in mutation.slice_moves
         ]
@@ -382,7 +358,7 @@ class Repository:
         if mutation.hold is not None:  # guarded by the status it leaves (placed: from nothing)
             before = mutation.hold.before
             was = HoldItem.pk.does_not_exist() if before is None else HoldItem.status == before.status
-            puts.append((hold_item(account_id, mutation.hold.after), was, VERSION))
+            puts.append((hold_item(account_id, mutation.hold.after, self.expiry.shards), was, VERSION))
         reversal = mutation.reversal
         if reversal is not None:  # guarded by what the charge had reversed before
             was = ReversalItem.pk.does_not_exist() if reversal.before == 0 else ReversalItem.reversed == reversal.before
