@@ -43,4 +43,36 @@ def money_back_and_hold_costs() -> list[Operation]:
         Operation("refund (full, standard package)", refunded, api=True, measured_ms=refund_ms),
         Operation("hold placed (1 lot)", placed, api=True, measured_ms=place_ms),
         Operation("hold captured below it (the rest released)", captured, api=True, measured_ms=capture_ms),
+        *_slice_hold_costs(),
+    ]
+
+
+def _slice_hold_costs() -> list[Operation]:
+    """A hot account's hold, placed and captured on its container's slice, and the sweep's
+    publishing of each change's event from the hold's item (which keeps it in the index)."""
+    from tollbooth.app.idempotency import Idempotency
+    from tollbooth.domain.holds import HoldRequest
+
+    rig = _Rig(hot_slices=32)
+    account = _id("acct")
+    rig.grant(account, MAX_GRANT)
+    rig.consume(account, 1, sliced=True)  # the refill that fills the slices
+    held: dict[str, str] = {}
+
+    def place() -> None:
+        asked = HoldRequest("text_generation", 20 * WORDS_PER_CREDIT, {}, None, 900)
+        idem = Idempotency.of(_id("h"), "hold", account, {})
+        held["id"] = rig.service.holds.place(account, asked, idem, sliced=True).body["hold_id"]
+
+    def capture() -> None:
+        idem = Idempotency.of(_id("c"), "capture", account, {})
+        rig.service.holds.capture(account, held["id"], 12 * WORDS_PER_CREDIT, None, idem)
+
+    placed, place_ms = rig.measure(place)
+    published, _ = rig.measure(rig.sweeper.sweep)
+    captured, capture_ms = rig.measure(capture)
+    return [
+        Operation("hold placed on a slice (hot account)", placed, api=True, measured_ms=place_ms),
+        Operation("hold captured on a slice (the rest released)", captured, api=True, measured_ms=capture_ms),
+        Operation("slice hold: the sweep publishes one change's event", published),
     ]
