@@ -240,8 +240,8 @@ def render(result: dict[str, Any]) -> str:
             f"Twin: threads, transactions held {TWIN_TRANSACTION_MS:.0f} ms, overlapping ones cancelled, "
             "1,000 write units/s per partition. A contended account's consumes go to escrow slices "
             f"({SLICES}, the default). Targets: hot/spread throughput >= 0.8, p99 ratio <= 2, no 409 and no 5xx. "
-            "Holds rows: each request places a hold of one image's price and captures it; holds are "
-            "written on the account item (not yet on slices), so they show what that costs a hot account.",
+            "Holds rows: each request places a hold of one image's price and captures it; on a busy "
+            "account both are written on the container's escrow slice, as its consumes are.",
             "",
             "| engine | N | spread req/s | hot req/s | hot/spread | spread p50 / p99 (ms) | hot p50 / p99 (ms) "
             "| p99 ratio | 409 + 5xx on hot | hot statuses |",
