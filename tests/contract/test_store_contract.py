@@ -151,6 +151,24 @@ def test_an_intent_is_kept_with_the_account_until_rolled_forward(store: Store) -
     assert due_everywhere(store, NOW) == []
 
 
+def test_an_intent_that_gives_credits_back_reads_back_and_rolls_forward(store: Store) -> None:
+    # Given a release committed with credits still going back into l1, and a lot still to
+    # be made again with every field set (as a large release leaves them)
+    account = applied(store, credit(Account(account_id="a"), lot("l1", 10)))
+    spent = applied(store, debit(account, Draw("l1", 4)))
+    remade = replace(full_lot("l9"), remaining=7)
+    owed = Intent("entry-a-3", (), (Draw("l1", 3),), (remade,))
+    committed = applied(store, Mutation(spent, entries=(entry(spent, "release", 0),), intent_after=owed))
+    # Then the account reads back with the intent, its lots not yet given anything
+    assert committed.intent == owed and {x.lot_id: x.remaining for x in committed.lots} == {"l1": 6}
+    assert owed.owed == -10
+    # When it is rolled forward, the credits go back and the lot is made again
+    finished = applied(store, Mutation(committed, returns=owed.returns, new_lots=owed.remade))
+    assert finished.intent is None
+    assert {x.lot_id: x.remaining for x in finished.lots} == {"l1": 9, "l9": 7}
+    assert next(x for x in finished.lots if x.lot_id == "l9") == remade
+
+
 def test_arrears_and_counters_round_trip(store: Store) -> None:
     account = applied(store, credit(Account(account_id="a"), lot("l1", 10)))
     usage = entry(account, "usage", -15)

@@ -119,6 +119,13 @@ class AccountMachine(RuleBasedStateMachine):
         idem = Idempotency.of(self.key(), "grant", self.account, {"n": self.n})
         self.service.grant(self.account, credits * 1000, "promotional", "p", expires, None, idem)
 
+    @rule(count=st.integers(6, 14), days=st.one_of(st.none(), st.integers(1, 60)))
+    def small_grants(self, count: int, days: int | None) -> None:
+        """Many one-credit lots, so that debits, holds and their releases span more lots than
+        one transaction holds (10 on DynamoDB Local) and go through intents."""
+        for _ in range(count):
+            self.grant(1, days)
+
     @rule(package=st.sampled_from(["starter", "standard"]))
     def purchase(self, package: str) -> None:
         reference = f"pi-{uuid.uuid4().hex}"

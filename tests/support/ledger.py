@@ -57,7 +57,7 @@ def assert_conserved(repository: LedgerStore, account_id: str = ACCOUNT) -> None
         - account.voided
         - account.escrowed
     )
-    owed = 0 if account.intent is None else sum(draw.amount for draw in account.intent.draws)
+    owed = 0 if account.intent is None else account.intent.owed
     # Open holds: their credits left the lots, and each hold holds what the account says.
     assert account.balance == sum(lot.remaining for lot in account.lots) + account.held - owed - account.arrears
     for ref in account.holds:

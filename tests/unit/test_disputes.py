@@ -14,8 +14,10 @@ from tollbooth.adapters.memory import MemoryStore
 from tollbooth.app.idempotency import Idempotency, Outcome
 from tollbooth.app.service import LedgerService
 from tollbooth.domain import clock as clocks
+from tollbooth.domain import ids
 from tollbooth.domain.disputes import DisputeRequest
 from tollbooth.domain.errors import DisputeDecided, InsufficientCredits, RefundTooLarge, TollboothError
+from tollbooth.domain.holds import HoldRequest
 from tollbooth.domain.refunds import RefundRequest
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
@@ -133,4 +135,35 @@ def test_a_dispute_racing_a_refund_of_the_same_payment_never_claws_more_than_was
     account = store.load_account("a")
     assert account.clawed_back == account.granted  # all of it, once: never twice
     assert all(isinstance(error, RefundTooLarge) for error in failures) and len(failures) <= 1
+    assert_conserved(store, "a")
+
+
+def test_credits_a_hold_took_come_back_frozen_while_the_payments_dispute_is_open(
+    ledger: LedgerService, store: MemoryStore
+) -> None:
+    # The hold takes all of the payment's lot, so the dispute finds nothing left to freeze
+    asked = HoldRequest(None, None, {}, 1_000_000, 900)
+    hold_id = ledger.holds.place("a", asked, Idempotency.of("h1", "hold", "a", {})).body["hold_id"]
+    dispute(ledger, "opened")
+    ledger.holds.release("a", hold_id, Idempotency.of("r1", "release", "a", {}))
+    balance = ledger.balance("a")
+    assert (balance.available, balance.frozen) == ("0.000", "1000.000")  # back in its lot, frozen
+    dispute(ledger, "won")
+    assert ledger.balance("a").available == "1000.000"
+    assert_conserved(store, "a")
+
+
+def test_a_slice_holds_credits_of_a_disputed_payment_go_back_through_the_account_frozen(store: MemoryStore) -> None:
+    ledger = ledger_over(store, Clock.at(NOW), hot_slices=4)
+    buy(ledger, "a", "starter", PAY)
+    ledger.consume("a", "text_generation", 500, {}, Idempotency.of("c1", "consume", "a", {}), sliced=True)
+    asked = HoldRequest(None, None, {}, 5000, 900)
+    hold_id = ledger.holds.place("a", asked, Idempotency.of("h1", "hold", "a", {}), sliced=True).body["hold_id"]
+    assert ids.hold_slice(hold_id) is not None
+    dispute(ledger, "opened")  # the slices are recalled, and the one holding the hold told
+    ledger.holds.release("a", hold_id, Idempotency.of("r1", "release", "a", {}))
+    balance = ledger.balance("a")
+    assert (balance.available, balance.frozen, balance.held) == ("0.000", "999.000", "0.000")
+    with pytest.raises(InsufficientCredits):
+        ledger.consume("a", "text_generation", 500, {}, Idempotency.of("c2", "consume", "a", {}), sliced=True)
     assert_conserved(store, "a")

@@ -17,7 +17,6 @@ from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.errors import (
-    ChangeTooLarge,
     HoldCaptured,
     HoldNotFound,
     HoldTooLong,
@@ -277,15 +276,38 @@ def test_two_captures_of_one_hold_racing_charge_once() -> None:
     assert_conserved(store, "a")
 
 
-def test_a_hold_takes_from_no_more_lots_than_one_release_can_give_back() -> None:
-    store = MemoryStore(max_transaction_items=10)  # DynamoDB Local's transactions: 5 lots a hold
+def test_a_hold_of_more_lots_than_one_transaction_holds_is_placed_and_given_back_through_an_intent() -> None:
+    store = MemoryStore(max_transaction_items=10)  # DynamoDB Local's transactions
     ledger = ledger_over(store, Clock.at(NOW))
-    for n in range(6):
+    for n in range(30):
         grant(ledger, "a", 1, f"g{n}", expires_at=NOW + (n + 1) * DAY)
-    with pytest.raises(ChangeTooLarge):
-        place(ledger, "h1", credits=6)
-    hold_id = place(ledger, "h2", credits=5).body["hold_id"]
-    assert release(ledger, hold_id, "r1").body["released"] == "5.000"
+    first = place(ledger, "h1", credits=30)  # a credit of each of 30 lots
+    assert first.status_code == 201 and len(first.body["lots"]) == 30
+    assert store.load_account("a").lots == () and available(ledger) == "0.000"
+    assert_conserved(store, "a")
+    assert release(ledger, first.body["hold_id"], "r1").body["released"] == "30.000"
+    assert len(store.load_account("a").lots) == 30 and available(ledger) == "30.000"
+    assert_conserved(store, "a")
+    second = place(ledger, "h2", credits=30).body["hold_id"]
+    captured = capture(ledger, second, "k1", credits=4)
+    assert (captured.body["from_hold"], captured.body["released"]) == ("4.000", "26.000")
+    assert store.load_account("a").intent is None and available(ledger) == "26.000"
+    assert_conserved(store, "a")
+
+
+def test_a_release_of_more_expired_lots_than_one_transaction_writes_off_leaves_them_to_the_sweep() -> None:
+    store, clock = MemoryStore(max_transaction_items=10), Clock.at(NOW)
+    ledger = ledger_over(store, clock)
+    for n in range(12):
+        grant(ledger, "a", 1, f"g{n}", expires_at=NOW + DAY)
+    hold_id = place(ledger, "h1", credits=12, ttl=7 * 86_400).body["hold_id"]
+    clock.pinned = NOW + 2 * DAY  # every lot expired while held
+    released = release(ledger, hold_id, "r1")
+    assert (released.body["released"], released.body["written_off"]) == ("12.000", "0.000")
+    assert_conserved(store, "a")
+    ExpirySweeper(store, Recorder(), store.expiry, now=clock).sweep()
+    account = store.load_account("a")
+    assert account.lots == () and account.expired == 12_000 and ledger.balance("a").balance == "0.000"
     assert_conserved(store, "a")
 
 

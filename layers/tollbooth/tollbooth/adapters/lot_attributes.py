@@ -92,13 +92,21 @@ def periods_from_stored(stored: list[list[Any]] | None) -> tuple[PlanPeriod, ...
 
 
 def intent_stored(intent: Intent) -> dict[str, Any]:
-    """The intent item's attributes: the entry it finishes, and the draws still owed."""
-    return {"entry_id": intent.entry_id, "draws": [[draw.lot_id, draw.amount] for draw in intent.draws]}
+    """The intent item's attributes: the entry it finishes, the draws still owed, and the
+    credits still going back into lots ([[lot_id, amount]]) or into lots made again."""
+    return {
+        "entry_id": intent.entry_id,
+        "draws": [[draw.lot_id, draw.amount] for draw in intent.draws],
+        "returns": [[back.lot_id, back.amount] for back in intent.returns] or None,
+        "remade": portions_stored(intent.remade) or None,
+    }
 
 
 def intent_from_stored(stored: Mapping[str, Any]) -> Intent:
     draws = tuple(Draw(str(lot_id), int(amount)) for lot_id, amount in stored["draws"])
-    return Intent(str(stored["entry_id"]), draws)
+    returns = tuple(Draw(str(lot_id), int(amount)) for lot_id, amount in stored.get("returns") or [])
+    remade = tuple(lot_from_attributes(p) for p in stored.get("remade") or [])
+    return Intent(str(stored["entry_id"]), draws, returns, remade)
 
 
 def escrow_stored(escrow: tuple[Escrow, ...]) -> list[list[Any]] | None:
@@ -128,13 +136,15 @@ def slice_stored(held: Slice) -> dict[str, Any]:
         "seq": held.seq,
         "last_at": held.last_at,
         "holds": hold_refs_stored(held.holds),
+        "disputed": list(held.disputed) or None,
     }
 
 
 def slice_from_stored(stored: Mapping[str, Any]) -> Slice:
     portions = tuple(lot_from_attributes(p) for p in stored.get("portions") or [])
     numbers = {name: int(stored.get(name) or 0) for name in ("version", "consumed", "seq", "last_at")}
-    return Slice(int(stored["index"]), portions=portions, holds=hold_refs_from_stored(stored.get("holds")), **numbers)
+    holds, disputed = hold_refs_from_stored(stored.get("holds")), tuple(stored.get("disputed") or ())
+    return Slice(int(stored["index"]), portions=portions, holds=holds, disputed=disputed, **numbers)
 
 
 def hold_stored(hold: Hold) -> dict[str, Any]:

@@ -60,12 +60,13 @@ def account_from_item(
         lots=lots,
         pending_events=tuple(json.loads(item.get("pending_events", "[]"))),
         periods=periods_from_stored(json.loads(item.get("periods", "null"))),
-        intent=None if intent is None else intent_from_stored({**intent, "draws": json.loads(intent["draws"])}),
+        intent=None if intent is None else intent_from_stored({**intent, **_decoded(intent, INTENT_JSON)}),
         unsummarized=item.get("unsummarized") if view else None,
         escrow=escrow_from_stored(json.loads(item.get("escrow", "null"))),
         streams=tuple(json.loads(item.get("streams", "[]"))),
         slices=slices,
         holds=hold_refs_from_stored(json.loads(item.get("holds", "null"))),
+        disputed=tuple(json.loads(item.get("disputed", "[]"))),
     )
 
 
@@ -76,12 +77,15 @@ def account_escrow(account: Account) -> dict[str, Any]:
         "escrow": None if escrow is None else json.dumps(escrow),
         "streams": json.dumps(list(account.streams)) if account.streams else None,
         "holds": None if not account.holds else json.dumps(hold_refs_stored(account.holds)),
+        "disputed": json.dumps(list(account.disputed)) if account.disputed else None,
     }
 
 
 def slice_item(account_id: str, held: Slice) -> Item:
     stored = slice_stored(held)
-    encoded = {name: json.dumps(value) if (value := stored.pop(name)) else None for name in ("portions", "holds")}
+    encoded = {
+        name: json.dumps(value) if (value := stored.pop(name)) else None for name in ("portions", "holds", "disputed")
+    }
     return stored_item(
         Keys.slice(account_id, held.index), Keys.SLICE_SK, "slice", account_id=account_id, **stored, **encoded
     )
@@ -106,7 +110,7 @@ def hold_from_item(item: Item) -> Hold:
 
 
 def slice_from_item(item: Item) -> Slice:
-    decoded = {name: json.loads(item.get(name) or "null") for name in ("portions", "holds")}
+    decoded = {name: json.loads(item.get(name) or "null") for name in ("portions", "holds", "disputed")}
     return slice_from_stored({**item, **decoded})
 
 
@@ -154,8 +158,15 @@ def _value_size(value: Any) -> int:
     return len(json.dumps(value).encode())
 
 
+INTENT_JSON = ("draws", "returns", "remade")
+
+
 def intent_item(pk: str, intent: Intent) -> Item:
     stored = intent_stored(intent)
-    return stored_item(
-        pk, Keys.INTENT_SK, "intent", **{**stored, "draws": json.dumps(stored["draws"])}
-    )  # JSON: a string
+    encoded = {name: None if stored[name] is None else json.dumps(stored[name]) for name in INTENT_JSON}
+    return stored_item(pk, Keys.INTENT_SK, "intent", **{**stored, **encoded})  # JSON: a string
+
+
+def _decoded(item: Item, names: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON attributes ``names`` of ``item``, decoded (an absent one: None)."""
+    return {name: json.loads(item[name]) if name in item else None for name in names}

@@ -77,8 +77,8 @@ class Holds:
             return on_account(account, now)
 
         def on_account(account: Account, now: int) -> Mutation:
-            catalog, room = self.catalogs.in_force(now), self.repository.max_transaction_items
-            mutation = holds.place_mutation(catalog, account, asked, now, idem.key, caller, room)
+            catalog = self.catalogs.in_force(now)
+            mutation = holds.place_mutation(catalog, account, asked, now, idem.key, caller)
             return with_hold_receipt(mutation, idem, now)
 
         def on_slice(view: Account, index: int, now: int) -> Mutation:
@@ -109,6 +109,7 @@ class Holds:
     ) -> Outcome:
         """Charge what the job used, priced by the catalog version that priced the hold."""
         caller, window = context.caller.record(), self.repository.expiry.warning_window
+        room = self.repository.max_transaction_items
 
         def amount_of(hold: Hold) -> int:
             catalog = None if hold.catalog_version is None else self.catalogs.get(hold.catalog_version)
@@ -116,7 +117,7 @@ class Holds:
 
         def plan(account: Account, now: int) -> Mutation:
             hold = self._hold(account_id, hold_id)
-            mutation = holds.capture_mutation(account, hold, amount_of(hold), now, idem.key, caller)
+            mutation = holds.capture_mutation(account, hold, amount_of(hold), now, idem.key, caller, room)
             return with_capture_receipt(mutation, idem)
 
         def on_slice(view: Account, now: int) -> Mutation:
@@ -130,10 +131,11 @@ class Holds:
         self, account_id: str, hold_id: str, idem: Idempotency, *, context: RequestContext = INTERNAL
     ) -> Outcome:
         caller, window = context.caller.record(), self.repository.expiry.warning_window
+        room = self.repository.max_transaction_items
 
         def plan(account: Account, now: int) -> Mutation:
             hold = self._hold(account_id, hold_id)
-            mutation = holds.release_mutation(account, hold, now, idem.key, caller)
+            mutation = holds.release_mutation(account, hold, now, idem.key, caller, room)
             return with_release_receipt(account, hold, mutation, idem, now)
 
         def on_slice(view: Account, now: int) -> Mutation:
@@ -165,8 +167,8 @@ def expiry_plans(store: LedgerStore, account_id: str, hold_id: str, caller: Mapp
         return None if hold is None else release_on_slice(view, hold, now, None, caller, window, expired=True)
 
     def on_account(account: Account, now: int) -> Mutation | None:
-        hold = store.find_hold(account_id, hold_id)
-        return None if hold is None else holds.release_mutation(account, hold, now, None, caller, expired=True)
+        hold, room = store.find_hold(account_id, hold_id), store.max_transaction_items
+        return None if hold is None else holds.release_mutation(account, hold, now, None, caller, room, expired=True)
 
     return on_slice, on_account
 

@@ -115,7 +115,8 @@ class ExpirySweeper:
             return write_off(account, due[0], now)
         for hold_id in due_holds(account, now):  # the store loads an account in full when one is due
             hold = self.repository.find_hold(account.account_id, hold_id)
-            released = None if hold is None else release_mutation(account, hold, now, None, SWEEP, expired=True)
+            room = self.repository.max_transaction_items
+            released = None if hold is None else release_mutation(account, hold, now, None, SWEEP, room, expired=True)
             if released is not None:
                 return released
         warnings = due_for_warning(account, now, self.indexing.warning_window)

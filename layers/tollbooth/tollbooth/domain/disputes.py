@@ -25,6 +25,7 @@ from tollbooth.domain.errors import DisputeDecided
 from tollbooth.domain.events import dispute_event
 from tollbooth.domain.ledger import Account, Mutation, PaymentRefund, next_entry
 from tollbooth.domain.refunds import Payment, RefundPolicy, RefundRequest, refund_mutation
+from tollbooth.domain.slice_state import SliceMove
 
 DisputeStatus = Literal["opened", "won", "lost"]
 DECIDED = ("won", "lost")
@@ -75,14 +76,34 @@ def dispute_mutation(
     }
     entry = next_entry(account, "dispute", 0, now, key, details)
     opened = asked.status == "opened"
-    return Mutation(
-        account,
-        (entry,),
-        frozen=tuple(lot.lot_id for lot in mine if opened and not lot.frozen),
-        unfrozen=tuple(lot.lot_id for lot in mine if not opened and lot.frozen),
-        refund=PaymentRefund(payment.reference, payment.refunded_minor, payment.refunded_minor, transition),
-        pending_events=(*account.pending_events, dispute_event(account.account_id, entry, now)),
+    return with_disputed(
+        Mutation(
+            account,
+            (entry,),
+            frozen=tuple(lot.lot_id for lot in mine if opened and not lot.frozen),
+            unfrozen=tuple(lot.lot_id for lot in mine if not opened and lot.frozen),
+            refund=PaymentRefund(payment.reference, payment.refunded_minor, payment.refunded_minor, transition),
+            pending_events=(*account.pending_events, dispute_event(account.account_id, entry, now)),
+        ),
+        payment,
+        opened,
     )
+
+
+def with_disputed(mutation: Mutation, payment: Payment, opened: bool) -> Mutation:
+    """``mutation`` recording the payment's lots as under dispute (``opened``) or no longer,
+    on the account and on each slice holding open holds (whose credits may come from them):
+    credits that come back from holds into those lots come back frozen."""
+    account = mutation.account
+    mine = {lot.lot_id for lot in payment.lots}
+    disputed = tuple(sorted(set(account.disputed) | mine if opened else set(account.disputed) - mine))
+    escrow = {e.index: e for e in account.escrow}
+    moves = tuple(
+        SliceMove(held, replace(held, version=held.version + 1, disputed=disputed), escrow.get(held.index))
+        for held in account.slices
+        if held.holds and held.disputed != disputed
+    )
+    return replace(mutation, disputed=disputed, slice_moves=mutation.slice_moves + moves)
 
 
 def _lost(
@@ -103,16 +124,18 @@ def _lost(
         entry = next_entry(account, "dispute", 0, now, key, details)
         refund = PaymentRefund(payment.reference, payment.refunded_minor, payment.refunded_minor, transition)
         events = (*account.pending_events, dispute_event(account.account_id, entry, now))
-        return Mutation(account, (entry,), unfrozen=tuple(frozen), refund=refund, pending_events=events)
+        done = Mutation(account, (entry,), unfrozen=tuple(frozen), refund=refund, pending_events=events)
+        return with_disputed(done, payment, opened=False)
     clawed = refund_mutation(account, payment, RefundRequest(None, asked.reason, asked.actor), policy, now, key, caller)
     refund_entry = clawed.entries[0]
     entry = replace(refund_entry, kind="dispute", details={**refund_entry.details, "status": "lost"})
     assert clawed.refund is not None
     taken = {transfer.lot_id for transfer in clawed.transfers}  # a full claw-back empties them
-    return replace(
+    lost = replace(
         clawed,
         entries=(entry,),
         unfrozen=tuple(lot_id for lot_id in frozen if lot_id not in taken),
         refund=replace(clawed.refund, dispute=transition),
         pending_events=(*account.pending_events, dispute_event(account.account_id, entry, now)),
     )
+    return with_disputed(lost, payment, opened=False)

@@ -34,7 +34,7 @@ from tollbooth.domain import clock, ids
 from tollbooth.domain.allocation import allocate, draw_records, draw_what_lots_can, take_in_order
 from tollbooth.domain.catalog import Catalog
 from tollbooth.domain.debits import consume
-from tollbooth.domain.errors import ChangeTooLarge, HoldCaptured, HoldTooLong, InvalidRequest, TooManyHolds
+from tollbooth.domain.errors import HoldCaptured, HoldTooLong, InvalidRequest, TooManyHolds
 from tollbooth.domain.events import hold_event, overdrawn_event
 from tollbooth.domain.hold_state import Hold, HoldChange, HoldStatus
 from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, Use, next_entry
@@ -55,9 +55,11 @@ class HoldRequest:
     expires_in_seconds: int
 
 
-# What a release writes besides one item per portion: the account, its entry, the hold, the
-# idempotency record, and an intent item the account may owe.
-RELEASE_OVERHEAD = 5
+# What a release writes besides its lot changes (which an intent may carry) and its
+# write-off entries: the account, its entry, the hold, the idempotency record, an intent
+# item, and the hold's slice. Expired portions are written off at once while their entries
+# fit in one transaction with these; beyond that the sweep writes them off.
+RELEASE_OVERHEAD = 6
 
 
 def place_mutation(
@@ -67,21 +69,15 @@ def place_mutation(
     now: int,
     key: str,
     caller: Mapping[str, str],
-    max_items: int,
 ) -> Mutation:
-    """Reserve what ``asked`` needs, or InsufficientCredits / FeatureLocked / TooManyHolds;
-    ChangeTooLarge when it would take more lots than one transaction (``max_items``) can
-    give back, since a hold must always be releasable."""
+    """Reserve what ``asked`` needs, or InsufficientCredits / FeatureLocked / TooManyHolds.
+    A hold of more lots than one transaction holds takes them through an intent, and gives
+    them back the same way (``domain.intents``)."""
     admit(catalog, asked, len(account.holds))
     amount, use, version = reservation(catalog, asked)
     if account.escrow:
         lots_must_cover(account, 0, amount, now, use)
     draws = allocate(account, amount, now, use)
-    if len(draws) > max_items - RELEASE_OVERHEAD:
-        raise ChangeTooLarge(
-            f"the hold would take credits from {len(draws)} lots; one hold may take from at most "
-            f"{max_items - RELEASE_OVERHEAD} (what one transaction can give back): hold less, or several times"
-        )
     terms = {lot.lot_id: lot for lot in account.lots}
     portions = tuple(replace(terms[d.lot_id], remaining=d.amount) for d in draws)
     hold = new_hold(ids.hold_id(now), amount, portions, now, asked, use, version)
@@ -148,7 +144,7 @@ def capture_amount(catalog: Catalog | None, hold: Hold, quantity: int | None, cr
 
 
 def capture_mutation(
-    account: Account, hold: Hold, amount: int, now: int, key: str, caller: Mapping[str, str]
+    account: Account, hold: Hold, amount: int, now: int, key: str, caller: Mapping[str, str], max_items: int
 ) -> Mutation:
     """Charge ``amount`` for the job ``hold`` reserved for, once (HoldCaptured after that)."""
     if hold.status == "captured":
@@ -158,7 +154,8 @@ def capture_mutation(
     moves = off_slice(account, hold, now)
     taken, _ = take_in_order(list(hold.portions), amount) if hold.status == "open" else ((), 0)
     from_hold = sum(draw.amount for draw in taken)
-    back = give_back(account, left_after(hold.portions, taken) if hold.status == "open" else (), now)
+    leftover = left_after(hold.portions, taken) if hold.status == "open" else ()
+    back = give_back(account, leftover, now, write_off_at_most=max_items - RELEASE_OVERHEAD)
     use = Use(hold.feature or "", hold.licence)
     extra, unpaid = draw_what_lots_can(account, amount - from_hold, now, use)
     details = {
@@ -192,7 +189,14 @@ def capture_mutation(
 
 
 def release_mutation(
-    account: Account, hold: Hold, now: int, key: str | None, caller: Mapping[str, str], *, expired: bool = False
+    account: Account,
+    hold: Hold,
+    now: int,
+    key: str | None,
+    caller: Mapping[str, str],
+    max_items: int,
+    *,
+    expired: bool = False,
 ) -> Mutation | None:
     """Put what ``hold`` holds back into its lots (None: it is released or expired already;
     HoldCaptured: its job was charged). ``expired``: the sweep releases it at its expiry."""
@@ -201,7 +205,7 @@ def release_mutation(
     if hold.status != "open":
         return None
     moves = off_slice(account, hold, now)
-    back = give_back(account, hold.portions, now)
+    back = give_back(account, hold.portions, now, write_off_at_most=max_items - RELEASE_OVERHEAD)
     details = {
         **about(hold),
         "released": back.returned,
@@ -236,7 +240,8 @@ def off_slice(account: Account, hold: Hold, now: int) -> tuple[SliceMove, ...]:
     held = next((s for s in account.slices if s.index == index), None)
     if held is None or not held.idle:
         raise PoolNeeded((index,))
-    after = replace(held, version=held.version + 1, holds=tuple(r for r in held.holds if r.hold_id != hold.hold_id))
+    holds = tuple(r for r in held.holds if r.hold_id != hold.hold_id)
+    after = replace(held, version=held.version + 1, holds=holds, disputed=account.disputed)
     return (SliceMove(held, after, holding(after, now)),)
 
 

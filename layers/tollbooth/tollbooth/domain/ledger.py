@@ -7,7 +7,7 @@ Invariants (checked by the tests):
 * every lot has 0 < remaining <= granted: a lot leaves the account with its last credit
   (its terms live on in the ledger entry that granted it), so loading an account reads
   only what can still be spent or written off, however long its history;
-* account.balance == sum(lot.remaining) + held - sum(intent draws) - arrears (``held``: what
+* account.balance == sum(lot.remaining) + held - intent.owed - arrears (``held``: what
   open holds took out of the lots, ``domain.holds``)
   == granted + adjusted + reversed - consumed - expired - clawed_back - voided - escrowed:
   the account's own side, where
@@ -134,12 +134,22 @@ class PlanPeriod:
 
 @dataclass(frozen=True)
 class Intent:
-    """Lot draws a committed mutation still owes: the one exception to one transaction per
+    """Lot changes a committed mutation still owes: the one exception to one transaction per
     mutation (``domain.intents``). The entry, the totals and the idempotency records are
-    committed; the draws are applied by the next writer or the sweep before anything else."""
+    committed; the draws, the credits going back into lots (a hold's release) and the lots
+    made again are applied by the next writer or the sweep before anything else."""
 
     entry_id: str
     draws: tuple[Draw, ...]
+    returns: tuple[Draw, ...] = ()
+    remade: tuple[Lot, ...] = ()
+
+    @property
+    def owed(self) -> int:
+        """What the lots hold beyond the account's balance until it is applied (negative:
+        credits still to come back into them)."""
+        back = sum(d.amount for d in self.returns) + sum(lot.remaining for lot in self.remade)
+        return sum(d.amount for d in self.draws) - back
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,9 @@ class Account:
     # their credits may rest on); writers kept changing it otherwise.
     consistent: bool = True
     holds: tuple[HoldRef, ...] = ()  # the open holds (``domain.holds``): their credits left the lots
+    # Lots of payments under an open dispute (``domain.disputes``), wherever their credits
+    # are: credits that come back from a hold into such a lot come back frozen.
+    disputed: tuple[str, ...] = ()
 
     @property
     def held(self) -> int:
@@ -284,6 +297,7 @@ class Mutation:
     slice_moves: tuple[SliceMove, ...] = ()
     returns: tuple[Draw, ...] = ()  # credits a recall puts back into lots still in the store
     spend: bool = False
+    disputed: tuple[str, ...] | None = None  # the lots under an open dispute afterwards; None: as before
 
     @property
     def lot_changes(self) -> int:
@@ -359,6 +373,7 @@ class Mutation:
             clawed_back=self.account.clawed_back - sum(value for kind, value in amounts if kind in CLAWING_KINDS),
             arrears=self.account.arrears + self.arrears_change,
             holds=with_hold(self.account.holds, self.hold),
+            disputed=self.account.disputed if self.disputed is None else self.disputed,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
         )
 

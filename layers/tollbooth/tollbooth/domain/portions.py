@@ -33,20 +33,26 @@ class GivenBack:
         return sum(portion.remaining for portion in self.expired)
 
 
-def give_back(account: Account, portions: Iterable[Lot], now: int) -> GivenBack:
+def give_back(
+    account: Account, portions: Iterable[Lot], now: int, *, write_off_at_most: int | None = None
+) -> GivenBack:
     """Where each portion's credits go: back into its lot, into its lot made again, or
-    (its lot expired) written off."""
+    (its lot expired) written off, an entry each: when that would be more entries than
+    ``write_off_at_most``, expired credits go back too, and the sweep writes them off."""
+    portions = tuple(portions)
     live = {lot.lot_id for lot in account.lots}
+    expiring = sum(1 for p in portions if p.remaining > 0 and p.expires_at is not None and now >= p.expires_at)
+    write_off = write_off_at_most is None or expiring <= write_off_at_most
     returns, remade, expired = [], [], []
     for portion in portions:
         if portion.remaining <= 0:
             continue
-        if portion.expires_at is not None and now >= portion.expires_at:
+        if write_off and portion.expires_at is not None and now >= portion.expires_at:
             expired.append(portion)
         elif portion.lot_id in live:
             returns.append(Draw(portion.lot_id, portion.remaining))
         else:
-            remade.append(replace(portion, warned=False, frozen=False))
+            remade.append(replace(portion, warned=False, frozen=portion.lot_id in account.disputed))
     return GivenBack(tuple(returns), tuple(remade), tuple(expired))
 
 

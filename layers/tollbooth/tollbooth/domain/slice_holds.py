@@ -84,7 +84,7 @@ def capture_on_slice(
     taken, _ = take_in_order(list(hold.portions), amount) if open_ else ((), 0)
     from_hold = sum(draw.amount for draw in taken)
     back = left_after(hold.portions, taken) if open_ else ()
-    _must_stay(back, now, window)
+    _must_stay(held, back, now, window)
     use = Use(hold.feature or "", hold.licence)
     try:
         wanted = amount - from_hold
@@ -126,8 +126,8 @@ def release_on_slice(
         raise HoldCaptured(f"hold {hold.hold_id!r} was captured; there is nothing left to release")
     if hold.status != "open":
         return None
-    _must_stay(hold.portions, now, window)
     held = view.slice(_index(hold))
+    _must_stay(held, hold.portions, now, window)
     details = {**about(hold), "released": hold.held, "written_off": 0, "expired": expired, "caller": dict(caller)}
     entry = _entry(held, "release", 0, now, key, details)
     after = _advanced(held, entry, portions=_merged(held.portions, hold.portions), holds=_without(held, hold))
@@ -158,10 +158,13 @@ def _moments(portion: Lot, window: int) -> tuple[int, ...]:
     return (*warning, portion.expires_at + portion.expiry_grace)
 
 
-def _must_stay(portions: tuple[Lot, ...], now: int, window: int) -> None:
-    """Credits going back to a slice must not be due to the sweep yet: the account item
-    says when the slice is next due, and only a write of the account can move that sooner."""
+def _must_stay(held: Slice, portions: tuple[Lot, ...], now: int, window: int) -> None:
+    """Credits going back to a slice must not be due to the sweep yet (the account item says
+    when the slice is next due, and only a write of the account can move that sooner), nor
+    belong to a payment under dispute (they go back into their lots, frozen)."""
     if any((at := lot_due_at(p, window)) is not None and at <= now for p in portions):
+        raise OnAccount
+    if any(p.lot_id in held.disputed for p in portions if p.remaining):
         raise OnAccount
 
 

@@ -243,8 +243,12 @@ def recall(account: Account, index: int, now: int) -> Mutation:
     held = account.slice(index)
     present = {lot.lot_id for lot in account.lots}
     returns = tuple(Draw(p.lot_id, p.remaining) for p in held.portions if p.lot_id in present and p.remaining)
-    recreated = tuple(p for p in held.portions if p.lot_id not in present and p.remaining)
-    after = replace(held, version=held.version + 1, portions=(), consumed=0)
+    recreated = tuple(
+        replace(p, frozen=p.lot_id in account.disputed)
+        for p in held.portions
+        if p.lot_id not in present and p.remaining
+    )
+    after = replace(held, version=held.version + 1, portions=(), consumed=0, disputed=account.disputed)
     move = SliceMove(held, after, holding(after, now))
     return Mutation(account, returns=returns, new_lots=recreated, slice_moves=(move,))
 

@@ -90,6 +90,7 @@ class AccountItem(TableItem, discriminator="account"):
     escrow = JSONAttribute(null=True)  # what each escrow slice holds of it: [[slice, received, due_at]]
     streams = JSONAttribute(null=True)  # the slices that have written entries: [slice]
     holds = JSONAttribute(null=True)  # its open holds: [[hold_id, credits, expires_at]]
+    disputed = JSONAttribute(null=True)  # lots of payments under an open dispute: [lot_id]
 
 
 class LotItem(TableItem, discriminator="lot"):
@@ -127,6 +128,7 @@ class SliceItem(TableItem, discriminator="slice"):
     seq = NumberAttribute()
     last_at = NumberAttribute()
     holds = JSONAttribute(null=True)  # open holds placed on it: [[hold_id, credits, expires_at, [dues]]]
+    disputed = JSONAttribute(null=True)  # the account's lots under dispute, as of its last write with it
 
 
 class LedgerItem(TableItem, discriminator="entry"):
@@ -153,6 +155,8 @@ class IdempotencyItem(TableItem, discriminator="idempotency"):
 class IntentItem(TableItem, discriminator="intent"):
     entry_id = UnicodeAttribute()
     draws = JSONAttribute()  # [[lot_id, amount]] still owed
+    returns = JSONAttribute(null=True)  # [[lot_id, amount]] still going back into lots
+    remade = JSONAttribute(null=True)  # lots still to be made again, as a slice's portions are stored
 
 
 class PaymentItem(TableItem, discriminator="payment"):
@@ -239,7 +243,7 @@ def intent_item(pk: str, intent: Intent) -> IntentItem:
 
 
 def intent_from_item(item: IntentItem) -> Intent:
-    return intent_from_stored({"entry_id": item.entry_id, "draws": item.draws})
+    return intent_from_stored(item.attribute_values)
 
 
 def slice_item(account_id: str, held: Slice) -> SliceItem:
@@ -283,6 +287,7 @@ def account_from_item(
         streams=tuple(int(index) for index in item.streams or ()),
         slices=slices,
         holds=hold_refs_from_stored(item.holds),
+        disputed=tuple(item.disputed or ()),
     )
 
 
@@ -314,6 +319,7 @@ def account_item(expiry: ExpiryIndexing, account: Account, now: int) -> AccountI
         escrow=escrow_stored(account.escrow),
         streams=list(account.streams) or None,
         holds=hold_refs_stored(account.holds),
+        disputed=list(account.disputed) or None,
         expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, expiry.shards),
         next_due_at=due,
     )
