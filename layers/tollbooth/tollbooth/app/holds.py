@@ -93,7 +93,9 @@ class Holds:
         try:
             if self.hot.busy(account_id) or (sliced and self.hot.enabled):
                 raise Contended
-            return self._request(account_id, idem, plan, pool=False, load=self.repository.load_account)
+            # A lost race on a fresh read means the account is contended: to its slices.
+            load = self.repository.load_account
+            return self._request(account_id, idem, plan, pool=False, load=load, on_race=self.hot.on_race)
         except Contended:
             return self.hot.serve(account_id, idem, need, on_slice, on_account, on_account)
 
