@@ -15,6 +15,7 @@ from tests.support.ledger import Clock, Recorder, assert_conserved, grant, ledge
 from tests.unit.test_holds import capture, place, release
 from tollbooth.adapters.memory import MemoryStore
 from tollbooth.app.idempotency import Idempotency
+from tollbooth.app.ports import WriteConflict
 from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.domain import clock as clocks
@@ -22,6 +23,7 @@ from tollbooth.domain import ids
 from tollbooth.domain.errors import HoldCaptured, TollboothError, TooManyHolds
 from tollbooth.domain.expiry import ExpiryIndexing
 from tollbooth.domain.hold_state import DueHold
+from tollbooth.domain.ledger import Mutation
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
 DAY = 86_400_000
@@ -167,4 +169,26 @@ def test_a_slice_holding_only_holds_is_due_to_the_sweep_once_per_moment_of_their
     sweeper.sweep()  # the hold expires: its credits, of a lot expired meanwhile, are written off
     assert store.find_hold("a", hold_id).status == "expired"
     assert store.load_account("a").escrow == () and ledger.balance("a").balance == "0.000"
+    assert_conserved(store, "a")
+
+
+class LosesHolds(MemoryStore):
+    """Loses the next ``armed`` writes of a hold on the account's own item: a busy account."""
+
+    armed = 0
+
+    def apply(self, mutation: Mutation, now: int) -> None:
+        if self.armed and not mutation.spend and mutation.hold is not None:
+            self.armed -= 1
+            raise WriteConflict(WriteConflict.VERSION)
+        super().apply(mutation, now)
+
+
+def test_a_hold_that_loses_a_race_for_the_account_item_is_placed_on_a_slice() -> None:
+    store, clock = LosesHolds(), Clock.at(NOW)
+    ledger = ledger_over(store, clock, hot_slices=4)
+    grant(ledger, "a", 100, "fund")
+    store.armed = 1  # its first, freshly read attempt loses
+    placed = place(ledger, "h1", credits=3)
+    assert placed.status_code == 201 and ids.hold_slice(placed.body["hold_id"]) is not None
     assert_conserved(store, "a")
