@@ -59,6 +59,7 @@ def test_a_refill_moves_credits_into_slices_with_the_account_and_reads_back(stor
     assert held.portions[0].licences == full_lot().licences and held.portions[0].unlocks == full_lot().unlocks
     assert store.load_slice("a", 2).slice(2) == held
     assert store.entry_streams("a") == (0, 1, 2, 3)
+    assert store.load_own("a") == replace(loaded, slices=())  # its own side alone: one Query
     assert sum(s.held for s in loaded.slices) + sum(x.remaining for x in loaded.lots) == 5_000_000
     assert loaded.balance == 5_000_000 - loaded.escrowed
 

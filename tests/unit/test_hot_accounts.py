@@ -263,3 +263,20 @@ def test_when_the_lots_are_too_few_to_share_a_consume_is_written_on_the_account(
     assert store.load_account("a").escrow  # the slices were left alone
     assert ledger.balance("a").available == "69.000"
     assert_conserved(store, "a")
+
+
+def test_a_consume_on_the_accounts_own_lots_reads_only_its_own_side_while_they_pay(store: Racy, clock: Clock) -> None:
+    ledger = container(store, clock, 3)
+    grant(ledger, "a", 100, "g1")
+    contend(ledger, store, "c1")  # the slices take their shares; the account keeps half
+    reads: list[str] = []
+    own, whole = store.load_own, store.load_account
+    store.load_own = lambda account_id: reads.append("own") or own(account_id)  # type: ignore[method-assign]
+    # 30 credits: more than a share; the account's own lots pay them without its slices
+    assert words(ledger, "a", 30, "big").status_code == 200
+    assert reads == ["own"]
+    # 60 more: its own lots cannot, so it is read whole (slices recalled) before it is paid
+    store.load_account = lambda account_id: reads.append("whole") or whole(account_id)  # type: ignore[method-assign]
+    assert words(ledger, "a", 60, "bigger").status_code == 200
+    assert "whole" in reads
+    assert_conserved(store, "a")

@@ -120,7 +120,10 @@ class MemoryStore:
             time.sleep(random.uniform(0, SNAPSHOT_BACKOFF_SECONDS * 2**attempt))
         return replace(account, consistent=False)
 
-    def _load(self, account_id: str) -> Account:
+    def load_own(self, account_id: str) -> Account:
+        return self._load(account_id, slices=False)
+
+    def _load(self, account_id: str, *, slices: bool = True) -> Account:
         with self._lock:
             self.reads += 1
             partition = self._partitions.get(Keys.account(account_id), {})
@@ -132,10 +135,9 @@ class MemoryStore:
             return Account(account_id=account_id)
         lots = tuple(lot_from_attributes(item) for item in kinds.get("lot", []))
         item = kinds["account"][0]
-        slices = tuple(
-            self.load_slice(account_id, index).slice(index) for index in json.loads(item.get("streams", "[]"))
-        )
-        return account_from_item(item, lots, next(iter(kinds.get("intent", [])), None), slices)
+        streams = json.loads(item.get("streams", "[]")) if slices else []
+        held = tuple(self.load_slice(account_id, index).slice(index) for index in streams)
+        return account_from_item(item, lots, next(iter(kinds.get("intent", [])), None), held)
 
     def load_slice(self, account_id: str, index: int) -> Account:
         """One escrow slice alone (a new slice reads as empty)."""

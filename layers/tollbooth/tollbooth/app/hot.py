@@ -125,8 +125,7 @@ class HotConsumes:
             try:
                 start = self._refill(account_id, index, need)
             except slices.Scarce:
-                # Read afresh: what this container remembers of the slices is old.
-                return self._request(account_id, idem, on_account, pool=False, load=self._store.load_account)
+                return self._on_account(account_id, idem, on_account)
             except (slices.SliceTooNarrow, ChangeTooLarge):
                 # Wider than a slice may hold: written on the account (the slices recalled first).
                 return self._request(account_id, idem, whole)
@@ -136,6 +135,16 @@ class HotConsumes:
                     return replay
                 raise refused.error from None
         raise ConcurrentUpdate("the account is busy; retry the request with the same Idempotency-Key")
+
+    def _on_account(self, account_id: str, idem: Idempotency, on_account: Plan) -> Outcome:
+        """``on_account`` on the account's own lots, its slices left alone. Each attempt reads
+        the account's own side alone (one Query): while every container is after the last
+        credits, a shorter read-to-write cycle commits more of them. Only when its own lots
+        do not settle it is the account read whole, with its slices (what a refusal rests on)."""
+        try:
+            return self._request(account_id, idem, on_account, pool=False, load=self._store.load_own)
+        except slices.NeedWhole:
+            return self._request(account_id, idem, on_account, pool=False, load=self._store.load_account)
 
     def _on_slice(
         self, account_id: str, index: int, idem: Idempotency, on_slice: SlicePlan, start: Account | None

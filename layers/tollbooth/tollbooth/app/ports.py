@@ -65,6 +65,9 @@ class LedgerStore(Protocol):
     def load_account(self, account_id: str) -> Account:
         """The account with its live lots; a new account reads as empty."""
 
+    def load_own(self, account_id: str) -> Account:
+        """The account's own side alone (its item, lots and intent; no slices): one Query."""
+
     def load_slice(self, account_id: str, index: int) -> Account:
         """One escrow slice of the account, alone (``Account.slices``): what its consumes need."""
 

@@ -60,6 +60,11 @@ class Scarce(Exception):
     transaction, rather than filled into a slice that another container might recall."""
 
 
+class NeedWhole(Exception):
+    """The account was read without its slices (its own side, ``load_own``), and its own
+    lots do not settle the request: read it whole, with its slices, and plan again."""
+
+
 class SliceTooNarrow(Exception):
     """The debit needs more lots than a slice can take in one transaction: it is written on
     the account instead (with an intent, if need be)."""
@@ -201,6 +206,8 @@ def lots_must_cover(account: Account, index: int, needed: int, now: int, use: Us
     it recalls every slice instead, after which the account's own state is the whole)."""
     if not account.arrears and _covers(account.lots, needed, now, use):
         return
+    if account.escrow and not account.slices:
+        raise NeedWhole
     if account.escrow and not account.consistent:
         raise PoolNeeded(None)
     allocate(pooled(account), needed, now, use)

@@ -117,7 +117,10 @@ class Repository:
                 return None
         return int(item.version)
 
-    def _load(self, account_id: str) -> Account:
+    def load_own(self, account_id: str) -> Account:
+        return self._load(account_id, slices=False)
+
+    def _load(self, account_id: str, *, slices: bool = True) -> Account:
         pk = Keys.account(account_id)
         account: AccountItem | None = None
         lots: list[Lot] = []
@@ -134,7 +137,8 @@ class Repository:
                     intent = intent_from_item(item)
         if account is None:
             return Account(account_id=account_id)
-        return account_from_item(account, tuple(lots), intent, self._slices(account_id, account.streams or []))
+        streams = (account.streams or []) if slices else []
+        return account_from_item(account, tuple(lots), intent, self._slices(account_id, streams))
 
     def _slices(self, account_id: str, indexes: list[int]) -> tuple[Slice, ...]:
         """The account's escrow slices, in one consistent BatchGetItem (at most 100 keys)."""
