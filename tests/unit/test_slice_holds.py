@@ -120,7 +120,7 @@ def test_each_slice_caps_its_own_open_holds() -> None:
     store, clock = MemoryStore(), Clock.at(NOW)
     ledger = hot(store, clock)
     cap = ledger.catalogs.in_force(NOW).max_open_holds
-    with pytest.raises(TooManyHolds):
+    with pytest.raises(TooManyHolds, match="escrow slice 0"):
         for n in range(cap + 1):
             ledger.hot.index = 0  # one container, on one slice
             place(ledger, f"h{n}", credits=1)

@@ -89,9 +89,9 @@ def place_mutation(
     return on_own_side(placed)
 
 
-def admit(catalog: Catalog, asked: HoldRequest, open_holds: int) -> None:
+def admit(catalog: Catalog, asked: HoldRequest, open_holds: int, holder: str = "the account") -> None:
     """HoldTooLong / TooManyHolds, by the catalog's caps, when ``asked`` may not be placed
-    beside ``open_holds`` open ones."""
+    beside ``open_holds`` open ones of ``holder``'s."""
     if asked.expires_in_seconds > catalog.max_hold_seconds:
         raise HoldTooLong(
             f"a hold may last at most {catalog.max_hold_seconds} seconds (max_hold_seconds in catalog "
@@ -99,7 +99,7 @@ def admit(catalog: Catalog, asked: HoldRequest, open_holds: int) -> None:
         )
     if open_holds >= catalog.max_open_holds:
         raise TooManyHolds(
-            f"the account has {open_holds} open holds, the most catalog {catalog.version} allows; "
+            f"{holder} has {open_holds} open holds, the most catalog {catalog.version} allows; "
             "capture or release one first"
         )
 

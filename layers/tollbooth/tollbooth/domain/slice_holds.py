@@ -58,7 +58,7 @@ def place_on_slice(
     """Reserve what ``asked`` needs from slice ``index`` (InsufficientCredits / FeatureLocked:
     the slice cannot, and is refilled; TooManyHolds / HoldTooLong: refused)."""
     held = view.slice(index)
-    admit(catalog, asked, len(held.holds))
+    admit(catalog, asked, len(held.holds), f"escrow slice {index} of this busy account")
     amount, use, version = reservation(catalog, asked)
     draws = allocate(Account(view.account_id, lots=held.portions), amount, now, use)
     portions = _portions(held.portions, draws)
