@@ -109,9 +109,8 @@ class MemoryStore:
     # -- reads ---------------------------------------------------------------------
 
     def load_account(self, account_id: str) -> Account:
-        """The account, its live lots and any intent; a new account reads as empty. An
-        account with slices is read as the Repository reads it: the account, its slices,
-        then its version again, until the account stood still."""
+        """As the Repository reads it: the account, its lots, intent and slices, then its
+        version again, until the account stood still (a new account reads as empty)."""
         for attempt in range(SNAPSHOT_TRIES):
             account = self._load(account_id)
             item = self._read((Keys.account(account_id), Keys.ACCOUNT_SK)) if account.streams else None
