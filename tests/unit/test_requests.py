@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -10,7 +11,8 @@ from tollbooth.api.auth import Principal, principal_from
 from tollbooth.api.errors import STATUS_BY_ERROR, status_for
 from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.views import decode_cursor, encode_cursor
-from tollbooth.domain import errors
+from tollbooth.contracts.holds import HOLD_ID_PATTERN
+from tollbooth.domain import errors, ids
 
 
 def test_the_fingerprint_ignores_key_order_but_not_values() -> None:
@@ -135,3 +137,10 @@ def test_a_retryable_error_answers_with_retry_after(error: errors.TollboothError
     response = app.resolve(event, None)  # type: ignore[arg-type]
     assert json.loads(response["body"])["error"]["code"] == error.code
     assert response["headers"].get("Retry-After") == retry_after
+
+
+def test_the_hold_id_a_path_may_name_is_every_id_tollbooth_makes_and_nothing_else() -> None:
+    made = [ids.hold_id(1_800_000_000_000, stream) for stream in (None, 0, 7, 63)]
+    assert all(re.fullmatch(HOLD_ID_PATTERN, hold_id) for hold_id in made)  # a slice's hold ends in s<slice>
+    for other in ["hold_x", made[0] + "s", made[0] + "s1234", made[1] + "0s1", "led_" + made[0][5:], made[0].upper()]:
+        assert not re.fullmatch(HOLD_ID_PATTERN, other)

@@ -12,8 +12,9 @@ from tollbooth.contracts.http import CreditsOut, DrawView, PositiveCreditsIn, Ti
 
 Quantity = Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
 HoldStatus = Literal["open", "captured", "released", "expired"]
-# A hold's id as Tollbooth makes it (a path parameter: checked before any read).
-HOLD_ID_PATTERN = r"^hold_[0-9a-z]{26}$"
+# A hold's id as Tollbooth makes it (a path parameter: checked before any read), ending in
+# ``s<slice>`` when it was placed on an escrow slice (``ids.hold_id``).
+HOLD_ID_PATTERN = r"^hold_[0-9a-z]{26}(s[0-9]{1,3})?$"
 
 
 class HoldRequest(StrictModel):
