@@ -274,9 +274,25 @@ def test_a_consume_on_the_accounts_own_lots_reads_only_its_own_side_while_they_p
     store.load_own = lambda account_id: reads.append("own") or own(account_id)  # type: ignore[method-assign]
     # 30 credits: more than a share; the account's own lots pay them without its slices
     assert words(ledger, "a", 30, "big").status_code == 200
-    assert reads == ["own"]
+    assert reads == ["own", "own"]  # the refill that found too little to share, then the debit
     # 60 more: its own lots cannot, so it is read whole (slices recalled) before it is paid
     store.load_account = lambda account_id: reads.append("whole") or whole(account_id)  # type: ignore[method-assign]
     assert words(ledger, "a", 60, "bigger").status_code == 200
     assert "whole" in reads
+    assert_conserved(store, "a")
+
+
+def test_a_container_whose_slice_is_empty_spends_where_the_last_credits_are(store: Racy, clock: Clock) -> None:
+    one, two = container(store, clock, 1), container(store, clock, 2)
+    grant(one, "a", 40, "g1")
+    contend(one, store, "c-one")  # slice 1 takes a share and spends 1 credit of it
+    assert words(two, "a", 37, "big").status_code == 200  # on the account's own lots: 0.5 left there
+    account = store.load_account("a")
+    assert sum(lot.remaining for lot in account.lots) < 1000 <= sum(p.remaining for p in account.slice(1).portions)
+    writes = store.writes
+    # Container two's slice holds nothing and the lots too little: it spends on slice 1,
+    # with no recall and no refill (one write).
+    assert words(two, "a", 1, "late").status_code == 200
+    assert store.writes == writes + 1
+    assert two.hot.index == 1
     assert_conserved(store, "a")

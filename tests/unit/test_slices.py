@@ -8,7 +8,7 @@ import pytest
 
 from tollbooth.domain.errors import InsufficientCredits
 from tollbooth.domain.ledger import Account, Escrow, Lot, Slice, Use
-from tollbooth.domain.slices import PoolNeeded, Scarce, SliceTooNarrow, pooled, recall, refill
+from tollbooth.domain.slices import Elsewhere, NeedWhole, PoolNeeded, Scarce, SliceTooNarrow, pooled, recall, refill
 
 NOW = 1_800_000_000_000
 USE = Use("text_generation", "personal")
@@ -73,12 +73,21 @@ def test_a_slice_that_can_pay_is_left_alone_and_a_short_account_pools_first() ->
         )
         is None
     )
-    # Slice 5 needs 400: the lots hold 10, slice 2 holds 500, so slice 2 is recalled first;
-    # 600 is more than the whole account holds, which refuses without recalling anything
+    # Slice 5 needs 400: the lots hold 10, slice 2 holds 500, so slice 5's container spends
+    # on slice 2 (nothing is moved); the lots read alone (not whole) must be read whole
     short = account(lot("l1", 10), slices=(filled,), escrow=(Escrow(2, 500),))
-    with pytest.raises(PoolNeeded) as needed:
+    with pytest.raises(Elsewhere) as elsewhere:
         refill(short, 5, 400, USE, NOW, share=4, max_items=10, window=0)
-    assert needed.value.indexes == (2,)
+    assert elsewhere.value.index == 2
+    with pytest.raises(NeedWhole):
+        refill(replace(short, slices=()), 5, 400, USE, NOW, share=4, max_items=10, window=0, whole=False)
+    # 400 again, with 300 in each of slices 2 and 3: no slice pays alone, so both are recalled
+    halves = (Slice(2, version=1, portions=(lot("l1", 300),)), Slice(3, version=1, portions=(lot("l1", 300),)))
+    split = account(lot("l1", 10), slices=halves, escrow=(Escrow(2, 300), Escrow(3, 300)))
+    with pytest.raises(PoolNeeded) as needed:
+        refill(split, 5, 400, USE, NOW, share=4, max_items=10, window=0)
+    assert needed.value.indexes == (2, 3)
+    # 600 is more than the whole account holds, which refuses without recalling anything
     with pytest.raises(InsufficientCredits):
         refill(short, 5, 600, USE, NOW, share=4, max_items=10, window=0)
     # Read while writers kept moving credits: no refusal rests on it; every slice is recalled

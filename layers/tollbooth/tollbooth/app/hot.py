@@ -2,12 +2,13 @@
 
 An account's consumes go to its own item until one of them loses a race on a fresh read,
 or this container makes its ``BUSY_COUNT``-th consume of it within ``BUSY_WINDOW_SECONDS``
-(a container that wins every race starves the others, who then never see the account
-change; a person using an app does not keep that pace): the account is contended. From
+(a container that wins every race holds the account item while the others' refills lose
+to it; a person using an app does not keep that pace): the account is contended. From
 then on this container spends from one slice, its own by a random pick, which it leaves
 for another when it loses a race there too. A slice short of credits is refilled from
-the account's lots (the write loop recalls every slice first when those fall short), so
-a consume is refused only when the whole account cannot pay. While the account has
+the account's lots; when those fall short, the container moves to a slice that can pay
+alone, or the write loop recalls the slices that make up the shortfall, so a consume is
+refused only when the whole account cannot pay. While the account has
 credits in escrow, its consumes keep going to slices; any other change recalls them, and
 the next contention moves the account to slices again.
 """
@@ -19,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from tollbooth.app.idempotency import Idempotency, Outcome
 from tollbooth.app.ports import LedgerStore
@@ -29,12 +31,13 @@ from tollbooth.domain.errors import ChangeTooLarge, ConcurrentUpdate, FeatureLoc
 from tollbooth.domain.ledger import Account, Mutation, Use
 from tollbooth.domain.pricing import Charge
 
-# Refills one consume may need before it gives up (each is a committed move of credits, so
-# running out means other containers emptied the slice as fast as it was filled).
-MAX_REFILLS = 8
+# Steps one consume may take on slices before it gives up: refills (each a committed move
+# of credits, so running out means other containers emptied the slice as fast as it was
+# filled), moves off a busy slice, and moves to a slice holding the last credits.
+MAX_STEPS = 16
 # This many consumes of one account by one container within the window: the account is busy.
-BUSY_COUNT = 4
-BUSY_WINDOW_SECONDS = 1.0
+BUSY_COUNT = 2
+BUSY_WINDOW_SECONDS = 0.25
 REMEMBERED = 1024  # accounts whose last consume a container remembers
 
 Priced = Callable[[int], tuple[Charge, Use]]
@@ -112,7 +115,7 @@ class HotConsumes:
         as need be; ``on_account`` when the account's lots hold too little to share out,
         ``whole`` (the slices pooled) for a change wider than a slice can take."""
         start: Account | None = None
-        for _ in range(MAX_REFILLS):
+        for _ in range(MAX_STEPS):
             index = self.index
             try:
                 return self._on_slice(account_id, index, idem, on_slice, start)
@@ -124,6 +127,9 @@ class HotConsumes:
                 pass  # the slice cannot pay: refill it from the account
             try:
                 start = self._refill(account_id, index, need)
+            except slices.Elsewhere as found:  # not a move of credits: go where they are
+                self.index, start = found.index, None
+                continue
             except slices.Scarce:
                 return self._on_account(account_id, idem, on_account)
             except (slices.SliceTooNarrow, ChangeTooLarge):
@@ -162,21 +168,36 @@ class HotConsumes:
 
     def _refill(self, account_id: str, index: int, need: Need) -> Account | None:
         """Fill the slice from the account: the slice as it stands afterwards (None: it was
-        filled meanwhile, by another container's refill)."""
+        filled meanwhile, by another container's refill). The account is read on its own
+        side with this slice (two reads, the shortest window before the write while every
+        container races for the account item), and whole only when its own lots fall short."""
+        try:
+            return self._fill(account_id, index, need, lambda account: self._own_side(account, index))
+        except slices.NeedWhole:
+            return self._fill(account_id, index, need, self._store.load_account)
+
+    def _fill(self, account_id: str, index: int, need: Need, load: Callable[[str], Account]) -> Account | None:
         share = max(1, self.count)
         max_items = self._store.max_transaction_items
         window = self._store.expiry.warning_window
+        whole = load == self._store.load_account
 
         def plan(account: Account, now: int) -> Mutation | None:
             needed, use = need(now)
-            return slices.refill(account, index, needed, use, now, share=share, max_items=max_items, window=window)
+            return slices.refill(
+                account, index, needed, use, now, share=share, max_items=max_items, window=window, whole=whole
+            )
 
         # Read afresh: the slices' states this container remembers of the account are old.
-        written = self._writes.write(account_id, plan, pool=False, load=self._store.load_account)
+        written = self._writes.write(account_id, plan, pool=False, load=load)
         if written is None:
             return None
         filled = next(m.after for m in written.mutation.slice_moves if m.after.index == index)
         return Account(account_id, slices=(filled,))
+
+    def _own_side(self, account_id: str, index: int) -> Account:
+        own = self._store.load_own(account_id)
+        return replace(own, slices=self._store.load_slice(account_id, index).slices)
 
     @staticmethod
     def _busy() -> None:

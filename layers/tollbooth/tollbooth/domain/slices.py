@@ -65,6 +65,16 @@ class NeedWhole(Exception):
     lots do not settle the request: read it whole, with its slices, and plan again."""
 
 
+class Elsewhere(Exception):
+    """The account's own lots cannot pay, but slice ``index`` can: spend there, rather than
+    recall it into the lots only to refill another slice from them (at the end of an
+    account's credits, recalls and refills all queue on the account item)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"slice {index} holds the credits")
+        self.index = index
+
+
 class SliceTooNarrow(Exception):
     """The debit needs more lots than a slice can take in one transaction: it is written on
     the account instead (with an intent, if need be)."""
@@ -94,14 +104,30 @@ def spend(
 
 
 def refill(
-    account: Account, index: int, needed: int, use: Use, now: int, *, share: int, max_items: int, window: int
+    account: Account,
+    index: int,
+    needed: int,
+    use: Use,
+    now: int,
+    *,
+    share: int,
+    max_items: int,
+    window: int,
+    whole: bool = True,
 ) -> Mutation | None:
     """Move credits of the account's lots that may pay for ``use`` into slice ``index``: what
     it needs, or its share (half the lots over ``share`` slices), whichever is more; and a
     share into each other slice holding nothing, as far as one transaction allows, so that
-    the account's other containers find theirs filled. None when the slice can pay already."""
+    the account's other containers find theirs filled. None when the slice can pay already.
+
+    ``whole=False``: the account was read on its own side with slice ``index`` alone (the
+    shortest read while containers race for the account item). NeedWhole when its own lots
+    cannot pay; only slices that never existed (not among its streams) are filled besides."""
     if _covers(account.slice(index).portions, needed, now, use):
         return None
+    if not whole and (account.arrears or not _covers(account.lots, needed, now, use)):
+        raise NeedWhole
+    _spend_where_the_credits_are(account, index, needed, now, use)
     lots_must_cover(account, index, needed, now, use)
     eligible = [lot for lot in account.lots if lot.spendable_at(now) and lot.pays_for(use)]
     unlocking = [lot for lot in account.lots if lot.spendable_at(now) and use.feature in lot.unlocks]
@@ -117,9 +143,10 @@ def refill(
         raise SliceTooNarrow
     # Siblings get a share only while the lots hold plenty: near the end, credits stay where
     # any slice's refill finds them, rather than scattered where only a recall would.
-    holding = {e.index for e in account.escrow if not account.slice(e.index).idle}
+    skipped = {e.index for e in account.escrow if not account.slice(e.index).idle} | {index}
+    skipped |= set() if whole else set(account.streams)  # slices not read: their state is unknown
     for sibling in range(share) if chunk >= RICH * needed else ():
-        if sibling != index and sibling not in holding and not filling.fill(sibling, chunk, []):
+        if sibling not in skipped and not filling.fill(sibling, chunk, []):
             break
     return Mutation(account, draws=filling.draws(), slice_moves=tuple(filling.moves))
 
@@ -212,6 +239,17 @@ def lots_must_cover(account: Account, index: int, needed: int, now: int, use: Us
         raise PoolNeeded(None)
     allocate(pooled(account), needed, now, use)
     raise PoolNeeded(_to_recall(account, index, needed, now, use))
+
+
+def _spend_where_the_credits_are(account: Account, index: int, needed: int, now: int, use: Use) -> None:
+    """Raise Elsewhere when the account's own lots cannot pay but another slice, as read
+    with them, can alone: the one holding the most that may pay."""
+    if account.arrears or not account.consistent or _covers(account.lots, needed, now, use):
+        return
+    paying = [held for held in account.slices if held.index != index and _covers(held.portions, needed, now, use)]
+    if paying:
+        richest = max(paying, key=lambda held: sum(p.remaining for p in held.portions if p.pays_for(use)))
+        raise Elsewhere(richest.index)
 
 
 def _covers(lots: tuple[Lot, ...] | list[Lot], needed: int, now: int, use: Use) -> bool:
