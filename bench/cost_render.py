@@ -174,8 +174,8 @@ def render_cost(result: dict[str, Any]) -> str:
             "",
             f"Lambda duration: {source}, plus {AWS_REQUEST_MS:g} ms per DynamoDB request for AWS's latency (the "
             "high end of the assumed 10 to 25 ms), rounded up to the ms. A warm consume is one request (the "
-            "container wrote the account last); a cold container adds the Query. A usage record carries a "
-            "tenth of a batch's invocation; SQS: SendMessageBatch per 10 records on the producer side, one "
+            "container wrote the account last); a cold container adds the Query. A usage record carries its "
+            "share of a batch's invocation; SQS: SendMessageBatch per 10 records on the producer side, one "
             "ReceiveMessage and one DeleteMessageBatch per batch on the consumer side (idle polling not counted). "
             "The sweep's invocation is shared by every lot of a run: only its duration is counted per lot, and "
             f"the {result['sweep_queries']} shard Queries that find nothing are per run (one a shard, every 15 "
@@ -201,9 +201,11 @@ def render_cost(result: dict[str, Any]) -> str:
             *_hot(result),
             "",
             f"The largest batch of one account that fits one transaction ({LARGEST_BATCH} records: 100 items less "
-            "the account, the entry and the lots drawn) takes the per-record cost down only to "
-            f"{_n(result['largest'].wru)} WRU: the idempotency records alone cost 2 WRU each, and the `usage` entry, "
-            "which lists every record, grows with the batch and stays on the account's partition.",
+            "the account, the entry and the lots drawn) takes the per-record cost down to "
+            f"{_n(result['largest'].wru)} WRU. The idempotency records cost 2 WRU each, whatever the batch: they are "
+            "written in the transaction, so that a record is charged once and only with its charge. The `usage` "
+            "entry lists every record; past 1 KB its details are stored compressed (zlib), a tenth or less of "
+            "their JSON, so it adds little to the record and to the account's partition.",
             "",
         ]
     )

@@ -152,6 +152,27 @@ def test_the_memory_store_stores_the_golden_items() -> None:
         assert {k: type(v) for k, v in item.items()} == {k: kinds[next(iter(v))] for k, v in golden[name].items()}
 
 
+def test_details_past_a_kilobyte_are_stored_compressed_alike_by_both_stores(
+    repository: Repository, engine: Any, table_name: str
+) -> None:
+    # Given a usage entry listing 95 records, written through the Repository and the twin
+    twin = MemoryStore()
+    first = purchase()
+    lines = [{"event_id": f"ev-{n}", "charged": 1000, "drew": [[0, 1000]], "worker_id": "gpu-1"} for n in range(95)]
+    used = LedgerEntry("entry-golden-2", 2, "usage", -95_000, 5_405_000, NOW, None, {"records": lines})
+    for store in (repository, twin):
+        store.apply(first, NOW)
+        store.apply(Mutation(first.account_after, entries=(used,), draws=(Draw("lot-bonus", 95_000),)), NOW)
+    # Then both keep the same compressed bytes in place of the JSON, a fraction of its size
+    key = {"pk": {"S": f"ACCOUNT#{ACCOUNT_ID}"}, "sk": {"S": Keys.entry(2)}}
+    stored = client("dynamodb", engine.dynamodb_url).get_item(TableName=table_name, Key=key)["Item"]
+    twins = next(item for item in twin.raw_items(f"ACCOUNT#{ACCOUNT_ID}") if item["sk"] == Keys.entry(2))
+    assert "details" not in stored and "details" not in twins
+    assert stored["details_z"]["B"] == twins["details_z"]
+    assert len(twins["details_z"]) * 5 < len(json.dumps(used.details))
+    assert repository.find_entry(ACCOUNT_ID, 2) == twin.find_entry(ACCOUNT_ID, 2) == used
+
+
 def more_mutations(account: Account) -> list[tuple[Mutation, int]]:
     """After the purchase and consume: a warning, a rollover transfer, a write-off, usage in arrears."""
     warned = Mutation(account, warned=("lot-bonus",))

@@ -457,6 +457,37 @@ def test_list_entries_pages_newest_first_with_no_gap_or_repeat(store: Store, lim
     assert seen == [7, 6, 5, 4, 3, 2, 1]
 
 
+def usage_lines(count: int) -> list[dict[str, Any]]:
+    """What a usage entry lists of ``count`` records (as ``domain.usage_charges`` writes them)."""
+    return [
+        {
+            "event_id": f"evt-{n:04d}-{n * 7919 % 10007:05d}",
+            "feature": "text_generation",
+            "quantity": 500 + n,
+            "dimensions": {},
+            "charged": 1000 + n,
+            "drew": [[0, 1000 + n]],
+            "unpaid": 0,
+            "catalog_version": "2026-11-01",
+            "occurred_at": f"2027-01-01T00:{n % 60:02d}:00Z",
+            "worker_id": f"gpu-{n % 7}",
+            "resources": {"tokens_in": 100 + n, "tokens_out": 700 - n},
+        }
+        for n in range(count)
+    ]
+
+
+def test_an_entry_listing_many_records_reads_back_exactly(store: Store) -> None:
+    # Given a usage entry listing 95 records (about 30 KB of JSON: stored compressed)
+    account = Account(account_id="a")
+    account = applied(store, Mutation(account, entries=(entry(account, "grant", 10**6),), new_lots=(lot("l1", 10**6),)))
+    used = entry(account, "usage", -1000, records=usage_lines(95), draws=[{"lot_id": "l1", "amount": "95.000"}])
+    applied(store, Mutation(account, entries=(used,), draws=(Draw("l1", 1000),)))
+    # Then history reads it back as it was written, as does a read of the entry itself
+    assert store.list_entries("a", 1).entries == [used]
+    assert store.find_entry("a", used.seq) == used
+
+
 def test_before_seq_means_strictly_older(store: Store) -> None:
     account = Account(account_id="a")
     for _ in range(4):

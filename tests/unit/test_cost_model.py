@@ -100,8 +100,13 @@ def test_a_measured_consume_bills_each_item_it_writes_and_nothing_else() -> None
 def test_a_usage_record_on_a_hot_account_and_a_consume_on_a_slice_are_billed_as_measured() -> None:
     from bench.cost import slice_consume_cost, usage_cost
 
-    # A batch of 10 records of one account: each its idempotency record, and a tenth of the rest
-    assert usage_cost(10, spread=False).wru == 3.6
+    # A batch of 10 records of one account: each its idempotency record, and a tenth of the
+    # rest (the entry listing the 10, compressed below 1 KB: 2 WRU)
+    assert usage_cost(10, spread=False).wru == 3.0
+    # 95, the most one transaction takes: the idempotency record and a little more
+    largest = usage_cost(95, spread=False)
+    assert largest.metered.requests() == {"TransactWriteItems": 1}
+    assert 2 < largest.wru <= 2.2
     # A consume on a hot account's slice: the slice, the entry and the key, one request
     slice_consume = slice_consume_cost(20.0)
     assert slice_consume.wru == 6 and slice_consume.metered.requests() == {"TransactWriteItems": 1}

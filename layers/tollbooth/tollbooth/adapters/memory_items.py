@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tollbooth.adapters.entry_details import compressed, expanded
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
     escrow_from_stored,
@@ -116,14 +117,16 @@ def slice_from_item(item: Item) -> Slice:
 
 def entry_item(account_id: str, entry: LedgerEntry) -> Item:
     names = ("entry_id", "seq", "slice", "kind", "amount", "balance_after", "created_at", "idempotency_key")
-    details = json.dumps(entry.details)  # PynamoDB's JSONAttribute: a string, even for {}
+    packed = compressed(entry.details)
+    details = None if packed else json.dumps(entry.details)  # PynamoDB's JSONAttribute: a string, even for {}
     pk = Keys.stream(account_id, entry.slice)
-    return stored_item(pk, Keys.entry(entry.seq), "entry", **{n: getattr(entry, n) for n in names}, details=details)
+    fields = {n: getattr(entry, n) for n in names}
+    return stored_item(pk, Keys.entry(entry.seq), "entry", **fields, details=details, details_z=packed)
 
 
 def entry_from_item(item: Item) -> LedgerEntry:
     fields = {n: item[n] for n in ("entry_id", "seq", "kind", "amount", "created_at")}
-    details = json.loads(item["details"]) if "details" in item else None
+    details = expanded(item["details_z"]) if "details_z" in item else json.loads(item.get("details") or "null")
     return LedgerEntry(
         **fields,
         balance_after=item.get("balance_after"),
@@ -153,6 +156,8 @@ def _value_size(value: Any) -> int:
         return (len(str(abs(value)).replace(".", "").strip("0") or "0") + 1) // 2 + 1
     if isinstance(value, str):
         return len(value.encode())
+    if isinstance(value, bytes):
+        return len(value)
     if isinstance(value, frozenset | set | list | tuple):
         return sum(_value_size(member) for member in value)
     return len(json.dumps(value).encode())

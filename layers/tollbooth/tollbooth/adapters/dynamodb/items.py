@@ -4,6 +4,7 @@ the domain dataclasses on purpose: a lot's stored shape is spelled here and nowh
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     DiscriminatorAttribute,
     JSONAttribute,
@@ -14,6 +15,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from tollbooth.adapters.entry_details import compressed, expanded
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
     escrow_from_stored,
@@ -141,6 +143,7 @@ class LedgerItem(TableItem, discriminator="entry"):
     created_at = NumberAttribute()
     idempotency_key = UnicodeAttribute(null=True)
     details = JSONAttribute(null=True)
+    details_z = BinaryAttribute(null=True, legacy_encoding=False)  # details past 1 KB, compressed
 
 
 class IdempotencyItem(TableItem, discriminator="idempotency"):
@@ -209,12 +212,13 @@ def entry_from_item(item: LedgerItem) -> LedgerEntry:
         balance_after=None if item.balance_after is None else int(item.balance_after),
         created_at=int(item.created_at),
         idempotency_key=item.idempotency_key,
-        details=item.details or {},
+        details=expanded(item.details_z) if item.details_z is not None else item.details or {},
         slice=None if item.slice is None else int(item.slice),
     )
 
 
 def ledger_item(account_id: str, entry: LedgerEntry) -> LedgerItem:
+    packed = compressed(entry.details)
     return LedgerItem(
         Keys.stream(account_id, entry.slice),
         Keys.entry(entry.seq),
@@ -226,7 +230,8 @@ def ledger_item(account_id: str, entry: LedgerEntry) -> LedgerItem:
         balance_after=entry.balance_after,
         created_at=entry.created_at,
         idempotency_key=entry.idempotency_key,
-        details=entry.details,
+        details=None if packed else entry.details,
+        details_z=packed,
     )
 
 
