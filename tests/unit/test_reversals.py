@@ -26,6 +26,7 @@ from tollbooth.adapters.memory import MemoryStore
 from tollbooth.app.idempotency import Idempotency, Outcome
 from tollbooth.app.ingestion import UsageIngestor
 from tollbooth.app.service import LedgerService
+from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain import ids
@@ -148,6 +149,25 @@ def test_credits_of_a_lot_expired_since_are_written_off_at_once(
     assert kinds == ["expire", "reversal"]
     expired = [e for e in account.pending_events if e["type"] == "credits.expired"]
     assert expired and expired[0]["event_id"].endswith(":reversal:3")  # not the sweep's id for the lot
+    assert_conserved(store, "a")
+
+
+def test_write_offs_that_would_not_fit_one_transaction_are_left_to_the_sweep(clock: Clock) -> None:
+    # Given a consume that drew from 7 one-credit lots, on 10-item transactions, all expired since
+    store = MemoryStore(max_transaction_items=10)
+    ledger = ledger_over(store, clock)
+    for n in range(7):
+        grant(ledger, "a", 1, f"g{n}", expires_at=NOW + DAY)
+    charge = words(ledger, "a", 7, "c1").body["entry_id"]
+    clock.pinned = NOW + 2 * DAY
+    # When it is reversed: 7 expire entries would not fit with the reversal's own items
+    back = reverse(ledger, charge, "r1")
+    # Then the credits go back into their lots, and the sweep writes them off
+    assert (back.body["reversed"], back.body["written_off"], len(back.body["returned"])) == ("7.000", "0.000", 7)
+    assert_conserved(store, "a")
+    ExpirySweeper(store, Recorder(), store.expiry, now=clock).sweep()
+    account = store.load_account("a")
+    assert (account.balance, account.reversed, account.expired, account.lots) == (0, 7000, 7000, ())
     assert_conserved(store, "a")
 
 

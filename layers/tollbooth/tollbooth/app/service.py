@@ -291,7 +291,17 @@ class LedgerService:
             before = self.repository.reversed_of(account_id, charged.key)
             terms = departed_lots(self.repository, account, charged)
             caller = context.caller.record()
-            mutation = reversals.reversal_mutation(account, charged, before, asked, terms, now, idem.key, caller)
+            mutation = reversals.reversal_mutation(
+                account,
+                charged,
+                before,
+                asked,
+                terms,
+                now,
+                idem.key,
+                caller,
+                max_items=self.repository.max_transaction_items,
+            )
             return with_reversal_receipt(mutation, idem)
 
         return self._request(account_id, idem, plan)

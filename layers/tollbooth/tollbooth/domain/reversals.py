@@ -135,6 +135,12 @@ def _portions(account: Account, draws: list[tuple[ChargedDraw, int]], terms: Map
     return tuple(portions)
 
 
+# What a reversal writes besides its lot changes (which an intent may carry) and its
+# write-off entries: the account, its entry, its idempotency record, the charge's record
+# (what it has had reversed), a lot for arrears already paid, and an intent item.
+REVERSAL_OVERHEAD = 6
+
+
 def reversal_mutation(
     account: Account,
     charged: Charged,
@@ -144,10 +150,14 @@ def reversal_mutation(
     now: int,
     key: str,
     caller: Mapping[str, str],
+    *,
+    max_items: int | None = None,
 ) -> Mutation:
     """Give back ``asked.credits`` of the charge (all that is left: None), as one ``reversal``
     entry and an ``expire`` entry per lot expired since; ``terms``: the lots that have left
-    the store, as their granting entries recorded them."""
+    the store, as their granting entries recorded them. When those entries would not fit
+    in one transaction of ``max_items``, the expired credits go back into their lots too,
+    and the sweep writes them off."""
     left = charged.charged - before
     amount = left if asked.credits is None else asked.credits
     if left <= 0 or not 0 < amount <= left:
@@ -158,7 +168,8 @@ def reversal_mutation(
         )
     unpaid, draws = undone(charged, before, amount)
     reduced = min(unpaid, account.arrears)
-    back = give_back(account, _portions(account, draws, terms), now)
+    room = None if max_items is None else max_items - REVERSAL_OVERHEAD
+    back = give_back(account, _portions(account, draws, terms), now, write_off_at_most=room)
     settled = _settled_lot(unpaid - reduced, account.seq + 1, asked.reason, now)
     details = {
         "charge_entry_id": charged.entry_id,
