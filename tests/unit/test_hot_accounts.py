@@ -39,6 +39,7 @@ class Racy(MemoryStore):
     def __init__(self) -> None:
         super().__init__(expiry=ExpiryIndexing(warning_window=7 * DAY, shards=2), max_transaction_items=10)
         self.armed = 0
+        self.refills_lost = 0  # refills to lose, as while other containers hold the account item
         self.spends = 0
         self.lose: str | None = None  # "spend" or "refill": commit the next one, and lose the answer
         self.unsteady = False  # every read of the account is one that could not catch it still
@@ -51,6 +52,9 @@ class Racy(MemoryStore):
         entry = mutation.entry
         if self.armed and not mutation.spend and entry is not None and entry.kind == "consume":
             self.armed -= 1
+            raise WriteConflict(WriteConflict.VERSION)
+        if self.refills_lost and mutation.slice_moves and mutation.draws:
+            self.refills_lost -= 1
             raise WriteConflict(WriteConflict.VERSION)
         self.spends += mutation.spend
         super().apply(mutation, now)
@@ -295,4 +299,19 @@ def test_a_container_whose_slice_is_empty_spends_where_the_last_credits_are(stor
     assert words(two, "a", 1, "late").status_code == 200
     assert store.writes == writes + 1
     assert two.hot.index == 1
+    assert_conserved(store, "a")
+
+
+def test_a_refill_that_keeps_losing_the_account_item_looks_again_rather_than_answer_409(
+    store: Racy, clock: Clock
+) -> None:
+    ledger = container(store, clock, 3)
+    grant(ledger, "a", 1000, "g1")
+    contend(ledger, store, "c1")  # slice 3 takes its share: 62.5 credits, 1 spent
+    assert words(ledger, "a", 61, "most").status_code == 200  # half a credit left in the slice
+    # Other containers hold the account item through more attempts than one write makes (10)
+    store.refills_lost = 12
+    assert words(ledger, "a", 2, "more").status_code == 200
+    assert store.refills_lost == 0
+    assert ledger.balance("a").available == "936.000"
     assert_conserved(store, "a")

@@ -39,6 +39,12 @@ MAX_STEPS = 16
 BUSY_COUNT = 2
 BUSY_WINDOW_SECONDS = 0.25
 REMEMBERED = 1024  # accounts whose last consume a container remembers
+# How long one request may keep refilling while other containers hold the account item
+# (each refill within its own write budget): below the functions' 10 s timeout, with room
+# for the last attempt and the answer. At the end of a busy account's credits every
+# container queues for the account item at once; a refill that gave up looks again rather
+# than answer 409 for credits the account still holds.
+REQUEST_SECONDS = 7.0
 
 Priced = Callable[[int], tuple[Charge, Use]]
 Need = Callable[[int], tuple[int, Use]]  # what a change needs of a slice, and what it may pay for
@@ -115,6 +121,7 @@ class HotConsumes:
         as need be; ``on_account`` when the account's lots hold too little to share out,
         ``whole`` (the slices pooled) for a change wider than a slice can take."""
         start: Account | None = None
+        until = time.monotonic() + REQUEST_SECONDS
         for _ in range(MAX_STEPS):
             index = self.index
             try:
@@ -126,7 +133,12 @@ class HotConsumes:
             except (InsufficientCredits, FeatureLocked):
                 pass  # the slice cannot pay: refill it from the account
             try:
-                start = self._refill(account_id, index, need)
+                start = self._refill(account_id, index, need, until)
+            except ConcurrentUpdate:
+                if time.monotonic() >= until:
+                    raise
+                start = None  # the account item stayed busy: look at the slice again, then refill anew
+                continue
             except slices.Elsewhere as found:  # not a move of credits: go where they are
                 self.index, start = found.index, None
                 continue
@@ -166,17 +178,19 @@ class HotConsumes:
             on_race=self._busy,
         )
 
-    def _refill(self, account_id: str, index: int, need: Need) -> Account | None:
+    def _refill(self, account_id: str, index: int, need: Need, until: float) -> Account | None:
         """Fill the slice from the account: the slice as it stands afterwards (None: it was
         filled meanwhile, by another container's refill). The account is read on its own
         side with this slice (two reads, the shortest window before the write while every
         container races for the account item), and whole only when its own lots fall short."""
         try:
-            return self._fill(account_id, index, need, lambda account: self._own_side(account, index))
+            return self._fill(account_id, index, need, lambda account: self._own_side(account, index), until)
         except slices.NeedWhole:
-            return self._fill(account_id, index, need, self._store.load_account)
+            return self._fill(account_id, index, need, self._store.load_account, until)
 
-    def _fill(self, account_id: str, index: int, need: Need, load: Callable[[str], Account]) -> Account | None:
+    def _fill(
+        self, account_id: str, index: int, need: Need, load: Callable[[str], Account], until: float
+    ) -> Account | None:
         share = max(1, self.count)
         max_items = self._store.max_transaction_items
         window = self._store.expiry.warning_window
@@ -189,7 +203,7 @@ class HotConsumes:
             )
 
         # Read afresh: the slices' states this container remembers of the account are old.
-        written = self._writes.write(account_id, plan, pool=False, load=load)
+        written = self._writes.write(account_id, plan, pool=False, load=load, until=until)
         if written is None:
             return None
         filled = next(m.after for m in written.mutation.slice_moves if m.after.index == index)

@@ -24,6 +24,7 @@ holds the one rule for optimistic concurrency:
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -134,15 +135,16 @@ class Writes:
         pool: bool = True,
         remember_as: str | None = None,
         on_race: RaceHandler | None = None,
+        until: float | None = None,
     ) -> Written | None:
         """Apply what ``plan`` decides, once; None if it decided there was nothing to write.
         ``start`` and ``load``: another view of the account (the sweep's item alone, a slice),
-        remembered only ``remember_as`` a key of its own. Raises Refused, ConcurrentUpdate, or
-        what the store, ``on_conflict`` or ``on_race`` raise."""
+        remembered only ``remember_as`` a key of its own; ``until``: the caller's deadline, if
+        sooner. Raises Refused, ConcurrentUpdate, or what the store or the handlers raise."""
         known_as, remember = remember_as or account_id, load is None or remember_as is not None
         reload: Loader = load or self.store.load_account
         account = start if start is not None else (self._known.get(known_as) if remember else None)
-        deadline = self._monotonic() + self.budget
+        deadline = min(self._monotonic() + self.budget, math.inf if until is None else until)
         # What failed so far (steps that made progress, a recall or an intent's, are free), and
         # the slices a plan asked to recall (``pool``: all of them).
         attempt, wanted = 0, frozenset[int]()
