@@ -184,17 +184,15 @@ class HotConsumes:
         side with this slice (two reads, the shortest window before the write while every
         container races for the account item), and whole only when its own lots fall short."""
         try:
-            return self._fill(account_id, index, need, lambda account: self._own_side(account, index), until)
+            return self._fill(account_id, index, need, until, whole=False)
         except slices.NeedWhole:
-            return self._fill(account_id, index, need, self._store.load_account, until)
+            return self._fill(account_id, index, need, until, whole=True)
 
-    def _fill(
-        self, account_id: str, index: int, need: Need, load: Callable[[str], Account], until: float
-    ) -> Account | None:
+    def _fill(self, account_id: str, index: int, need: Need, until: float, *, whole: bool) -> Account | None:
         share = max(1, self.count)
         max_items = self._store.max_transaction_items
         window = self._store.expiry.warning_window
-        whole = load == self._store.load_account
+        load = self._store.load_account if whole else lambda account: self._own_side(account, index)
 
         def plan(account: Account, now: int) -> Mutation | None:
             needed, use = need(now)
