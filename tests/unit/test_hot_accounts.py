@@ -315,3 +315,18 @@ def test_a_refill_that_keeps_losing_the_account_item_looks_again_rather_than_ans
     assert store.refills_lost == 0
     assert ledger.balance("a").available == "936.000"
     assert_conserved(store, "a")
+
+
+def test_a_consume_on_the_accounts_own_lots_that_keeps_losing_looks_again_rather_than_answer_409(
+    store: Racy, clock: Clock
+) -> None:
+    ledger = container(store, clock, 3)
+    grant(ledger, "a", 100, "g1")
+    contend(ledger, store, "c1")  # the slices take their shares; the account keeps half
+    # 30 credits: more than a share, so written on the account's own lots; other containers
+    # hold the account item through more attempts than one write makes (10)
+    store.armed = 12
+    answer = words(ledger, "a", 30, "big")
+    assert answer.status_code == 200 and store.armed == 0
+    assert ledger.balance("a").available == "69.000"
+    assert_conserved(store, "a")

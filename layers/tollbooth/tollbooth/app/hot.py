@@ -133,17 +133,15 @@ class HotConsumes:
             except (InsufficientCredits, FeatureLocked):
                 pass  # the slice cannot pay: refill it from the account
             try:
-                start = self._refill(account_id, index, need, until)
+                step = self._from_account(account_id, index, idem, need, on_account, until)
             except ConcurrentUpdate:
                 if time.monotonic() >= until:
                     raise
-                start = None  # the account item stayed busy: look at the slice again, then refill anew
+                start = None  # the account item stayed busy: look at the slice again, then try anew
                 continue
             except slices.Elsewhere as found:  # not a move of credits: go where they are
                 self.index, start = found.index, None
                 continue
-            except slices.Scarce:
-                return self._on_account(account_id, idem, on_account)
             except (slices.SliceTooNarrow, ChangeTooLarge):
                 # Wider than a slice may hold: written on the account (the slices recalled first).
                 return self._request(account_id, idem, whole)
@@ -152,17 +150,31 @@ class HotConsumes:
                 if replay is not None:
                     return replay
                 raise refused.error from None
+            if isinstance(step, Outcome):
+                return step
+            start = step
         raise ConcurrentUpdate("the account is busy; retry the request with the same Idempotency-Key")
 
-    def _on_account(self, account_id: str, idem: Idempotency, on_account: Plan) -> Outcome:
+    def _from_account(
+        self, account_id: str, index: int, idem: Idempotency, need: Need, on_account: Plan, until: float
+    ) -> Account | Outcome | None:
+        """Refill the slice from the account (the slice as it stands afterwards), or, when the
+        account's lots hold too little to share out, write ``on_account`` on them (its answer)."""
+        try:
+            return self._refill(account_id, index, need, until)
+        except slices.Scarce:
+            return self._on_account(account_id, idem, on_account, until)
+
+    def _on_account(self, account_id: str, idem: Idempotency, on_account: Plan, until: float) -> Outcome:
         """``on_account`` on the account's own lots, its slices left alone. Each attempt reads
         the account's own side alone (one Query): while every container is after the last
         credits, a shorter read-to-write cycle commits more of them. Only when its own lots
         do not settle it is the account read whole, with its slices (what a refusal rests on)."""
+        options = {"pool": False, "until": until}
         try:
-            return self._request(account_id, idem, on_account, pool=False, load=self._store.load_own)
+            return self._request(account_id, idem, on_account, load=self._store.load_own, **options)
         except slices.NeedWhole:
-            return self._request(account_id, idem, on_account, pool=False, load=self._store.load_account)
+            return self._request(account_id, idem, on_account, load=self._store.load_account, **options)
 
     def _on_slice(
         self, account_id: str, index: int, idem: Idempotency, on_slice: SlicePlan, start: Account | None
