@@ -25,7 +25,7 @@ from bench.common import MAX_GRANT
 
 DAY = 86_400_000
 WORDS_PER_CREDIT = 500  # text_generation: 1 credit per 500 words
-LIVE_EXPIRING = (0, 4, 16, 64)  # the account item summarises at most 16 (ExpiryIndexing.summary_lots)
+LIVE_EXPIRING = (0, 4, 6, 64)  # the account item summarises at most 6 (ExpiryIndexing.summary_lots)
 PARTITION_WRU_PER_SECOND = 1000  # DynamoDB's per-partition write limit
 TRANSACTION_MS = (10.0, 25.0)  # assumed time of one DynamoDB transaction on AWS (low, high)
 AWS_REQUEST_MS = TRANSACTION_MS[1]  # added to the measured duration per DynamoDB request (billed)

@@ -191,7 +191,7 @@ def render_cost(result: dict[str, Any]) -> str:
             "(account, entry, idempotency record, 2 lots) in one transaction: at 2 WRU for each item under 1 KB, "
             "10 WRU is its floor while they all stay in the transaction.",
             "",
-            "A consume's cost against the live expiring lots the account item summarises (at most 16, the soonest "
+            "A consume's cost against the live expiring lots the account item summarises (at most 6, the soonest "
             "due): each rewrite of the account item writes it and, once the account holds expiring lots, its "
             "ExpiryIndex entry (ALL attributes projected). Two lots: the first one, due soonest, runs out, so the "
             "index key moves (a delete and a put).",

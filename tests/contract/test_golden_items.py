@@ -173,6 +173,30 @@ def test_details_past_a_kilobyte_are_stored_compressed_alike_by_both_stores(
     assert repository.find_entry(ACCOUNT_ID, 2) == twin.find_entry(ACCOUNT_ID, 2) == used
 
 
+def test_an_account_item_written_with_named_summaries_reads_back_alike(
+    repository: Repository, engine: Any, table_name: str
+) -> None:
+    # Given the representative account, its summaries then rewritten in the named form that
+    # account items were stored with before the compact list
+    representative(repository)
+    view = repository.load_expiry_view(ACCOUNT_ID)
+    assert view is not None and len(view.lots) == 2
+    named = [
+        {"id": x.lot_id, "src": x.source, "g": x.granted, "r": x.remaining, "c": x.created_at, "e": x.expires_at}
+        | {"pr": x.priority, "p": x.price_minor, "cur": x.currency, "pkg": x.package_id, "plan": x.plan_id}
+        | {"w": x.warned, "gr": x.expiry_grace}
+        for x in view.lots
+    ]
+    client("dynamodb", engine.dynamodb_url).update_item(
+        TableName=table_name,
+        Key={"pk": {"S": f"ACCOUNT#{ACCOUNT_ID}"}, "sk": {"S": Keys.ACCOUNT_SK}},
+        UpdateExpression="SET expiring_lots = :named",
+        ExpressionAttributeValues={":named": {"S": json.dumps(named)}},
+    )
+    # Then the sweep's view of it is the same
+    assert repository.load_expiry_view(ACCOUNT_ID) == view
+
+
 def more_mutations(account: Account) -> list[tuple[Mutation, int]]:
     """After the purchase and consume: a warning, a rollover transfer, a write-off, usage in arrears."""
     warned = Mutation(account, warned=("lot-bonus",))

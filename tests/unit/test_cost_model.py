@@ -101,8 +101,9 @@ def test_a_usage_record_on_a_hot_account_and_a_consume_on_a_slice_are_billed_as_
     from bench.cost import slice_consume_cost, usage_cost
 
     # A batch of 10 records of one account: each its idempotency record, and a tenth of the
-    # rest (the entry listing the 10, compressed below 1 KB: 2 WRU)
-    assert usage_cost(10, spread=False).wru == 3.0
+    # rest: the account item with 4 lots summarised (under 1 KB: 2 WRU, and 1 for its index
+    # entry), the entry listing the 10 (compressed below 1 KB: 2) and the lot drawn (2)
+    assert usage_cost(10, spread=False).wru == 2.7
     # 95, the most one transaction takes: the idempotency record and a little more
     largest = usage_cost(95, spread=False)
     assert largest.metered.requests() == {"TransactWriteItems": 1}
@@ -110,3 +111,14 @@ def test_a_usage_record_on_a_hot_account_and_a_consume_on_a_slice_are_billed_as_
     # A consume on a hot account's slice: the slice, the entry and the key, one request
     slice_consume = slice_consume_cost(20.0)
     assert slice_consume.wru == 6 and slice_consume.metered.requests() == {"TransactWriteItems": 1}
+
+
+def test_a_consumes_bill_stops_growing_with_the_live_expiring_lots_past_the_summary() -> None:
+    # Given accounts holding 6 live expiring lots (the summary's size) and 64
+    summarised, many = consume_costs(6), consume_costs(64)
+    # Then the account item stays under 1 KB, so a consume drawing one lot costs its four
+    # items at 2 WRU each and 1 for the account's index entry, and one drawing two lots 2 more
+    for result in (summarised, many):
+        assert result["account_bytes"] < 1024
+        assert result["one"].write_units == 9
+        assert result["two"].write_units == 12

@@ -23,7 +23,7 @@ from dataclasses import replace
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
     lot_from_attributes,
-    lot_summary,
+    lots_summarised,
     periods_stored,
 )
 from tollbooth.adapters.memory_items import (
@@ -336,8 +336,7 @@ class MemoryStore:
         due = summary.next_due_at
         fields = {name: getattr(account, name) for name in (*ACCOUNT_PLAIN, "seq")}
         fields |= {name: getattr(account, name) or None for name in ACCOUNT_COUNTERS} | {"updated_at": now}
-        summaries = [lot_summary(lot) for lot in summary.lots]
-        fields["expiring_lots"] = json.dumps(summaries) if summaries else None
+        fields["expiring_lots"] = lots_summarised(summary.lots)
         fields["unsummarized"] = summary.unsummarized
         fields["pending_events"] = json.dumps(list(account.pending_events)) if account.pending_events else None
         fields |= account_escrow(account)

@@ -3,6 +3,8 @@ the domain dataclasses on purpose: a lot's stored shape is spelled here and nowh
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
@@ -33,6 +35,7 @@ from tollbooth.adapters.lot_attributes import (
     periods_stored,
     slice_from_stored,
     slice_stored,
+    summaries_json,
 )
 from tollbooth.domain import ids
 from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
@@ -70,6 +73,13 @@ class TableItem(Model):
     expiry_index = ExpiryIndex()
 
 
+class SummariesAttribute(JSONAttribute):
+    """The account item's lot summaries, as compact as ``summaries_json`` writes them."""
+
+    def serialize(self, value: Any) -> str | None:
+        return None if value is None else summaries_json(value)
+
+
 class AccountItem(TableItem, discriminator="account"):
     account_id = UnicodeAttribute()
     version = NumberAttribute()
@@ -84,7 +94,7 @@ class AccountItem(TableItem, discriminator="account"):
     voided = NumberAttribute(null=True)  # absent until a void
     reversed = NumberAttribute(null=True)  # absent until a reversal
     updated_at = NumberAttribute()
-    expiring_lots = JSONAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
+    expiring_lots = SummariesAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
     unsummarized = NumberAttribute(null=True)  # when the live expiring lots beyond it are next due
     pending_events = JSONAttribute(null=True)  # the outbox
     periods = JSONAttribute(null=True)  # the latest period of each plan: [[plan_id, granted_at, ends_at]]
