@@ -15,6 +15,19 @@ RESULTS = REPO / "BENCHMARKS.md"
 MAX_GRANT = 1_000_000_000
 
 
+class Discard:
+    """A publisher and a dead-letter queue that only count what reaches them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def publish(self, events: Any) -> None:
+        self.count += len(events)
+
+    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
+        self.count += 1
+
+
 class DynamoDBCounter:
     """Counts DynamoDB operations and consumed write units through botocore's event system."""
 

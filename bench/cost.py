@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.billing import PRICES, Metered, MeteredStore, Read
-from bench.common import MAX_GRANT
+from bench.common import MAX_GRANT, Discard
 
 DAY = 86_400_000
 WORDS_PER_CREDIT = 500  # text_generation: 1 credit per 500 words
@@ -35,16 +35,6 @@ GOALS = {"consume_wru": 8.0, "usage_wru_per_record": 2.5, "hot_records_per_secon
 
 def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4()}"
-
-
-class _Discard:
-    """The publisher and the dead-letter queue: nothing here reaches them."""
-
-    def publish(self, events: Any) -> None:
-        pass
-
-    def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
-        pass
 
 
 @dataclass
@@ -91,9 +81,12 @@ class _Rig:
         self.now = from_datetime(datetime(2027, 1, 4, tzinfo=UTC))
         indexing = ExpiryIndexing()
         self.store = MeteredStore(expiry=indexing)
-        self.service = LedgerService(self.store, load_history(), now=lambda: self.now, hot_slices=hot_slices)
-        self.ingestor = UsageIngestor(self.service, _Discard(), _Discard())
-        self.sweeper = ExpirySweeper(self.store, _Discard(), indexing, now=lambda: self.now)
+        # As deployed: a request publishes the events it left in the outbox right after it.
+        self.service = LedgerService(
+            self.store, load_history(), now=lambda: self.now, hot_slices=hot_slices, publisher=Discard()
+        )
+        self.ingestor = UsageIngestor(self.service, Discard(), Discard())
+        self.sweeper = ExpirySweeper(self.store, Discard(), indexing, now=lambda: self.now)
 
     def grant(self, account: str, millicredits: int, expires_in_days: int | None = None) -> None:
         from tollbooth.app.idempotency import Idempotency

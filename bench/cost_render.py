@@ -179,7 +179,10 @@ def render_cost(result: dict[str, Any]) -> str:
             "ReceiveMessage and one DeleteMessageBatch per batch on the consumer side (idle polling not counted). "
             "The sweep's invocation is shared by every lot of a run: only its duration is counted per lot, and "
             f"the {result['sweep_queries']} shard Queries that find nothing are per run (one a shard, every 15 "
-            "minutes). A cancelled transaction is billed here as if it had written (an upper bound).",
+            "minutes). A cancelled transaction is billed here as if it had written (an upper bound). An "
+            "operation that leaves events in the account's outbox (a refund, a hold on the account) includes "
+            "the guarded write that empties it once they are published, right after the request, as deployed; "
+            "EventBridge's PutEvents is not counted.",
             "",
             *_operations(result),
             "",

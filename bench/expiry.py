@@ -15,16 +15,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.common import COUNTER
+from bench.common import COUNTER, Discard
 
 IDLE_LOTS = int(os.environ.get("BENCH_EXPIRY_IDLE", "100000"))
 DUE_LOTS = int(os.environ.get("BENCH_EXPIRY_DUE", "1000"))
 DAY = 86_400_000
-
-
-class Discard:
-    def publish(self, events: Any) -> None:
-        self.count = getattr(self, "count", 0) + len(events)
 
 
 def bench_expiry(dynamodb_url: str) -> dict[str, Any]:

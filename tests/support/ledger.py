@@ -149,13 +149,26 @@ def usage(event_id: str, account: str, credits: int = 1, **extra: Any) -> dict[s
 
 
 def ledger_over(
-    store: LedgerStore, clock: Clock, attempts: int = 10, *, backoff: bool = False, hot_slices: int = 0
+    store: LedgerStore,
+    clock: Clock,
+    attempts: int = 10,
+    *,
+    backoff: bool = False,
+    hot_slices: int = 0,
+    publisher: Recorder | None = None,
 ) -> LedgerService:
     """The use cases over ``store``; a lost race retries at once unless ``backoff`` (racing
-    threads); ``hot_slices``: a contended account's consumes spread over that many slices."""
+    threads); ``hot_slices``: a contended account's consumes spread over that many slices;
+    ``publisher``: where a request's events go right after it (else the sweep's)."""
     sleep = time.sleep if backoff else (lambda _: None)
     return LedgerService(
-        store, load_history(), now=clock, max_write_attempts=attempts, sleep=sleep, hot_slices=hot_slices
+        store,
+        load_history(),
+        now=clock,
+        max_write_attempts=attempts,
+        sleep=sleep,
+        hot_slices=hot_slices,
+        publisher=publisher,
     )
 
 

@@ -41,9 +41,10 @@ BUS = {"Fn::GetAtt": ["EventBus", "Arn"]}
 EXPECTED_GRANTS: dict[str, list[tuple[dict, set[str]]]] = {
     "CatalogFunction": [],
     "AccountFunction": [(TABLE, READ)],
-    "PurchaseFunction": [(TABLE, WRITE)],
-    "GrantFunction": [(TABLE, WRITE)],
-    "ConsumeFunction": [(TABLE, WRITE)],
+    # A change's events are published right after it (the sweep publishes what is left).
+    "PurchaseFunction": [(TABLE, WRITE), (BUS, {"events:PutEvents"})],
+    "GrantFunction": [(TABLE, WRITE), (BUS, {"events:PutEvents"})],
+    "ConsumeFunction": [(TABLE, WRITE), (BUS, {"events:PutEvents"})],
     "ExpiryFunction": [
         (EXPIRY_INDEX, {"dynamodb:Query"}),
         (TABLE, WRITE),  # an account due in full is loaded (Query, BatchGetItem) and written

@@ -363,3 +363,52 @@ def test_a_capture_is_priced_by_the_catalog_in_force_when_the_hold_was_placed(
     assert ledger.catalogs.in_force(clock()).version == "dearer"
     assert capture(ledger, hold_id, "c1", words=3000).body["captured"] == "6.000"  # as priced when placed
     assert_conserved(store, "a")
+
+
+def test_a_requests_events_are_published_right_after_it_and_never_pile_up_on_the_account(
+    store: MemoryStore, clock: Clock
+) -> None:
+    # Given a container that publishes, and an account placing and capturing 30 holds
+    events = Recorder()
+    ledger = ledger_over(store, clock, publisher=events)
+    grant(ledger, "a", 100, "g1")
+    for n in range(30):
+        held = place(ledger, f"h{n}", credits=2)
+        capture(ledger, held.body["hold_id"], f"c{n}", credits=1)
+    # Then each event went out with its request, and the account item carries none of them
+    assert len(events.ids("hold.placed")) == len(events.ids("hold.captured")) == 30
+    assert store.load_account("a").pending_events == ()
+    account_item = next(item for item in store.raw_items("ACCOUNT#a") if item["type"] == "account")
+    assert "pending_events" not in account_item
+    assert_conserved(store, "a")
+
+
+def test_events_a_request_could_not_publish_wait_for_the_sweep_and_the_request_still_succeeds(
+    store: MemoryStore, clock: Clock
+) -> None:
+    events = Recorder()
+    events.failing = True  # EventBridge is down
+    ledger = ledger_over(store, clock, publisher=events)
+    grant(ledger, "a", 100, "g1")
+    held = place(ledger, "h1", credits=2)
+    assert held.status_code == 201
+    assert [e["type"] for e in store.load_account("a").pending_events] == ["hold.placed"]
+    events.failing = False
+    ExpirySweeper(store, events, store.expiry, now=clock).sweep()
+    assert events.ids("hold.placed") and store.load_account("a").pending_events == ()
+
+
+def test_after_a_failure_to_publish_a_container_leaves_events_to_the_sweep_for_a_while(
+    store: MemoryStore, clock: Clock
+) -> None:
+    events = Recorder()
+    events.failing = True
+    ledger = ledger_over(store, clock, publisher=events)
+    grant(ledger, "a", 100, "g1")
+    place(ledger, "h1", credits=2)
+    # EventBridge is back, but this container does not try again at once: while it is
+    # down, one request in a while waits out its timeouts, not every one
+    events.failing = False
+    place(ledger, "h2", credits=2)
+    assert events.events == []
+    assert [e["type"] for e in store.load_account("a").pending_events] == ["hold.placed", "hold.placed"]

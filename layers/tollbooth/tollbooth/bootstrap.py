@@ -97,6 +97,8 @@ def get_service() -> LedgerService:
         load_history(),
         max_write_attempts=settings.max_write_attempts,
         hot_slices=settings.hot_account_slices,
+        # A function that changes accounts publishes their events right after the change.
+        publisher=get_publisher() if settings.event_bus_name else None,
     )
 
 

@@ -17,7 +17,8 @@ from tollbooth.app.context import INTERNAL, RequestContext
 from tollbooth.app.holds import Holds
 from tollbooth.app.hot import Contended, HotConsumes
 from tollbooth.app.idempotency import Idempotency, Outcome
-from tollbooth.app.ports import LedgerStore, WriteConflict
+from tollbooth.app.outbox import AfterCommit
+from tollbooth.app.ports import LedgerStore, Publisher, WriteConflict
 from tollbooth.app.queries import balance, ledger_page
 from tollbooth.app.receipts import (
     with_adjustment_receipt,
@@ -62,12 +63,15 @@ class LedgerService:
         sleep: Callable[[float], None] = time.sleep,
         write_budget: float = WRITE_BUDGET_SECONDS,
         hot_slices: int = 0,
+        publisher: Publisher | None = None,
     ) -> None:
         self.repository = repository
         self.catalogs = catalogs
         self.ledger_page_max = ledger_page_max
         self._now = now
         self.writes = Writes(repository, max_attempts=max_write_attempts, now=now, sleep=sleep, budget=write_budget)
+        # As deployed, a request's events are published right after it (else by the sweep).
+        self._after_commit = None if publisher is None else AfterCommit(self.writes, repository, publisher)
         self.usage = UsageCharges(self.writes, repository, catalogs, now)
         self.hot = HotConsumes(self.writes, repository, hot_slices, self._request, self._replay)
         self.holds = Holds(repository, catalogs, self._request, self.hot)
@@ -344,6 +348,10 @@ class LedgerService:
                 return replay
             raise refused.error from None
         assert written is not None, "a request always plans a mutation"
+        # A change computed from the account read whole (not its own side, nor a slice).
+        whole = options.get("load", self.repository.load_account) == self.repository.load_account
+        if self._after_commit is not None:
+            self._after_commit.publish(account_id, written, whole=whole and "remember_as" not in options)
         record = written.mutation.idempotency
         assert record is not None, "every request's mutation records its answer"
         return Outcome(record.status_code, record.body)
