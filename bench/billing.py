@@ -3,8 +3,9 @@
 The rules, as AWS documents them (developer guide and "How AWS Pricing Works"):
 
 - a transactional write costs 2 write request units (WRU) per started 1 KB of each item
-  it writes; for an update or a delete (or a put that replaces an item) the size that
-  counts is the larger of the item before and after;
+  it writes, a single PutItem, UpdateItem or DeleteItem 1; for an update or a delete (or
+  a put that replaces an item) the size that counts is the larger of the item before and
+  after;
 - a global secondary index is written besides the table whenever the item is in the index
   before or after: putting or updating the index entry costs 1 WRU per started KB of the
   entry, a change of the index key is a delete and a put (both paid), and a removal from
@@ -70,6 +71,12 @@ def started(size: int, unit: int) -> int:
 def transactional_write_units(before: int | None, after: int | None) -> int:
     """WRU for one item of a transactional write: 2 per started KB of the larger version."""
     return 2 * started(max(before or 0, after or 0), WRITE_UNIT_BYTES)
+
+
+def standard_write_units(before: int | None, after: int | None) -> int:
+    """WRU for a single conditional write (PutItem, UpdateItem, DeleteItem): 1 per started
+    KB of the larger version."""
+    return started(max(before or 0, after or 0), WRITE_UNIT_BYTES)
 
 
 def index_write_units(before: int | None, after: int | None, key_changed: bool, changed: bool = True) -> int:
@@ -138,14 +145,22 @@ class ItemWrite:
 
 @dataclass
 class Transaction:
+    """What one write request wrote: a TransactWriteItems, or, for a change of one item
+    alone, the single conditional write the store sends instead (``single``: its name)."""
+
     writes: list[ItemWrite]
     cancelled: bool = False  # a guard failed: billed here as if it wrote (an upper bound)
+    single: str | None = None  # PutItem, UpdateItem or DeleteItem
+
+    @property
+    def operation(self) -> str:
+        return self.single or "TransactWriteItems"
 
     def breakdown(self) -> Counter[str]:
         """WRU by what was written: each kind of item, and the index entry."""
         units: Counter[str] = Counter()
         for write in self.writes:
-            units[write.kind] += write.table_units
+            units[write.kind] += standard_write_units(write.before, write.after) if self.single else write.table_units
             if write.index_units:
                 units[INDEX] += write.index_units
         return units
@@ -178,7 +193,7 @@ class Metered:
 
     def requests(self) -> Counter[str]:
         counted: Counter[str] = Counter(read.operation for read in self.reads)
-        counted["TransactWriteItems"] += len(self.transactions)
+        counted.update(transaction.operation for transaction in self.transactions)
         return +counted
 
     def breakdown(self) -> Counter[str]:
@@ -210,18 +225,20 @@ class MeteredStore(MemoryStore):
 
     def apply(self, mutation: Mutation, now: int) -> None:
         ops = self._operations(mutation, now)
+        # The Repository writes a change of one item as one conditional write, not a transaction.
+        single = None if len(ops) != 1 else _single_write(ops[0])
         with self._lock:
             before = [self._stored(op.key) for op in ops]
         try:
             super().apply(mutation, now)
         except WriteConflict:
             writes = [ItemWrite.of(b, written(op, b)) for op, b in zip(ops, before, strict=True) if b or op.item]
-            self.log.transactions.append(Transaction(writes, cancelled=True))
+            self.log.transactions.append(Transaction(writes, cancelled=True, single=single))
             raise
         with self._lock:
             after = [self._stored(op.key) for op in ops]
         writes = [ItemWrite.of(b, a) for b, a in zip(before, after, strict=True) if b is not None or a is not None]
-        self.log.transactions.append(Transaction(writes))
+        self.log.transactions.append(Transaction(writes, single=single))
 
     def load_account(self, account_id: str) -> Account:
         with self._lock:
@@ -249,3 +266,8 @@ class MeteredStore(MemoryStore):
         with self._lock:
             item = self._stored(key)
         self.log.reads.append(Read("GetItem", () if item is None else (item_size(item),)))
+
+
+def _single_write(op: Any) -> str:
+    """The request the Repository sends for a change of this one item."""
+    return "DeleteItem" if op.deletes else "PutItem" if op.item is not None else "UpdateItem"

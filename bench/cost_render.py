@@ -9,7 +9,8 @@ from bench.cost import AWS_REQUEST_MS, GOALS, LARGEST_BATCH, PARTITION_WRU_PER_S
 from bench.cost import dollars as priced
 
 SOURCES = (
-    "Rules: a transactional write costs 2 WRU per started KB of each item, for an update or delete the larger of "
+    "Rules: a transactional write costs 2 WRU per started KB of each item (a change of one item alone is one "
+    "conditional PutItem, UpdateItem or DeleteItem: 1 WRU per started KB), for an update or delete the larger of "
     'before and after (DynamoDB developer guide, read/write capacity; "How AWS Pricing Works", DynamoDB); a GSI '
     "write when the item is in the index before or after, 1 WRU per KB of the entry, a key change a delete and a put "
     "(developer guide, GSI writes); a strongly consistent GetItem 1 RRU per started 4 KB of the item, a Query of the "

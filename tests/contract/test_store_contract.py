@@ -423,6 +423,24 @@ def test_the_outbox_round_trips_and_makes_the_account_due_at_once(store: Store) 
     assert account.pending_events == () and due_everywhere(store, NOW + 10_000 * DAY) == []
 
 
+def test_a_change_of_one_item_alone_is_one_conditional_write_from_the_state_it_was_computed_from(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given events in an account's outbox, and another change of the account since a state
+    events = ({"type": "credits.granted", "detail": {"amount": "1.000"}},)
+    stale = applied(store, credit(Account(account_id="a"), lot("l1"), pending_events=events))
+    account = applied(store, Mutation(stale, warned=("l1",)))
+    if not isinstance(store, MemoryStore):  # the Repository sends no transaction for it
+        import tollbooth.adapters.dynamodb.store as repository_module
+
+        monkeypatch.setattr(repository_module, "TransactWrite", None)
+    # Then emptying the outbox from the state before that change is refused, and changes nothing
+    refused(store, Mutation(stale, pending_events=()), WriteConflict.VERSION)
+    assert store.load_account("a").pending_events == events
+    # And from the current state it is written
+    assert applied(store, Mutation(account, pending_events=())).pending_events == ()
+
+
 def test_seed_loads_accounts_as_they_stand(store: Store) -> None:
     seeded = Account(
         account_id="s", version=3, seq=2, balance=10, granted=10, lots=(lot("l1", 10, expires_at=NOW + DAY),)

@@ -1,18 +1,25 @@
 """How a mutation's lot and payment changes become DynamoDB updates and deletes, each with
-its guard (for the store's one transaction)."""
+its guard (for the store's one transaction), and how a change of one item alone is written."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
-from tollbooth.adapters.dynamodb.items import IntentItem, LotItem, PaymentItem
+from tollbooth.adapters.dynamodb.errors import single_conflict_of
+from tollbooth.adapters.dynamodb.items import IdempotencyItem, IntentItem, LotItem, PaymentItem
 from tollbooth.adapters.keys import Keys
+from tollbooth.app.ports import WriteConflict
 from tollbooth.domain.ledger import Mutation
 
+Puts = list[tuple[Model, Any, str]]
+Updates = list[tuple[Model, list[Any], Any]]
+Deletes = list[tuple[Model, Any]]
 
-def lot_changes(mutation: Mutation, now: int) -> tuple[list[tuple[Model, list[Any], Any]], list[tuple[Model, Any]]]:
+
+def lot_changes(mutation: Mutation, now: int) -> tuple[Updates, Deletes]:
     """Each lot the mutation changes, with its guard: a draw only from what is left of an
     unexpired lot; a rollover's transfer (or an intent's owed draw) from a lot that may have
     just expired; a write-off of exactly what is left, once the lot has expired; a warning
@@ -63,3 +70,23 @@ def payment_changes(mutation: Mutation) -> list[tuple[Model, list[Any], Any]]:
         actions.append(PaymentItem.dispute.set(after))
     payment = PaymentItem(Keys.payment(refund.reference), Keys.PAYMENT_SK)
     return [(payment, actions, PaymentItem.pk.exists() & was)]
+
+
+def write_one(puts: Puts, updates: Updates, deletes: Deletes) -> None:
+    """A mutation that changes one item (an outbox emptied, a slice hold's events marked
+    published) is one conditional PutItem, UpdateItem or DeleteItem: as atomic as a
+    transaction of that item, at half its write units (1 per KB, not 2)."""
+    meaning, key = WriteConflict.VERSION, None
+    try:
+        if puts:
+            ((item, condition, meaning),) = puts
+            key = item.key if isinstance(item, IdempotencyItem) else None
+            item.save(condition=condition)
+        elif updates:
+            ((item, actions, condition),) = updates
+            item.update(actions=actions, condition=condition)
+        else:
+            ((item, condition),) = deletes
+            item.delete(condition=condition)
+    except PynamoDBException as error:
+        raise single_conflict_of(error, meaning, key) from error

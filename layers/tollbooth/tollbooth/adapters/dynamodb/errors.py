@@ -52,6 +52,21 @@ def conflict_of(error: TransactWriteError, meanings: list[str], keys: list[str |
     return WriteConflict(WriteConflict.VERSION)
 
 
+def single_conflict_of(error: PynamoDBException, meaning: str, key: str | None) -> Exception:
+    """What a failed single conditional write (PutItem, UpdateItem or DeleteItem) means:
+    ``meaning``, when its guard failed (``key``: the idempotency key its item records)."""
+    code = getattr(error, "cause_response_code", None)
+    if code == "ConditionalCheckFailedException":
+        return WriteConflict(meaning, {key} if key is not None else None)
+    if code == "TransactionConflictException":  # the item is in another transaction: reload
+        return WriteConflict(WriteConflict.VERSION)
+    if code == "ValidationException":
+        return ChangeTooLarge()
+    if code in THROTTLED_REQUESTS:
+        return StoreBusy("the ledger store is throttled; retry the request")
+    return StorageUnavailable("the ledger store failed; retry the request")
+
+
 @contextmanager
 def storage_errors() -> Iterator[None]:
     """Turn any PynamoDB/botocore failure on a read into a domain error with no AWS text."""

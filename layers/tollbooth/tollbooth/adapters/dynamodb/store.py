@@ -14,7 +14,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from tollbooth.adapters.dynamodb.changes import lot_changes, payment_changes
+from tollbooth.adapters.dynamodb.changes import lot_changes, payment_changes, write_one
 from tollbooth.adapters.dynamodb.errors import conflict_of, storage_errors
 from tollbooth.adapters.dynamodb.items import (
     AccountItem,
@@ -296,6 +296,8 @@ class Repository:
         puts = self._puts(mutation, now)
         updates, deletes = lot_changes(mutation, now)
         updates += payment_changes(mutation)
+        if len(puts) + len(updates) + len(deletes) == 1:
+            return write_one(puts, updates, deletes)
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 for item, condition, _ in puts:
