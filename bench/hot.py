@@ -29,6 +29,7 @@ from bench.common import MAX_GRANT, Discard
 
 CONTAINERS = tuple(int(n) for n in os.environ.get("BENCH_HOT_CONTAINERS", "4,16").split(","))
 REQUESTS = int(os.environ.get("BENCH_HOT_REQUESTS", "40"))  # per container
+TWIN_RUNS = int(os.environ.get("BENCH_HOT_TWIN_RUNS", "5"))
 TWIN_TRANSACTION_MS = 10.0  # a DynamoDB transaction's time on AWS, roughly (10-25 ms)
 SLICES = 32  # the deployed default (Settings.hot_account_slices)
 
@@ -195,8 +196,13 @@ def _hold_and_capture(service: Any, account: str, key: str) -> int:
     return int(service.holds.capture(account, held.body["hold_id"], 1, None, idem).status_code)
 
 
-def _twin(containers: int, holds: bool = False) -> dict[str, dict[str, Any]]:
-    return {shape: _twin_shape(shape, containers, holds) for shape in ("spread", "hot")}
+def _twin(containers: int, holds: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """TWIN_RUNS alternating runs of each shape: a p99 of one run is its few slowest requests."""
+    runs: dict[str, list[dict[str, Any]]] = {"spread": [], "hot": []}
+    for _ in range(TWIN_RUNS):
+        for shape in ("spread", "hot"):
+            runs[shape].append(_twin_shape(shape, containers, holds))
+    return runs
 
 
 def bench_hot(dynamodb_url: str) -> dict[str, Any]:
@@ -216,20 +222,25 @@ def _row(engine: str, n: int, spread: dict[str, Any], hot: dict[str, Any]) -> st
     )
 
 
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Of the repeated runs of one shape, the one with the median throughput."""
-    return sorted(runs, key=lambda run: run["per_second"])[len(runs) // 2]
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The repeated runs of one shape: the median of each figure, and every run's statuses."""
+    statuses: Counter[int] = Counter()
+    for run in runs:
+        statuses.update(run["statuses"])
+    figures = {name: statistics.median(run[name] for run in runs) for name in ("per_second", "p50_ms", "p99_ms")}
+    return figures | {"requests": sum(run["requests"] for run in runs), "statuses": dict(statuses)}
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = [
-        _row("DynamoDB Local", n, _median_run(shapes["spread"]), _median_run(shapes["hot"]))
-        for n, shapes in result["runs"].items()
+    engines = [
+        ("DynamoDB Local", "runs"),
+        ("twin (AWS semantics)", "twin"),
+        ("twin, holds (place + capture)", "twin_holds"),
     ]
-    rows += [_row("twin (AWS semantics)", n, shapes["spread"], shapes["hot"]) for n, shapes in result["twin"].items()]
-    rows += [
-        _row("twin, holds (place + capture)", n, shapes["spread"], shapes["hot"])
-        for n, shapes in result.get("twin_holds", {}).items()
+    rows = [
+        _row(engine, n, _medians(shapes["spread"]), _medians(shapes["hot"]))
+        for engine, key in engines
+        for n, shapes in result[key].items()
     ]
     edge = result["boundary"]
     return "\n".join(
@@ -237,9 +248,10 @@ def render(result: dict[str, Any]) -> str:
             "### Hot accounts",
             "",
             f"N containers, {REQUESTS} consumes each, on one account (hot) against one account each (spread). "
-            "DynamoDB Local: processes running ConsumeFunction's handler, the median of 2 alternating runs. "
-            f"Twin: threads, transactions held {TWIN_TRANSACTION_MS:.0f} ms, overlapping ones cancelled, "
-            "1,000 write units/s per partition. A contended account's consumes go to escrow slices "
+            "DynamoDB Local: processes running ConsumeFunction's handler, 2 alternating runs of each shape. "
+            f"Twin: threads, {TWIN_RUNS} alternating runs, transactions held {TWIN_TRANSACTION_MS:.0f} ms, "
+            "overlapping ones cancelled, 1,000 write units/s per partition. Each figure is the median over "
+            "a shape's runs, and the statuses are every run's. A contended account's consumes go to escrow slices "
             f"({SLICES}, the default). Targets: hot/spread throughput >= 0.8, p99 ratio <= 2, no 409 and no 5xx. "
             "Holds rows: each request places a hold of one image's price and captures it; on a busy "
             "account both are written on the container's escrow slice, as its consumes are; on the account "
