@@ -336,7 +336,7 @@ class FailsFor:
 
     def __init__(self, service: LedgerService, account: str) -> None:
         self.service, self.account = service, account
-        self.repository = service.repository
+        self.repository, self.writes = service.repository, service.writes
 
     def ingest_usage(self, account_id: str, records: list) -> Any:
         if account_id == self.account:

@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tollbooth.app.outbox import flush
+from tollbooth.app.outbox import AfterCommit
 from tollbooth.app.ports import DeadLetters, Publisher
 from tollbooth.app.service import LedgerService
 from tollbooth.contracts.usage import Rejected, UsageRecord, message_body, parse_message
@@ -62,7 +62,7 @@ class UsageIngestor:
         self.service = service
         self.publisher = publisher
         self.dead_letters = dead_letters
-        self._flush = flush(publisher)
+        self._after_commit = AfterCommit(service.writes, service.repository, publisher)
 
     def ingest(
         self, messages: list[tuple[str, str]], last_receive: Collection[str] = ()
@@ -116,11 +116,7 @@ class UsageIngestor:
                     Rejected(reason=outcome.reason or "rejected", record=record.model_dump(mode="json"))
                 )
         if written is not None and written.pending_events:
-            try:
-                self.service.writes.write(account_id, self._flush, start=written)
-            except Exception:
-                # Committed and safe in the outbox: the expiry sweep publishes it.
-                logger.exception("outbox left for the sweep", extra={"account_id": account_id})
+            self._after_commit.empty(account_id, written)  # on failure, safe in the outbox for the sweep
 
     def _dead_letter(self, message: _Message, report: IngestionReport) -> None:
         # A message that will be delivered again is dead-lettered then, once, not now.

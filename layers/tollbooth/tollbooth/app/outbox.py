@@ -57,16 +57,22 @@ class AfterCommit:
         self._paused_until = 0.0
 
     def publish(self, account_id: str, written: Written, *, whole: bool) -> None:
-        """``whole``: the change was computed from the whole account (else the account is
-        read afresh: a state remembered from before the change would find nothing to do)."""
+        """After a request: publish the events it added, if any. ``whole``: the change was
+        computed from the whole account (else the account is read afresh: a state remembered
+        from before the change would find nothing to do)."""
         mutation = written.mutation
         if mutation.pending_events is None or len(mutation.pending_events) <= len(mutation.account.pending_events):
             return  # the request added no event (what was left before waits for the sweep)
+        self.empty(account_id, mutation.account_after if whole else None)
+
+    def empty(self, account_id: str, account: Account | None) -> None:
+        """Publish the account's outbox and empty it, from ``account`` as a commit left it
+        (None: read afresh)."""
         if self._monotonic() < self._paused_until:
             return
         # Emptying the outbox leaves the account's escrow slices as they are.
         options: dict[str, Any] = {"pool": False, "until": self._monotonic() + PUBLISH_SECONDS}
-        options |= {"start": mutation.account_after} if whole else {"load": self._store.load_account}
+        options |= {"start": account} if account is not None else {"load": self._store.load_account}
         try:
             self._writes.write(account_id, self._flush, **options)
         except Exception:
