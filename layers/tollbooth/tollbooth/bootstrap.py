@@ -146,6 +146,8 @@ def before_snapshot() -> None:
     No client, credential or connection is kept."""
     get_service()
     _client("dynamodb")
+    if get_settings().event_bus_name:  # a function that publishes: EventBridge's model too
+        _client("events")
     reset()
 
 
