@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,11 +156,14 @@ def ledger_over(
     backoff: bool = False,
     hot_slices: int = 0,
     publisher: Recorder | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> LedgerService:
     """The use cases over ``store``; a lost race retries at once unless ``backoff`` (racing
-    threads); ``hot_slices``: a contended account's consumes spread over that many slices;
-    ``publisher``: where a request's events go right after it (else the sweep's)."""
-    sleep = time.sleep if backoff else (lambda _: None)
+    threads) or ``sleep`` (how it waits); ``hot_slices``: a contended account's consumes
+    spread over that many slices; ``publisher``: where a request's events go right after it
+    (else the sweep's)."""
+    if sleep is None:
+        sleep = time.sleep if backoff else (lambda _: None)
     return LedgerService(
         store,
         load_history(),

@@ -21,6 +21,7 @@ from tollbooth.app.ports import WriteConflict
 from tollbooth.app.queries import ledger_page, position
 from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
+from tollbooth.app.writes import Writes
 from tollbooth.domain import clock as clocks
 from tollbooth.domain import refunds
 from tollbooth.domain.errors import IdempotencyKeyReused, InsufficientCredits, StorageUnavailable
@@ -314,6 +315,30 @@ def test_a_refill_that_keeps_losing_the_account_item_looks_again_rather_than_ans
     assert words(ledger, "a", 2, "more").status_code == 200
     assert store.refills_lost == 0
     assert ledger.balance("a").available == "936.000"
+    assert_conserved(store, "a")
+
+
+def test_a_refill_that_lost_the_account_item_spends_as_soon_as_the_winner_fills_its_slice(
+    store: Racy, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Writes, "_backoff", staticmethod(lambda attempt: 0.02))
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:  # meanwhile another container on slice 5 refills it, and spends
+            store.armed = 2
+            assert words(container(store, clock, 5), "a", 1, "theirs").status_code == 200
+
+    ledger = ledger_over(store, clock, hot_slices=SLICES, sleep=sleep)
+    ledger.hot.index = 5
+    grant(ledger, "a", 1000, "g1")
+    store.armed, store.refills_lost = 2, 1  # contended; then its refill of slice 5 loses
+    assert words(ledger, "a", 2, "mine").status_code == 200
+    # It looked at its slice while it waited, and stopped waiting once the slice could pay,
+    # rather than wait out its backoff (0.02 s) and read the account item again.
+    assert waits == [pytest.approx(0.002)]
+    assert ledger.balance("a").available == "997.000"
     assert_conserved(store, "a")
 
 

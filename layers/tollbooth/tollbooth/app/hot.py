@@ -8,7 +8,8 @@ then on this container spends from one slice, its own by a random pick, which it
 for another when it loses a race there too. A slice short of credits is refilled from
 the account's lots; when those fall short, the container moves to a slice that can pay
 alone, or the write loop recalls the slices that make up the shortfall, so a consume is
-refused only when the whole account cannot pay. While the account has
+refused only when the whole account cannot pay. A refill that lost the account item looks
+at its slice while it waits: the writer it lost to may be filling it. While the account has
 credits in escrow, its consumes keep going to slices; any other change recalls them, and
 the next contention moves the account to slices again.
 """
@@ -212,8 +213,14 @@ class HotConsumes:
                 account, index, needed, use, now, share=share, max_items=max_items, window=window, whole=whole
             )
 
+        def slice_pays(now: int) -> bool:
+            # Looked at while the refill waits out a lost race on the account item: the writer
+            # it lost to is often another container's refill, which fills this slice too.
+            needed, use = need(now)
+            return slices.pays(self._store.load_slice(account_id, index).slice(index), needed, use, now)
+
         # Read afresh: the slices' states this container remembers of the account are old.
-        written = self._writes.write(account_id, plan, pool=False, load=load, until=until)
+        written = self._writes.write(account_id, plan, pool=False, load=load, until=until, settled=slice_pays)
         if written is None:
             return None
         filled = next(m.after for m in written.mutation.slice_moves if m.after.index == index)

@@ -59,6 +59,12 @@ ConflictHandler = Callable[[WriteConflict], bool]
 Loader = Callable[[str], Account | None]
 # Told when a fresh read lost the race (the account is contended); may raise to stop.
 RaceHandler = Callable[[], None]
+# Whether what a write is for came about another way (a slice that another container's
+# refill filled): looked at while the write waits out a lost race, it ends the wait early
+# (the plan, on a fresh read, then decides).
+Settled = Callable[[int], bool]
+WATCH_SECONDS = 0.002  # how often a waiting write looks whether it is settled,
+WATCH_LOOKS = 10  # and at most this many times in one wait (one read each)
 
 
 class Refused(Exception):
@@ -136,17 +142,17 @@ class Writes:
         remember_as: str | None = None,
         on_race: RaceHandler | None = None,
         until: float | None = None,
+        settled: Settled | None = None,
     ) -> Written | None:
-        """Apply what ``plan`` decides, once; None if it decided there was nothing to write.
-        ``start`` and ``load``: another view of the account (the sweep's item alone, a slice),
-        remembered only ``remember_as`` a key of its own; ``until``: the caller's deadline, if
-        sooner. Raises Refused, ConcurrentUpdate, or what the store or the handlers raise."""
+        """Apply what ``plan`` decides, once; None if it decided there was nothing to write. ``start``
+        and ``load``: another view of the account (the sweep's item alone, a slice), remembered only
+        ``remember_as`` a key of its own; ``until``: the caller's deadline, if sooner; ``settled``: ends
+        a lost race's wait early. Raises Refused, ConcurrentUpdate, or what the store or handlers raise."""
         known_as, remember = remember_as or account_id, load is None or remember_as is not None
         reload: Loader = load or self.store.load_account
         account = start if start is not None else (self._known.get(known_as) if remember else None)
         deadline = min(self._monotonic() + self.budget, math.inf if until is None else until)
-        # What failed so far (steps that made progress, a recall or an intent's, are free), and
-        # the slices a plan asked to recall (``pool``: all of them).
+        # Failures so far (a recall's or an intent's step is free); slices to recall (``pool``: all).
         attempt, wanted = 0, frozenset[int]()
         while attempt < self.max_attempts:
             fresh = account is None
@@ -175,7 +181,7 @@ class Writes:
                 self.store.apply(first, now)
             except (WriteConflict, StoreBusy) as failed:
                 account, attempt = None, attempt + 1
-                if self._retry(failed, known_as, on_conflict, (fresh, attempt, deadline, on_race)):
+                if self._retry(failed, known_as, on_conflict, (fresh, attempt, deadline, on_race, settled)):
                     continue
                 if isinstance(failed, StoreBusy):
                     raise
@@ -203,29 +209,44 @@ class Writes:
         failed: WriteConflict | StoreBusy,
         known_as: str,
         on_conflict: ConflictHandler | None,
-        race: tuple[bool, int, float, RaceHandler | None],
+        race: tuple[bool, int, float, RaceHandler | None, Settled | None],
     ) -> bool:
         """After a cancelled or throttled write: whether to go on. A throttled partition is
         waited for, within the budget, as after a lost race (it is not one: no slice moves)."""
         self._known.forget(known_as)
-        fresh, attempt, deadline, on_race = race
+        fresh, attempt, deadline, on_race, settled = race
         if isinstance(failed, StoreBusy):
-            return self._lost(True, attempt, deadline, None)
+            return self._lost(True, attempt, deadline, None, settled)
         # A conflict that made progress (a replay, an event found charged) goes on.
-        return (on_conflict is not None and on_conflict(failed)) or self._lost(fresh, attempt, deadline, on_race)
+        progressed = on_conflict is not None and on_conflict(failed)
+        return progressed or self._lost(fresh, attempt, deadline, on_race, settled)
 
-    def _lost(self, fresh: bool, attempt: int, deadline: float, on_race: RaceHandler | None) -> bool:
+    def _lost(
+        self, fresh: bool, attempt: int, deadline: float, on_race: RaceHandler | None, settled: Settled | None = None
+    ) -> bool:
         """After a write that made no progress: whether to go on. A lost race (on a fresh
-        read) waits, within the budget. (A conflict that made progress, a replay or an event
-        found charged, goes on however slow the store is.)"""
+        read) waits, within the budget, or until ``settled`` says so. (A conflict that made
+        progress, a replay or an event found charged, goes on however slow the store is.)"""
         if not fresh:
             return True
         if on_race is not None:
             on_race()
         if self._monotonic() > deadline:
             return False
-        self._backoff(attempt)
+        self._wait(self._backoff(attempt), settled)
         return True
+
+    def _wait(self, seconds: float, settled: Settled | None) -> None:
+        """Sleep ``seconds``; with ``settled``, look now and then meanwhile: the writer this
+        one lost to may be doing what it was for."""
+        if settled is None:
+            self._sleep(seconds)
+            return
+        looks = max(1, min(WATCH_LOOKS, math.ceil(seconds / WATCH_SECONDS)))
+        for _ in range(looks):
+            self._sleep(seconds / looks)
+            if settled(self._now()):
+                return
 
     def _recall(self, account: Account, index: int) -> Account | None:
         """Recall slice ``index`` into the account's lots: the account after, or None when
@@ -262,6 +283,7 @@ class Writes:
             account = step.account_after
         return account
 
-    def _backoff(self, attempt: int) -> None:
+    @staticmethod
+    def _backoff(attempt: int) -> float:
         # Full jitter, capped: spreads contenders for one account apart.
-        self._sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+        return random.uniform(0, min(0.2, 0.005 * 2**attempt))

@@ -123,7 +123,7 @@ def refill(
     ``whole=False``: the account was read on its own side with slice ``index`` alone (the
     shortest read while containers race for the account item). NeedWhole when its own lots
     cannot pay; only slices that never existed (not among its streams) are filled besides."""
-    if _covers(account.slice(index).portions, needed, now, use):
+    if pays(account.slice(index), needed, use, now):
         return None
     if not whole and (account.arrears or not _covers(account.lots, needed, now, use)):
         raise NeedWhole
@@ -250,6 +250,11 @@ def _spend_where_the_credits_are(account: Account, index: int, needed: int, now:
     if paying:
         richest = max(paying, key=lambda held: sum(p.remaining for p in held.portions if p.pays_for(use)))
         raise Elsewhere(richest.index)
+
+
+def pays(held: Slice, needed: int, use: Use, now: int) -> bool:
+    """Whether slice ``held`` may pay ``needed`` for ``use`` as it stands."""
+    return _covers(held.portions, needed, now, use)
 
 
 def _covers(lots: tuple[Lot, ...] | list[Lot], needed: int, now: int, use: Use) -> bool:
