@@ -33,6 +33,7 @@ from tollbooth.app.ports import PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
 from tollbooth.domain.hold_state import Hold, HoldChange, HoldRef
 from tollbooth.domain.ledger import Account, ChargeReversal, Draw, Intent, Lot, Mutation, PaymentRefund
+from tollbooth.domain.outbox_state import Spill, SpillRef
 
 WEEK = 7 * DAY  # the default warning window
 
@@ -421,6 +422,29 @@ def test_the_outbox_round_trips_and_makes_the_account_due_at_once(store: Store) 
     # When it is emptied, Then it is gone, and the account is due no more
     account = applied(store, Mutation(account, pending_events=()))
     assert account.pending_events == () and due_everywhere(store, NOW + 10_000 * DAY) == []
+
+
+def test_an_outbox_moved_to_a_spill_keeps_the_account_due_reads_back_in_order_and_goes_once(store: Store) -> None:
+    # Given an account whose outbox a change moved into two spills, one after the other
+    first = tuple({"type": "credits.granted", "detail": {"n": n}} for n in range(3))
+    second = ({"type": "credits.expired", "detail": {"n": 3}},)
+    account = applied(store, credit(Account(account_id="a"), lot("l1"), spill=Spill("outbox_1", first)))
+    account = applied(store, Mutation(account, spill=Spill("outbox_2", second), pending_events=()))
+    # Then the account item records them, not their events, and the account is due at once
+    assert account.spilled == (SpillRef("outbox_1", 3), SpillRef("outbox_2", 1)) and account.pending_events == ()
+    assert store.load_account("a") == account and due_everywhere(store, 0) == ["a"]
+    view = store.load_expiry_view("a")
+    assert view is not None and view.spilled == account.spilled
+    # And their events read back in the order asked, oldest first
+    assert store.load_spilled("a", ("outbox_1", "outbox_2")) == first + second
+    # When the first is published (its item deleted), Then only the second is left
+    account = applied(store, Mutation(account, unspilled=("outbox_1",)))
+    assert account.spilled == (SpillRef("outbox_2", 1),) and store.load_spilled("a", ("outbox_1",)) == ()
+    # And a stale change that deletes it again is refused, changing nothing
+    refused(store, Mutation(replace(account, spilled=(SpillRef("outbox_1", 3),)), unspilled=("outbox_1",)), "version")
+    # When the last goes, Then the account is due no more
+    applied(store, Mutation(account, unspilled=("outbox_2",)))
+    assert due_everywhere(store, NOW + 10_000 * DAY) == []
 
 
 def test_a_change_of_one_item_alone_is_one_conditional_write_from_the_state_it_was_computed_from(

@@ -105,6 +105,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.batches: list[list[dict[str, Any]]] = []  # each call's events
         self.failing = False
         self._lock = threading.Lock()
 
@@ -113,6 +114,7 @@ class Recorder:
             raise StorageUnavailable("EventBridge is down")
         with self._lock:
             self.events.extend(events)
+            self.batches.append(list(events))
 
     def ids(self, kind: str) -> list[str]:
         return [event["event_id"] for event in self.events if event["type"] == kind]

@@ -67,6 +67,12 @@ class Keys:
         return Keys.stream(account_id, ids.hold_slice(hold_id)), f"{Keys.HOLD_PREFIX}{hold_id}"
 
     @staticmethod
+    def spill(key: str) -> str:
+        """The sort key, in the account's partition (outside the range a load reads), of an
+        outbox moved off the account item (``domain.outbox_state``)."""
+        return f"OUTBOX#{key}"
+
+    @staticmethod
     def reversal(charge: str) -> str:
         """The sort key, in the account's partition (outside the range a load reads), of what
         a charge has had reversed: ``charge`` is its entry_id, and a usage record's event_id."""

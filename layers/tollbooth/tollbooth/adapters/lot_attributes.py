@@ -20,6 +20,7 @@ from typing import Any
 
 from tollbooth.domain.hold_state import Hold, HoldRef, hold_record
 from tollbooth.domain.ledger import Draw, Escrow, Intent, Lot, PlanPeriod, Slice
+from tollbooth.domain.outbox_state import SpillRef
 
 FIELDS = tuple(field.name for field in fields(Lot))
 SETS = ("licences", "features", "unlocks")
@@ -217,6 +218,15 @@ def hold_from_stored(stored: Mapping[str, Any]) -> Hold:
         closed_at=values["closed_at"],
         pending_events=tuple(stored.get("pending_events") or ()),
     )
+
+
+def spills_stored(refs: tuple[SpillRef, ...]) -> list[list[Any]] | None:
+    """The account item's ``spilled``: [[key, events]] of its spills not yet published."""
+    return [[ref.key, ref.events] for ref in refs] or None
+
+
+def spills_from_stored(stored: list[list[Any]] | None) -> tuple[SpillRef, ...]:
+    return tuple(SpillRef(str(key), int(events)) for key, events in stored or [])
 
 
 def hold_refs_stored(refs: tuple[HoldRef, ...]) -> list[list[Any]] | None:

@@ -23,15 +23,11 @@ from dataclasses import replace
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
     lot_from_attributes,
-    lots_summarised,
-    periods_stored,
 )
 from tollbooth.adapters.memory_items import (
-    ACCOUNT_COUNTERS,
-    ACCOUNT_PLAIN,
     Item,
-    account_escrow,
     account_from_item,
+    account_item,
     entry_from_item,
     entry_item,
     hold_from_item,
@@ -44,10 +40,10 @@ from tollbooth.adapters.memory_items import (
     slice_item,
     stored_item,
 )
-from tollbooth.adapters.memory_transactions import Operation, conflict_of, passes, written
+from tollbooth.adapters.memory_transactions import Operation, conflict_of, passes, spill_operations, written
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, StoreBusy, TollboothError
-from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
+from tollbooth.domain.expiry import ExpiryIndexing
 from tollbooth.domain.hold_state import DueHold, Hold, newest_holds
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation, Slice
 
@@ -192,6 +188,11 @@ class MemoryStore:
         item = self._read((Keys.stream(account_id, stream), Keys.entry(seq)))
         return None if item is None else entry_from_item(item)
 
+    def load_spilled(self, account_id: str, keys: tuple[str, ...]) -> tuple[Item, ...]:
+        pk = Keys.account(account_id)
+        items = [self._read((pk, Keys.spill(key))) for key in keys]
+        return tuple(event for item in items if item is not None for event in json.loads(item["events"]))
+
     def find_hold(self, account_id: str, hold_id: str) -> Hold | None:
         item = self._read(Keys.hold(account_id, hold_id))
         return None if item is None else hold_from_item(item)
@@ -243,7 +244,7 @@ class MemoryStore:
         """Load accounts and their lots as they stand, unguarded, with no ledger history."""
         with self._lock:
             for account in accounts:
-                self._put(self._account_item(account, now))
+                self._put(account_item(account, now, self.expiry))
                 for lot in account.lots:
                     self._put(lot_item(Keys.account(account.account_id), lot))
 
@@ -279,7 +280,7 @@ class MemoryStore:
         account_id = mutation.account.account_id
         pk = Keys.account(account_id)
         version = mutation.account.version
-        account = self._account_item(mutation.account_after, now)
+        account = account_item(mutation.account_after, now, self.expiry)
         slices = [(slice_item(account_id, m.after), m.before.version) for m in mutation.slice_moves]
         # A slice's consume writes its slice first, in the account's place; other slices go
         # after the idempotency records, as the Repository sends them.
@@ -321,6 +322,7 @@ class MemoryStore:
         ops += [Operation((pk, Keys.lot(i)), "unfreeze", VERSION) for i in mutation.unfrozen]
         if mutation.account.intent is not None and mutation.intent_after is None:
             ops.append(Operation((pk, Keys.INTENT_SK), "none", VERSION, deletes=True))
+        ops += spill_operations(mutation)
         if (refund := mutation.refund) is not None:  # guarded by the payment's refunded total before
             key, refunded_before = (Keys.payment(refund.reference), Keys.PAYMENT_SK), refund.before_minor
             ops.append(
@@ -329,22 +331,6 @@ class MemoryStore:
                 )
             )
         return ops
-
-    def _account_item(self, account: Account, now: int) -> Item:
-        """The account item for a state, with the sweep's summary and index keys."""
-        summary = expiry_summary(account, self.expiry)
-        due = summary.next_due_at
-        fields = {name: getattr(account, name) for name in (*ACCOUNT_PLAIN, "seq")}
-        fields |= {name: getattr(account, name) or None for name in ACCOUNT_COUNTERS} | {"updated_at": now}
-        fields["expiring_lots"] = lots_summarised(summary.lots)
-        fields["unsummarized"] = summary.unsummarized
-        fields["pending_events"] = json.dumps(list(account.pending_events)) if account.pending_events else None
-        fields |= account_escrow(account)
-        periods = periods_stored(account.periods)
-        fields["periods"] = None if periods is None else json.dumps(periods)
-        fields["intent_id"] = None if account.intent is None else account.intent.entry_id
-        fields["expiry_shard"] = None if due is None else Keys.expiry_shard(account.account_id, self.expiry.shards)
-        return stored_item(Keys.account(account.account_id), Keys.ACCOUNT_SK, "account", **fields, next_due_at=due)
 
     def _validate(self, ops: list[Operation]) -> None:
         """DynamoDB's ValidationException, before anything is read or written."""

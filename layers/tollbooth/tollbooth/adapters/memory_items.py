@@ -19,11 +19,16 @@ from tollbooth.adapters.lot_attributes import (
     intent_stored,
     lot_attributes,
     lot_from_summary,
+    lots_summarised,
     periods_from_stored,
+    periods_stored,
     slice_from_stored,
     slice_stored,
+    spills_from_stored,
+    spills_stored,
 )
 from tollbooth.domain import ids
+from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
 from tollbooth.domain.hold_state import Hold, hold_due_at
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Intent, LedgerEntry, Lot, Slice
 
@@ -60,6 +65,7 @@ def account_from_item(
         **{name: item.get(name, 0) for name in ACCOUNT_COUNTERS},
         lots=lots,
         pending_events=tuple(json.loads(item.get("pending_events", "[]"))),
+        spilled=spills_from_stored(json.loads(item.get("spilled", "null"))),
         periods=periods_from_stored(json.loads(item.get("periods", "null"))),
         intent=None if intent is None else intent_from_stored({**intent, **_decoded(intent, INTENT_JSON)}),
         unsummarized=item.get("unsummarized") if view else None,
@@ -69,6 +75,25 @@ def account_from_item(
         holds=hold_refs_from_stored(json.loads(item.get("holds", "null"))),
         disputed=tuple(json.loads(item.get("disputed", "[]"))),
     )
+
+
+def account_item(account: Account, now: int, expiry: ExpiryIndexing) -> Item:
+    """The account item for a state, with the sweep's summary and index keys."""
+    summary = expiry_summary(account, expiry)
+    due = summary.next_due_at
+    fields = {name: getattr(account, name) for name in (*ACCOUNT_PLAIN, "seq")}
+    fields |= {name: getattr(account, name) or None for name in ACCOUNT_COUNTERS} | {"updated_at": now}
+    fields["expiring_lots"] = lots_summarised(summary.lots)
+    fields["unsummarized"] = summary.unsummarized
+    fields["pending_events"] = json.dumps(list(account.pending_events)) if account.pending_events else None
+    spilled = spills_stored(account.spilled)
+    fields["spilled"] = None if spilled is None else json.dumps(spilled)
+    fields |= account_escrow(account)
+    periods = periods_stored(account.periods)
+    fields["periods"] = None if periods is None else json.dumps(periods)
+    fields["intent_id"] = None if account.intent is None else account.intent.entry_id
+    fields["expiry_shard"] = None if due is None else Keys.expiry_shard(account.account_id, expiry.shards)
+    return stored_item(Keys.account(account.account_id), Keys.ACCOUNT_SK, "account", **fields, next_due_at=due)
 
 
 def account_escrow(account: Account) -> dict[str, Any]:

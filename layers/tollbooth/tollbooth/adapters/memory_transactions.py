@@ -3,10 +3,13 @@ means, as the DynamoDB Repository checks and reads them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from tollbooth.adapters.memory_items import Item
+from tollbooth.adapters.keys import Keys
+from tollbooth.adapters.memory_items import Item, stored_item
 from tollbooth.app.ports import WriteConflict
+from tollbooth.domain.ledger import Mutation
 
 VERSION = WriteConflict.VERSION
 
@@ -27,6 +30,17 @@ class Operation:
     deletes: bool = False  # the lot's last credit (guarded by exactly what is left), or the intent
     refunded: int = 0  # a payment's refunded total after a refund (guarded by ``amount``, before)
     dispute: tuple[str | None, str] | None = None  # a payment's dispute status, before and after
+
+
+def spill_operations(mutation: Mutation) -> list[Operation]:
+    """An outbox moved off the account item, put as an item of its own; spills published,
+    deleted (each guarded by being there), as the Repository's ``spill_changes``."""
+    pk = Keys.account(mutation.account.account_id)
+    ops = [Operation((pk, Keys.spill(key)), "exists", VERSION, deletes=True) for key in mutation.unspilled]
+    if (spill := mutation.spill) is not None:
+        item = stored_item(pk, Keys.spill(spill.key), "outbox", events=json.dumps(list(spill.events)))
+        ops.append(Operation((pk, item["sk"]), "absent", VERSION, item))
+    return ops
 
 
 def passes(op: Operation, current: Item | None, now: int) -> bool:

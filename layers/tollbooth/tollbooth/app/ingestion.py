@@ -115,7 +115,7 @@ class UsageIngestor:
                 message.rejected.append(
                     Rejected(reason=outcome.reason or "rejected", record=record.model_dump(mode="json"))
                 )
-        if written is not None and written.pending_events:
+        if written is not None and (written.pending_events or written.spilled):
             self._after_commit.empty(account_id, written)  # on failure, safe in the outbox for the sweep
 
     def _dead_letter(self, message: _Message, report: IngestionReport) -> None:

@@ -23,17 +23,27 @@ PUBLISH_SECONDS = 1.0
 # After a failure to publish, how long a container leaves requests' events to the sweep:
 # while EventBridge is down, one request in that time waits out its timeouts, not each.
 PAUSE_SECONDS = 30.0
+# Spills (``domain.outbox_state``) one write publishes and deletes: a request, after an
+# outage, publishes the oldest one (41 events, 5 PutEvents calls) and leaves the rest to
+# the sweep, which takes them some 1,000 events (about 100 calls) a write.
+SPILLS_PER_REQUEST = 1
+SPILLS_PER_SWEEP_WRITE = 24
 
 
-def flush(publisher: Publisher) -> Plan:
-    """A plan for the write loop: publish the account's pending events, then empty its
-    outbox (publishing raises if it fails: nothing is lost, the events stay)."""
+def flush(publisher: Publisher, store: LedgerStore, spills: int) -> Plan:
+    """A plan for the write loop: publish the account's pending events, oldest first, then
+    remove them (publishing raises if it fails: nothing is lost, the events stay). Spills
+    (``domain.outbox_state``) go first, at most ``spills`` of them (and as many as one
+    transaction deletes); the account item's own events once no spill is left before them."""
 
     def plan(account: Account, now: int) -> Mutation | None:
-        if not account.pending_events:
+        if not account.pending_events and not account.spilled:
             return None
-        publisher.publish(account.pending_events)
-        return Mutation(account, pending_events=())
+        keys = tuple(ref.key for ref in account.spilled[: min(spills, store.max_transaction_items - 1)])
+        events = store.load_spilled(account.account_id, keys) if keys else ()
+        last = len(keys) == len(account.spilled)
+        publisher.publish(events + account.pending_events if last else events)
+        return Mutation(account, pending_events=() if last else None, unspilled=keys)
 
     return plan
 
@@ -52,7 +62,7 @@ class AfterCommit:
     ) -> None:
         self._writes = writes
         self._store = store
-        self._flush = flush(publisher)
+        self._flush = flush(publisher, store, SPILLS_PER_REQUEST)
         self._monotonic = monotonic
         self._paused_until = 0.0
 
@@ -61,7 +71,8 @@ class AfterCommit:
         computed from the whole account (else the account is read afresh: a state remembered
         from before the change would find nothing to do)."""
         mutation = written.mutation
-        if mutation.pending_events is None or len(mutation.pending_events) <= len(mutation.account.pending_events):
+        after = mutation.pending_events
+        if mutation.spill is None and (after is None or len(after) <= len(mutation.account.pending_events)):
             return  # the request added no event (what was left before waits for the sweep)
         self.empty(account_id, mutation.account_after if whole else None)
 

@@ -90,6 +90,10 @@ class LedgerStore(Protocol):
 
     def find_hold(self, account_id: str, hold_id: str) -> Hold | None: ...
 
+    def load_spilled(self, account_id: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+        """The events of the account's spills ``keys`` (``domain.outbox_state``), in that order."""
+        ...
+
     def list_holds(self, account_id: str, limit: int) -> list[Hold]:
         """The account's holds, open and closed, newest first."""
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tollbooth.app.holds import expiry_plans
-from tollbooth.app.outbox import flush
+from tollbooth.app.outbox import SPILLS_PER_SWEEP_WRITE, flush
 from tollbooth.app.ports import LedgerStore, Publisher, WriteConflict
 from tollbooth.app.writes import Writes, Written
 from tollbooth.domain import clock, ids
@@ -36,6 +36,7 @@ from tollbooth.domain.expiry import ExpiryIndexing, due_for_expiry, due_for_warn
 from tollbooth.domain.hold_state import DueHold, Hold
 from tollbooth.domain.holds import due_holds, release_mutation
 from tollbooth.domain.ledger import Account, Mutation
+from tollbooth.domain.outbox import unpublished
 from tollbooth.domain.slice_holds import OnAccount, published
 from tollbooth.observability import logger
 
@@ -80,7 +81,7 @@ class ExpirySweeper:
         self._now = now
         self.page_size = page_size
         self.writes = Writes(repository, max_attempts=max_attempts, now=now)
-        self._flush = flush(publisher)
+        self._flush = flush(publisher, repository, SPILLS_PER_SWEEP_WRITE)
 
     def sweep(self, time_left: Callable[[], int] | None = None, reserve_ms: int = 10_000) -> SweepReport:
         """One run over every shard of the index; stops early when ``time_left()`` < ``reserve_ms``."""
@@ -150,11 +151,11 @@ class ExpirySweeper:
                 "expiry left for the next run: the account stayed busy", extra={"account_id": account.account_id}
             )
             report.failures += 1
-            report.outbox_backlog += len(account.pending_events)
+            report.outbox_backlog += unpublished(account)
         except Exception:  # storage, publishing, or a surprise: this account waits, the rest go on
             logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
             report.failures += 1
-            report.outbox_backlog += len(account.pending_events)
+            report.outbox_backlog += unpublished(account)
 
     def _settle_hold(self, due: DueHold, report: SweepReport) -> None:
         """A hold of a slice's: publish its events, then (once it is past its expiry and
@@ -199,5 +200,5 @@ def _count(report: SweepReport, mutation: Mutation) -> None:
     report.expired_credits += sum(x.amount for x in mutation.expirations)
     report.warned_lots += len(mutation.warned)
     report.expired_holds += int(mutation.hold is not None)
-    if mutation.pending_events == () and not mutation.entries and not mutation.warned:
-        report.events_published += len(mutation.account.pending_events)
+    if (mutation.pending_events == () or mutation.unspilled) and not mutation.entries and not mutation.warned:
+        report.events_published += unpublished(mutation.account) - unpublished(mutation.account_after)

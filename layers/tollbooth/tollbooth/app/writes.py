@@ -45,6 +45,7 @@ from tollbooth.domain.errors import (
 )
 from tollbooth.domain.intents import fit, roll_forward
 from tollbooth.domain.ledger import Account, Escrow, Mutation
+from tollbooth.domain.outbox import spilling
 from tollbooth.domain.slices import PoolNeeded, recall
 
 # Refusals that depend on the account's state: a remembered state is re-read before refusing.
@@ -90,15 +91,17 @@ class _Again:
 
 
 def _planned(plan: Plan, account: Account, now: int, fresh: bool) -> Mutation | _Again | None:
-    """What ``plan`` decides; a refusal on a fresh read raises Refused."""
+    """What ``plan`` decides (an outbox too long for the account item moved to a spill); a
+    refusal on a fresh read raises Refused."""
     try:
-        return plan(account, now)
+        mutation = plan(account, now)
     except PoolNeeded as needed:
         return _Again(recall=None if needed.indexes is None else frozenset(needed.indexes))
     except TollboothError as refusal:
         if not fresh and isinstance(refusal, STATE_REFUSALS):
             return _Again(fresh=True)
         raise Refused(refusal) from refusal
+    return None if mutation is None else spilling(mutation, now)
 
 
 def _idle(account: Account, escrow: Escrow, now: int) -> bool:

@@ -126,7 +126,8 @@ def next_due_at(account: Account, window: int) -> int | None:
     the summary need the sweep, the soonest such moment of what escrow slices hold, the
     soonest expiry of an open hold, and, if
     events wait in the outbox or lot draws in an intent, right away (0)."""
-    moments = [] if not account.pending_events and account.intent is None else [0]
+    waiting = account.pending_events or account.spilled or account.intent is not None
+    moments = [0] if waiting else []
     moments += [at for lot in account.lots if (at := lot_due_at(lot, window)) is not None]
     # Credits in escrow slices: the sweep recalls them when they need its work.
     moments += [escrow.due_at for escrow in account.escrow if escrow.due_at is not None]

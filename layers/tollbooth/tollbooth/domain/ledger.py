@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from tollbooth.domain import ids
 from tollbooth.domain.hold_state import HoldChange, HoldRef, with_hold
+from tollbooth.domain.outbox_state import Spill, SpillRef, with_spills
 from tollbooth.domain.slice_state import Escrow, Slice, SliceMove, escrow_change, with_slices
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
@@ -170,8 +171,10 @@ class Account:
     adjusted: int = 0  # operators' adjustments, net: added less taken out
     voided: int = 0  # credits removed with the lots operators voided
     reversed: int = 0  # credits charges gave back (``domain.reversals``)
-    # Events committed with a change but not yet published (the outbox).
+    # Events committed with a change but not yet published (the outbox), and the older ones
+    # moved off the account item while publishing failed (``domain.outbox_state``).
     pending_events: tuple[dict[str, Any], ...] = ()
+    spilled: tuple[SpillRef, ...] = ()
     periods: tuple[PlanPeriod, ...] = ()
     intent: Intent | None = None
     # Only on the sweep's view of an account (its item alone), when the account holds more
@@ -298,6 +301,8 @@ class Mutation:
     returns: tuple[Draw, ...] = ()  # credits a recall puts back into lots still in the store
     spend: bool = False
     disputed: tuple[str, ...] | None = None  # the lots under an open dispute afterwards; None: as before
+    spill: Spill | None = None  # the outbox moved to an item of its own (``domain.outbox``)
+    unspilled: tuple[str, ...] = ()  # spills published: their items deleted
 
     @property
     def lot_changes(self) -> int:
@@ -308,12 +313,12 @@ class Mutation:
     def transaction_items(self) -> int:
         """The items one transaction writes for this mutation: the account, the idempotency
         records, the entries, the new lots still holding credits, the payment, each lot
-        changed, and the intent (written, rewritten or deleted)."""
+        changed, the intent (written, rewritten or deleted), slices, and spills."""
         puts = len(self.records) + len(self.entries) + sum(1 for lot in self.new_lots if lot.remaining > 0)
         payment = int(self.payment_reference is not None and bool(self.entries))
         payment += int(self.reversal is not None) + int(self.hold is not None)
         intent = int(self.account.intent is not None or self.intent_after is not None)
-        slices = len(self.slice_moves) + len(self.returns)
+        slices = len(self.slice_moves) + len(self.returns) + int(self.spill is not None) + len(self.unspilled)
         return int(not self.spend) + puts + payment + self.lot_changes + intent + slices
 
     @cached_property
@@ -375,6 +380,7 @@ class Mutation:
             holds=with_hold(self.account.holds, self.hold),
             disputed=self.account.disputed if self.disputed is None else self.disputed,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
+            spilled=with_spills(self.account.spilled, self.spill, self.unspilled),
         )
 
 

@@ -9,7 +9,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from tollbooth.adapters.dynamodb.errors import single_conflict_of
-from tollbooth.adapters.dynamodb.items import IdempotencyItem, IntentItem, LotItem, PaymentItem
+from tollbooth.adapters.dynamodb.items import IdempotencyItem, IntentItem, LotItem, PaymentItem, SpillItem
 from tollbooth.adapters.keys import Keys
 from tollbooth.app.ports import WriteConflict
 from tollbooth.domain.ledger import Mutation
@@ -52,6 +52,18 @@ def lot_changes(mutation: Mutation, now: int) -> tuple[Updates, Deletes]:
     if mutation.account.intent is not None and mutation.intent_after is None:
         deletes.append((IntentItem(pk, Keys.INTENT_SK), None))
     return updates, deletes
+
+
+def spill_changes(mutation: Mutation) -> tuple[Puts, Deletes]:
+    """An outbox moved off the account item, put as an item of its own; spills published,
+    deleted (each guarded by being there: the account's version guards them besides)."""
+    pk = Keys.account(mutation.account.account_id)
+    spill = mutation.spill
+    puts: Puts = []
+    if spill is not None:
+        item = SpillItem(pk, Keys.spill(spill.key), events=list(spill.events))
+        puts.append((item, SpillItem.pk.does_not_exist(), WriteConflict.VERSION))
+    return puts, [(SpillItem(pk, Keys.spill(key)), SpillItem.pk.exists()) for key in mutation.unspilled]
 
 
 def payment_changes(mutation: Mutation) -> list[tuple[Model, list[Any], Any]]:

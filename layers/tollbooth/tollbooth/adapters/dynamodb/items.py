@@ -35,6 +35,8 @@ from tollbooth.adapters.lot_attributes import (
     periods_stored,
     slice_from_stored,
     slice_stored,
+    spills_from_stored,
+    spills_stored,
     summaries_json,
 )
 from tollbooth.domain import ids
@@ -97,6 +99,7 @@ class AccountItem(TableItem, discriminator="account"):
     expiring_lots = SummariesAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
     unsummarized = NumberAttribute(null=True)  # when the live expiring lots beyond it are next due
     pending_events = JSONAttribute(null=True)  # the outbox
+    spilled = JSONAttribute(null=True)  # older events moved to items of their own: [[key, events]]
     periods = JSONAttribute(null=True)  # the latest period of each plan: [[plan_id, granted_at, ends_at]]
     intent_id = UnicodeAttribute(null=True)  # an intent owes lot draws: load the account in full
     escrow = JSONAttribute(null=True)  # what each escrow slice holds of it: [[slice, received, due_at]]
@@ -209,6 +212,10 @@ def hold_item(account_id: str, hold: Hold, shards: int) -> HoldItem:
     return HoldItem(pk, sk, account_id=account_id, **hold_stored(hold), expiry_shard=shard, next_due_at=due)
 
 
+class SpillItem(TableItem, discriminator="outbox"):
+    events = JSONAttribute()  # an outbox moved off the account item, oldest first
+
+
 class ReversalItem(TableItem, discriminator="reversal"):
     reversed = NumberAttribute()  # credits given back of the charge so far
 
@@ -295,6 +302,7 @@ def account_from_item(
         reversed=int(item.reversed or 0),
         lots=lots,
         pending_events=tuple(item.pending_events or ()),
+        spilled=spills_from_stored(item.spilled),
         periods=periods_from_stored(item.periods),
         intent=intent,
         unsummarized=int(item.unsummarized) if view and item.unsummarized is not None else None,
@@ -329,6 +337,7 @@ def account_item(expiry: ExpiryIndexing, account: Account, now: int) -> AccountI
         expiring_lots=[lot_summary(lot) for lot in summary.lots] or None,
         unsummarized=summary.unsummarized,
         pending_events=list(account.pending_events) or None,
+        spilled=spills_stored(account.spilled),
         periods=periods_stored(account.periods),
         intent_id=None if account.intent is None else account.intent.entry_id,
         escrow=escrow_stored(account.escrow),

@@ -14,7 +14,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from tollbooth.adapters.dynamodb.changes import lot_changes, payment_changes, write_one
+from tollbooth.adapters.dynamodb.changes import lot_changes, payment_changes, spill_changes, write_one
 from tollbooth.adapters.dynamodb.errors import conflict_of, storage_errors
 from tollbooth.adapters.dynamodb.items import (
     AccountItem,
@@ -26,6 +26,7 @@ from tollbooth.adapters.dynamodb.items import (
     PaymentItem,
     ReversalItem,
     SliceItem,
+    SpillItem,
     TableItem,
     account_from_item,
     account_item,
@@ -139,6 +140,14 @@ class Repository:
             return Account(account_id=account_id)
         streams = (account.streams or []) if slices else []
         return account_from_item(account, tuple(lots), intent, self._slices(account_id, streams))
+
+    def load_spilled(self, account_id: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+        """The spills' events, in one consistent BatchGetItem per 100 keys, in ``keys``' order."""
+        pk = Keys.account(account_id)
+        with storage_errors():
+            items = SpillItem.batch_get([(pk, Keys.spill(key)) for key in keys], consistent_read=True)
+            found = {item.sk: item.events for item in items}
+        return tuple(event for key in keys for event in found.get(Keys.spill(key), []))
 
     def _slices(self, account_id: str, indexes: list[int]) -> tuple[Slice, ...]:
         """The account's escrow slices, in one consistent BatchGetItem (at most 100 keys)."""
@@ -296,6 +305,8 @@ class Repository:
         puts = self._puts(mutation, now)
         updates, deletes = lot_changes(mutation, now)
         updates += payment_changes(mutation)
+        spilled, published = spill_changes(mutation)  # after the records, whose keys a conflict names
+        puts, deletes = puts + spilled, deletes + published
         if len(puts) + len(updates) + len(deletes) == 1:
             return write_one(puts, updates, deletes)
         try:
