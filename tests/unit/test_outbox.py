@@ -33,6 +33,19 @@ def take_one(ledger: LedgerService, key: str) -> None:
     assert answer.status_code == 201
 
 
+def through_an_outage(clock: Clock, changes: int, store: MemoryStore | None = None) -> tuple[MemoryStore, Recorder]:
+    """An account that took ``changes`` corrections while EventBridge refused every event,
+    and the publisher, taking events again."""
+    store, events = store or MemoryStore(), Recorder()
+    ledger = ledger_over(store, clock, publisher=events)
+    grant(ledger, "a", 2000, "g1")
+    events.failing = True
+    for n in range(changes):
+        take_one(ledger, f"k{n}")
+    events.failing = False
+    return store, events
+
+
 def spills_stored(store: MemoryStore) -> list[str]:
     return [item["sk"] for item in store.raw_items(Keys.account("a")) if item["type"] == "outbox"]
 
@@ -54,20 +67,14 @@ def test_a_change_leaving_more_than_the_limit_on_the_account_item_moves_the_outb
 def test_an_account_keeps_taking_changes_through_a_long_outage_and_every_event_goes_out_once_in_order(
     clock: Clock,
 ) -> None:
-    # Given EventBridge refuses every event while an account takes 950 corrections,
-    # more events than its item could carry (about 800 fill DynamoDB's 400 KB)
-    store, events = MemoryStore(), Recorder()
-    ledger = ledger_over(store, clock, publisher=events)
-    grant(ledger, "a", 2000, "g1")
-    events.failing = True
-    for n in range(950):
-        take_one(ledger, f"k{n}")
+    # Given EventBridge refused every event while an account took 950 corrections, more
+    # events than its item could carry (some 300 KB of them, where 400 KB stops its writes)
+    store, events = through_an_outage(clock, 950)
     # Then every change was taken, and the account item stays small: its events wait in spills
     item = store.raw_items(Keys.account("a"))[0]
     assert item["sk"] == Keys.ACCOUNT_SK and item_size(item) < 32 * 1024
     assert len(spills_stored(store)) == 950 // (ON_ITEM + 1)
     # When EventBridge takes events again, Then one sweep publishes each once, oldest first
-    events.failing = False
     report = ExpirySweeper(store, events, store.expiry, now=clock).sweep()
     entries = [e.entry_id for e in reversed(store.list_entries("a", 2000).entries) if e.kind == "adjustment"]
     assert [event["entry_id"] for event in events.events] == entries and len(entries) == 950
@@ -81,15 +88,9 @@ def test_an_account_keeps_taking_changes_through_a_long_outage_and_every_event_g
 
 def test_spills_more_than_one_transaction_deletes_go_out_over_several_writes(clock: Clock) -> None:
     # Given a store taking 10 items a transaction, and 13 spills waiting
-    store, events = MemoryStore(max_transaction_items=10), Recorder()
-    ledger = ledger_over(store, clock, publisher=events)
-    grant(ledger, "a", 2000, "g1")
-    events.failing = True
-    for n in range(13 * (ON_ITEM + 1) + 5):
-        take_one(ledger, f"k{n}")
+    store, events = through_an_outage(clock, 13 * (ON_ITEM + 1) + 5, MemoryStore(max_transaction_items=10))
     assert len(spills_stored(store)) == 13
     # When the sweep publishes them, Then it takes 9 spills, then the other 4 and the item's own
-    events.failing = False
     report = ExpirySweeper(store, events, store.expiry, now=clock).sweep()
     assert [len(batch) for batch in events.batches] == [9 * (ON_ITEM + 1), 4 * (ON_ITEM + 1) + 5]
     assert report.events_published == 13 * (ON_ITEM + 1) + 5 and spills_stored(store) == []
@@ -99,15 +100,9 @@ def test_after_an_outage_a_request_publishes_the_oldest_spill_and_leaves_the_res
     clock: Clock,
 ) -> None:
     # Given three spills waiting after an outage
-    store, events = MemoryStore(), Recorder()
-    ledger = ledger_over(store, clock, publisher=events)
-    grant(ledger, "a", 2000, "g1")
-    events.failing = True
-    for n in range(3 * (ON_ITEM + 1)):
-        take_one(ledger, f"k{n}")
+    store, events = through_an_outage(clock, 3 * (ON_ITEM + 1))
     assert len(spills_stored(store)) == 3
     # When EventBridge is back and a container makes a change with an event
-    events.failing = False
     take_one(ledger_over(store, clock, publisher=events), "after")
     # Then it publishes the oldest spill only (a request stays short); the sweep, the rest
     assert len(events.events) == ON_ITEM + 1 and len(spills_stored(store)) == 2
@@ -118,14 +113,8 @@ def test_after_an_outage_a_request_publishes_the_oldest_spill_and_leaves_the_res
 
 def test_a_request_whose_change_spilled_publishes_at_once_when_eventbridge_is_back(clock: Clock) -> None:
     # Given events waiting while EventBridge was down, and a container that has stopped trying
-    store, events = MemoryStore(), Recorder()
-    ledger = ledger_over(store, clock, publisher=events)
-    grant(ledger, "a", 2000, "g1")
-    events.failing = True
-    for n in range(ON_ITEM):
-        take_one(ledger, f"k{n}")
+    store, events = through_an_outage(clock, ON_ITEM)
     # When EventBridge is back and another container's change spills the outbox
-    events.failing = False
     take_one(ledger_over(store, clock, publisher=events), "spills")
     # Then that request publishes every event at once, and nothing waits
     assert len(events.events) == ON_ITEM + 1 and spills_stored(store) == []
