@@ -20,7 +20,7 @@ from typing import Any
 class Spill:
     """An outbox moved off the account item, written with the change that moved it."""
 
-    key: str  # time-ordered (``ids.new_id``): spills sort oldest first
+    key: str  # unique (``ids.new_id``); the account item keeps its spills in the order made
     events: tuple[dict[str, Any], ...]
 
 
