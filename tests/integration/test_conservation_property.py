@@ -1,6 +1,6 @@
 """A property: whatever mix of grants, purchases, API consumes, worker usage, refunds,
-disputes, corrections, reversals, holds, time passing and expiry sweeps an account goes
-through, its lots and its ledger agree."""
+disputes, corrections, reversals, holds, time passing, expiry sweeps and EventBridge
+outages an account goes through, its lots and its ledger agree, and no event is lost."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
-from tollbooth.domain import ids
+from tollbooth.domain import ids, outbox
 from tollbooth.domain.adjustments import Correction
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.disputes import DisputeRequest
@@ -99,6 +99,7 @@ def explore(repository: LedgerStore, monkeypatch: pytest.MonkeyPatch, examples: 
     """Run the account state machine against ``repository`` (ids made as ``CountingBits`` says,
     each example counting from the start)."""
     monkeypatch.setattr(ids, "secrets", CountingBits())  # put back after the test
+    monkeypatch.setattr(outbox, "ON_ITEM", 3)  # outboxes spill often (``domain.outbox_state``)
     run_state_machine_as_test(
         type("Account", (AccountMachine,), {"repository": repository}),
         settings=settings(
@@ -130,6 +131,8 @@ class AccountMachine(RuleBasedStateMachine):
         self.payments: list[str] = []
         self.charges: list[tuple[str, str | None]] = []  # (entry_id, usage event_id)
         self.holds: list[str] = []
+        self.events = Recorder()  # EventBridge, for the sweep and the usage consumer
+        self.event_ids: set[str] = set()  # every event so far: published, or waiting
 
     def key(self) -> str:
         self.n += 1
@@ -242,7 +245,7 @@ class AccountMachine(RuleBasedStateMachine):
             }
             for words in records
         ]
-        ingestor = UsageIngestor(self.service, Recorder(), DeadLetterBox())
+        ingestor = UsageIngestor(self.service, self.events, DeadLetterBox())
         deliveries = 2 if again else 1  # a redelivered message charges nothing more
         for _ in range(deliveries):
             retry, _ = ingestor.ingest([("m", message_body(batch))])
@@ -311,7 +314,27 @@ class AccountMachine(RuleBasedStateMachine):
 
     @rule()
     def sweep(self) -> None:
-        ExpirySweeper(self.repository, Recorder(), self.repository.expiry, now=self.clock).sweep()
+        ExpirySweeper(self.repository, self.events, self.repository.expiry, now=self.clock).sweep()
+
+    @rule(down=st.booleans())
+    def eventbridge(self, down: bool) -> None:
+        """EventBridge refuses events (their outbox grows, and spills), or takes them again."""
+        self.events.failing = down
+
+    @invariant()
+    def every_event_waits_or_went_out(self) -> None:
+        """No event is lost: each one made so far is published or waits, on the account item
+        (at most ``ON_ITEM`` there) or in a spill holding what the account item says."""
+        account = self.repository.load_account(self.account)
+        assert len(account.pending_events) <= outbox.ON_ITEM
+        waiting = list(account.pending_events)
+        for ref in account.spilled:
+            spilled = self.repository.load_spilled(self.account, (ref.key,))
+            assert len(spilled) == ref.events
+            waiting += spilled
+        now = {event["event_id"] for event in [*self.events.events, *waiting]}
+        assert self.event_ids <= now
+        self.event_ids = now
 
     @invariant()
     def lots_and_ledger_agree(self) -> None:
