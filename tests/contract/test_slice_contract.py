@@ -17,6 +17,7 @@ from tollbooth.domain.catalog import load_history
 from tollbooth.domain.debits import consume
 from tollbooth.domain.hold_state import DueHold
 from tollbooth.domain.ledger import Account, Mutation
+from tollbooth.domain.slice_state import SliceMove
 
 HISTORY = load_history()
 PRICED_AT = 1_801_000_000_000  # 2027: a catalog version in force (the contract's NOW predates them)
@@ -62,6 +63,15 @@ def test_a_refill_moves_credits_into_slices_with_the_account_and_reads_back(stor
     assert store.load_own("a") == replace(loaded, slices=())  # its own side alone: one Query
     assert sum(s.held for s in loaded.slices) + sum(x.remaining for x in loaded.lots) == 5_000_000
     assert loaded.balance == 5_000_000 - loaded.escrowed
+
+
+def test_the_lots_a_slice_sends_back_through_the_account_round_trip(store: Store) -> None:
+    loaded = refilled(store, applied(store, credit(Account(account_id="a"), full_lot())), 2, needed=10)
+    held = loaded.slice(2)
+    told = replace(held, version=held.version + 1, through_account=("lot-a", "lot-b"))
+    escrow = next(e for e in loaded.escrow if e.index == 2)
+    after = applied(store, Mutation(loaded, slice_moves=(SliceMove(held, told, escrow),)))
+    assert after.slice(2).through_account == ("lot-a", "lot-b") == store.load_slice("a", 2).slice(2).through_account
 
 
 def test_a_slices_consume_writes_its_slice_and_entry_and_not_the_account(store: Store) -> None:

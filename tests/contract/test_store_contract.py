@@ -30,6 +30,7 @@ from tests.contract.conftest import (
 from tollbooth.adapters.dynamodb import Keys
 from tollbooth.adapters.memory import DynamoDBError, MemoryStore
 from tollbooth.app.ports import PaymentRecord, WriteConflict
+from tollbooth.domain.claim_state import Claim
 from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable
 from tollbooth.domain.hold_state import Hold, HoldChange, HoldRef
 from tollbooth.domain.ledger import Account, ChargeReversal, Draw, Intent, Lot, Mutation, PaymentRefund
@@ -175,6 +176,14 @@ def test_arrears_and_counters_round_trip(store: Store) -> None:
     usage = entry(account, "usage", -15)
     loaded = applied(store, Mutation(account, entries=(usage,), draws=(Draw("l1", 10),), arrears_change=5))
     assert (loaded.balance, loaded.consumed, loaded.granted, loaded.arrears) == (-5, 15, 10, 5)
+
+
+def test_claims_round_trip_on_the_account_item(store: Store) -> None:
+    account = applied(store, credit(Account(account_id="a"), lot("l1", 10)))
+    claims = (Claim("l1", 2_500, "absorb", NOW + DAY), Claim("gone", 7, "void"))
+    loaded = applied(store, Mutation(account, clawing=claims))
+    assert loaded.clawing == claims == store.load_expiry_view("a", NOW).clawing
+    assert applied(store, Mutation(loaded, clawing=())).clawing == ()
 
 
 # -- guards ---------------------------------------------------------------------------------

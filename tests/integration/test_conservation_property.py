@@ -1,6 +1,7 @@
 """A property: whatever mix of grants, purchases, API consumes, worker usage, refunds,
 disputes, corrections, reversals, holds, time passing, expiry sweeps and EventBridge
-outages an account goes through, its lots and its ledger agree, and no event is lost."""
+outages an account goes through, its lots and its ledger agree, no event is lost, and a
+voided lot never holds credits again."""
 
 from __future__ import annotations
 
@@ -131,6 +132,7 @@ class AccountMachine(RuleBasedStateMachine):
         self.payments: list[str] = []
         self.charges: list[tuple[str, str | None]] = []  # (entry_id, usage event_id)
         self.holds: list[str] = []
+        self.voided: set[str] = set()  # lots voided so far: credits that come back to them are removed too
         self.events = Recorder()  # EventBridge, for the sweep and the usage consumer
         self.event_ids: set[str] = set()  # every event so far: published, or waiting
 
@@ -230,6 +232,7 @@ class AccountMachine(RuleBasedStateMachine):
         idem = Idempotency.of(self.key(), "void", self.account, {"lot_id": lot_id})
         with contextlib.suppress(LotNotFound):
             self.service.void(self.account, lot_id, Correction("property", "test"), idem)
+            self.voided.add(lot_id)
 
     @rule(records=st.lists(st.integers(1, 30_000), min_size=1, max_size=4), again=st.booleans())
     def report_usage(self, records: list[int], again: bool) -> None:
@@ -335,6 +338,12 @@ class AccountMachine(RuleBasedStateMachine):
         now = {event["event_id"] for event in [*self.events.events, *waiting]}
         assert self.event_ids <= now
         self.event_ids = now
+
+    @invariant()
+    def a_voided_lot_never_holds_credits_again(self) -> None:
+        account = self.repository.load_account(self.account)
+        portions = [p for held in account.slices for p in held.portions]
+        assert not [x.lot_id for x in (*account.lots, *portions) if x.lot_id in self.voided and x.remaining > 0]
 
     @invariant()
     def lots_and_ledger_agree(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
+from tollbooth.domain.claim_state import Claim
 from tollbooth.domain.hold_state import Hold, HoldRef, hold_record
 from tollbooth.domain.ledger import Draw, Escrow, Intent, Lot, PlanPeriod, Slice
 from tollbooth.domain.outbox_state import SpillRef
@@ -177,15 +178,15 @@ def slice_stored(held: Slice) -> dict[str, Any]:
         "seq": held.seq,
         "last_at": held.last_at,
         "holds": hold_refs_stored(held.holds),
-        "disputed": list(held.disputed) or None,
+        "through_account": list(held.through_account) or None,
     }
 
 
 def slice_from_stored(stored: Mapping[str, Any]) -> Slice:
     portions = tuple(lot_from_attributes(p) for p in stored.get("portions") or [])
     numbers = {name: int(stored.get(name) or 0) for name in ("version", "consumed", "seq", "last_at")}
-    holds, disputed = hold_refs_from_stored(stored.get("holds")), tuple(stored.get("disputed") or ())
-    return Slice(int(stored["index"]), portions=portions, holds=holds, disputed=disputed, **numbers)
+    holds, lots = hold_refs_from_stored(stored.get("holds")), tuple(stored.get("through_account") or ())
+    return Slice(int(stored["index"]), portions=portions, holds=holds, through_account=lots, **numbers)
 
 
 def hold_stored(hold: Hold) -> dict[str, Any]:
@@ -233,6 +234,17 @@ def hold_refs_stored(refs: tuple[HoldRef, ...]) -> list[list[Any]] | None:
     """An account's or a slice's ``holds``: [[hold_id, credits, expires_at]] of its open
     holds, a slice's with [its lots' due moments]."""
     return [[ref.hold_id, ref.credits, ref.expires_at, *([list(ref.dues)] if ref.dues else [])] for ref in refs] or None
+
+
+def claims_stored(claims: tuple[Claim, ...]) -> list[list[Any]] | None:
+    """The account item's ``clawing``: [[lot_id, owed, kind, expires_at]], or no attribute."""
+    return [[c.lot_id, c.owed, c.kind, c.expires_at] for c in claims] or None
+
+
+def claims_from_stored(stored: list[list[Any]] | None) -> tuple[Claim, ...]:
+    return tuple(
+        Claim(str(lot_id), int(owed), kind, None if at is None else int(at)) for lot_id, owed, kind, at in stored or []
+    )
 
 
 def hold_refs_from_stored(stored: list[list[Any]] | None) -> tuple[HoldRef, ...]:

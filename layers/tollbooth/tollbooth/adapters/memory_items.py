@@ -9,6 +9,8 @@ from typing import Any
 from tollbooth.adapters.entry_details import compressed, expanded
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
+    claims_from_stored,
+    claims_stored,
     escrow_from_stored,
     escrow_stored,
     hold_from_stored,
@@ -74,6 +76,7 @@ def account_from_item(
         slices=slices,
         holds=hold_refs_from_stored(json.loads(item.get("holds", "null"))),
         disputed=tuple(json.loads(item.get("disputed", "[]"))),
+        clawing=claims_from_stored(json.loads(item.get("clawing", "null"))),
     )
 
 
@@ -104,14 +107,16 @@ def account_escrow(account: Account) -> dict[str, Any]:
         "streams": json.dumps(list(account.streams)) if account.streams else None,
         "holds": None if not account.holds else json.dumps(hold_refs_stored(account.holds)),
         "disputed": json.dumps(list(account.disputed)) if account.disputed else None,
+        "clawing": None if (claims := claims_stored(account.clawing)) is None else json.dumps(claims),
     }
+
+
+SLICE_JSON = ("portions", "holds", "through_account")  # a slice's JSON attributes
 
 
 def slice_item(account_id: str, held: Slice) -> Item:
     stored = slice_stored(held)
-    encoded = {
-        name: json.dumps(value) if (value := stored.pop(name)) else None for name in ("portions", "holds", "disputed")
-    }
+    encoded = {name: json.dumps(value) if (value := stored.pop(name)) else None for name in SLICE_JSON}
     return stored_item(
         Keys.slice(account_id, held.index), Keys.SLICE_SK, "slice", account_id=account_id, **stored, **encoded
     )
@@ -136,7 +141,7 @@ def hold_from_item(item: Item) -> Hold:
 
 
 def slice_from_item(item: Item) -> Slice:
-    decoded = {name: json.loads(item.get(name) or "null") for name in ("portions", "holds", "disputed")}
+    decoded = {name: json.loads(item.get(name) or "null") for name in SLICE_JSON}
     return slice_from_stored({**item, **decoded})
 
 

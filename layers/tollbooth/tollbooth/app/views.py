@@ -89,7 +89,7 @@ def entry_view(entry: LedgerEntry) -> LedgerEntryView:
     if "caller" in details:
         details["caller"] = shown(details["caller"])
     claws = details.pop("claws", None)  # a refund's, per lot: shown as its draws
-    draws = details.pop("draws", None)
+    draws = details.pop("draws", None) or details.pop("claimed", None)  # a claim's: the lots it took from
     if claws is not None:
         draws = [{"lot_id": claw["lot_id"], "amount": claw["taken"]} for claw in claws if claw["taken"]]
     rolled = details.pop("rolled_over", None)

@@ -74,6 +74,12 @@ class LedgerEntryView(Contract):
     clawed_back: CreditsOut | None = None
     unrecovered: CreditsOut | None = Field(default=None, description="Credits a refund owed back, already spent")
     refund_policy: str | None = None
+    # Credits that came back into a refunded payment's lot or a voided lot, taken by what the
+    # refund or the void still claimed of it (``draws``: from which lots).
+    claim: str | None = Field(
+        default=None, description="The claim that took credits that came back: debt, absorb (a refund's), or void"
+    )
+    came_back_with: str | None = Field(default=None, description="The entry that gave those credits back")
     actor: str | None = Field(
         default=None, description="The operator or system that asked (refunds, adjustments, voids, reversals)"
     )

@@ -23,6 +23,7 @@ from typing import Any
 from tollbooth.domain import clock, ids
 from tollbooth.domain.allocation import take_in_order
 from tollbooth.domain.catalog import Catalog
+from tollbooth.domain.claims import claiming, current, with_claims
 from tollbooth.domain.errors import GrantTooLarge, InsufficientCredits, InvalidRequest, LotNotFound
 from tollbooth.domain.events import adjusted_event, voided_event
 from tollbooth.domain.expiry import breakage_minor
@@ -136,7 +137,9 @@ def void_mutation(
     }
     entry = next_entry(account, "void", -lot.remaining, now, key, details)
     events = (*account.pending_events, voided_event(account.account_id, entry, lot, now))
-    return Mutation(account, (entry,), transfers=(Draw(lot.lot_id, lot.remaining),), pending_events=events)
+    voided = Mutation(account, (entry,), transfers=(Draw(lot.lot_id, lot.remaining),), pending_events=events)
+    # Credits that left the lot before (held, or spent by a charge since reversed) may come back.
+    return with_claims(voided, claiming(current(account.clawing, now), lot, lot.granted - lot.remaining, "void"))
 
 
 def _draws(draws: tuple[Draw, ...]) -> list[dict[str, Any]]:

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from tollbooth.domain.claims import told_slices
 from tollbooth.domain.errors import DisputeDecided
 from tollbooth.domain.events import dispute_event
 from tollbooth.domain.ledger import Account, Mutation, PaymentRefund, next_entry
 from tollbooth.domain.refunds import Payment, RefundPolicy, RefundRequest, refund_mutation
-from tollbooth.domain.slice_state import SliceMove
 
 DisputeStatus = Literal["opened", "won", "lost"]
 DECIDED = ("won", "lost")
@@ -97,13 +97,7 @@ def with_disputed(mutation: Mutation, payment: Payment, opened: bool) -> Mutatio
     account = mutation.account
     mine = {lot.lot_id for lot in payment.lots}
     disputed = tuple(sorted(set(account.disputed) | mine if opened else set(account.disputed) - mine))
-    escrow = {e.index: e for e in account.escrow}
-    moves = tuple(
-        SliceMove(held, replace(held, version=held.version + 1, disputed=disputed), escrow.get(held.index))
-        for held in account.slices
-        if held.holds and held.disputed != disputed
-    )
-    return replace(mutation, disputed=disputed, slice_moves=mutation.slice_moves + moves)
+    return told_slices(replace(mutation, disputed=disputed))
 
 
 def _lost(

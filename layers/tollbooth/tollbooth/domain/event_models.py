@@ -127,7 +127,9 @@ class PurchaseRefunded(EventDetail):
 
 
 class CreditsClawedBack(EventDetail):
-    """A refund took back the credits its payment granted, in proportion: sent with `purchase.refunded`."""
+    """A refund took back the credits its payment granted, in proportion: sent with `purchase.refunded`.
+    Also sent alone when credits the refund counted as unrecovered come back into the payment's
+    lots (a hold released, a charge reversed) and are taken then: `unrecovered` is 0."""
 
     event_id: str = Field(
         pattern=r"^credits\.clawed_back:",
@@ -135,7 +137,9 @@ class CreditsClawedBack(EventDetail):
     )
     type: Literal["credits.clawed_back"] = Field(description="`credits.clawed_back`; also the EventBridge detail-type.")
     clawed_back: Credits = Field(description="Credits taken back from the payment's lots.")
-    unrecovered: Credits = Field(description="Credits the refund owed back that had already been spent.")
+    unrecovered: Credits = Field(
+        description=("Credits the refund owed back that had been spent or were held (taken if they come back).")
+    )
     refund_policy: Literal["debt", "absorb"] = Field(
         description="What became of the unrecovered credits: arrears (`debt`) or written off (`absorb`)."
     )
@@ -160,11 +164,16 @@ class CreditsAdjusted(EventDetail):
 
 
 class LotVoided(EventDetail):
-    """An operator removed what was left of a lot: sent once per `void` ledger entry."""
+    """An operator removed what was left of a lot, or credits that came back to it later: one
+    per lot of a `void` ledger entry."""
 
     event_id: str = Field(
         pattern=r"^lot\.voided:",
-        description="`lot.voided:<account_id>:<lot_id>`: deduplicate by it (a lot is voided once).",
+        description=(
+            "`lot.voided:<account_id>:<lot_id>`: deduplicate by it (a lot is voided once). Credits that come "
+            "back to a voided lot later (a hold released, a charge reversed) are removed too: "
+            "`lot.voided:<account_id>:<lot_id>:<entry_id>`."
+        ),
     )
     type: Literal["lot.voided"] = Field(description="`lot.voided`; also the EventBridge detail-type.")
     lot_id: str = Field(min_length=1, description="The lot.")

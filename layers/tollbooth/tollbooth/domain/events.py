@@ -36,7 +36,7 @@ from tollbooth.domain.event_models import (
     PurchaseRefunded,
 )
 from tollbooth.domain.hold_state import Hold
-from tollbooth.domain.ledger import LedgerEntry, Lot
+from tollbooth.domain.ledger import LedgerEntry, Lot, LotSource
 from tollbooth.domain.money import format_credits
 
 __all__ = ["EVENT_MODELS", "SCHEMA_VERSION", "event_schema", "lot_event", "schema_files"]
@@ -167,6 +167,41 @@ def reversed_event(account_id: str, entry: LedgerEntry, now: int) -> dict[str, A
         occurred_at=clock.to_iso(now),
     )
     return event.model_dump(mode="json")
+
+
+def claimed_events(
+    account_id: str, entry: LedgerEntry, kind: str, lots: list[tuple[str, LotSource, int]], now: int
+) -> list[dict[str, Any]]:
+    """The events of an entry a claim (``domain.claims``) made of credits that came back:
+    ``credits.clawed_back`` for a refund's (nothing unrecovered), ``lot.voided`` per lot for
+    a void's. ``lots``: (lot_id, source, credits) taken."""
+    common: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "account_id": account_id, "entry_id": entry.entry_id}
+    occurred = clock.to_iso(now)
+    if kind != "void":
+        clawed = CreditsClawedBack(
+            **common,
+            event_id=f"credits.clawed_back:{account_id}:{entry.entry_id}",
+            type="credits.clawed_back",
+            clawed_back=format_credits(sum(credits for _, _, credits in lots)),
+            unrecovered=format_credits(0),
+            refund_policy="debt" if kind == "debt" else "absorb",
+            occurred_at=occurred,
+        )
+        return [clawed.model_dump(mode="json")]
+    return [
+        LotVoided(
+            **common,
+            event_id=f"lot.voided:{account_id}:{lot_id}:{entry.entry_id}",
+            type="lot.voided",
+            lot_id=lot_id,
+            source=source,
+            amount=format_credits(credits),
+            reason="credits came back to the voided lot",
+            actor="tollbooth",
+            occurred_at=occurred,
+        ).model_dump(mode="json")
+        for lot_id, source, credits in lots
+    ]
 
 
 def voided_event(account_id: str, entry: LedgerEntry, lot: Lot, now: int) -> dict[str, Any]:

@@ -33,12 +33,13 @@ from typing import Any
 from tollbooth.domain import clock, ids
 from tollbooth.domain.allocation import allocate, draw_records, draw_what_lots_can, take_in_order
 from tollbooth.domain.catalog import Catalog
+from tollbooth.domain.claim_state import claim_entries_at_most, through_account
 from tollbooth.domain.debits import consume
 from tollbooth.domain.errors import HoldCaptured, HoldTooLong, InvalidRequest, TooManyHolds
 from tollbooth.domain.events import hold_event, overdrawn_event
 from tollbooth.domain.hold_state import Hold, HoldChange, HoldStatus
 from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, Use, next_entry
-from tollbooth.domain.portions import give_back, write_offs
+from tollbooth.domain.portions import give_back, with_taken, write_offs
 from tollbooth.domain.pricing import price
 from tollbooth.domain.slice_state import SliceMove
 from tollbooth.domain.slices import PoolNeeded, holding, in_escrow, lots_must_cover, on_own_side
@@ -57,8 +58,9 @@ class HoldRequest:
 
 # What a release writes besides its lot changes (which an intent may carry) and its
 # write-off entries: the account, its entry, the hold, the idempotency record, an intent
-# item, and the hold's slice. Expired portions are written off at once while their entries
-# fit in one transaction with these; beyond that the sweep writes them off.
+# item, and the hold's slice (and an entry per kind of claim, ``domain.claims``). Expired
+# portions are written off at once while their entries fit in one transaction with these;
+# beyond that the sweep writes them off.
 RELEASE_OVERHEAD = 6
 
 
@@ -155,7 +157,8 @@ def capture_mutation(
     taken, _ = take_in_order(list(hold.portions), amount) if hold.status == "open" else ((), 0)
     from_hold = sum(draw.amount for draw in taken)
     leftover = left_after(hold.portions, taken) if hold.status == "open" else ()
-    back = give_back(account, leftover, now, write_off_at_most=max_items - RELEASE_OVERHEAD)
+    room = max_items - RELEASE_OVERHEAD - claim_entries_at_most(account.clawing)
+    back = give_back(account, leftover, now, write_off_at_most=room)
     use = Use(hold.feature or "", hold.licence)
     extra, unpaid = draw_what_lots_can(account, amount - from_hold, now, use)
     details = {
@@ -185,7 +188,7 @@ def capture_mutation(
         pending_events=(*account.pending_events, *events),
         slice_moves=moves,
     )
-    return on_own_side(captured)
+    return on_own_side(with_taken(captured, back, now))
 
 
 def release_mutation(
@@ -205,7 +208,8 @@ def release_mutation(
     if hold.status != "open":
         return None
     moves = off_slice(account, hold, now)
-    back = give_back(account, hold.portions, now, write_off_at_most=max_items - RELEASE_OVERHEAD)
+    room = max_items - RELEASE_OVERHEAD - claim_entries_at_most(account.clawing)
+    back = give_back(account, hold.portions, now, write_off_at_most=room)
     details = {
         **about(hold),
         "released": back.returned,
@@ -228,7 +232,7 @@ def release_mutation(
         pending_events=(*account.pending_events, *freed),
         slice_moves=moves,
     )
-    return on_own_side(released)
+    return on_own_side(with_taken(released, back, now))
 
 
 def off_slice(account: Account, hold: Hold, now: int) -> tuple[SliceMove, ...]:
@@ -241,7 +245,8 @@ def off_slice(account: Account, hold: Hold, now: int) -> tuple[SliceMove, ...]:
     if held is None or not held.idle:
         raise PoolNeeded((index,))
     holds = tuple(r for r in held.holds if r.hold_id != hold.hold_id)
-    after = replace(held, version=held.version + 1, holds=holds, disputed=account.disputed)
+    lots = through_account(account.disputed, account.clawing)
+    after = replace(held, version=held.version + 1, holds=holds, through_account=lots)
     return (SliceMove(held, after, holding(after, now)),)
 
 

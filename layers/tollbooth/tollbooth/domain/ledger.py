@@ -25,6 +25,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from tollbooth.domain import ids
+from tollbooth.domain.claim_state import Claim
 from tollbooth.domain.hold_state import HoldChange, HoldRef, with_hold
 from tollbooth.domain.outbox_state import Spill, SpillRef, with_spills
 from tollbooth.domain.slice_state import Escrow, Slice, SliceMove, escrow_change, with_slices
@@ -191,6 +192,7 @@ class Account:
     # Lots of payments under an open dispute (``domain.disputes``), wherever their credits
     # are: credits that come back from a hold into such a lot come back frozen.
     disputed: tuple[str, ...] = ()
+    clawing: tuple[Claim, ...] = ()  # what refunds and voids still claim (``domain.claims``)
 
     @property
     def held(self) -> int:
@@ -302,6 +304,7 @@ class Mutation:
     spend: bool = False
     disputed: tuple[str, ...] | None = None  # the lots under an open dispute afterwards; None: as before
     spill: Spill | None = None  # the outbox moved to an item of its own (``domain.outbox``)
+    clawing: tuple[Claim, ...] | None = None  # the claims afterwards (``domain.claims``); None: as before
     unspilled: tuple[str, ...] = ()  # spills published: their items deleted
 
     @property
@@ -379,6 +382,7 @@ class Mutation:
             arrears=self.account.arrears + self.arrears_change,
             holds=with_hold(self.account.holds, self.hold),
             disputed=self.account.disputed if self.disputed is None else self.disputed,
+            clawing=self.account.clawing if self.clawing is None else self.clawing,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
             spilled=with_spills(self.account.spilled, self.spill, self.unspilled),
         )

@@ -4,7 +4,8 @@ gives back. Each portion is a copy of its lot's terms holding the credits going 
 A portion goes back into its lot while the lot still holds credits, or into the lot made
 again from its terms once it has left the store; a portion of a lot whose expiry has
 passed is written off at once instead, by an ``expire`` entry of its own (with its
-breakage, as the sweep would have), after the entry of the change that freed it.
+breakage, as the sweep would have), after the entry of the change that freed it. What a
+refund or a void still claims of its lot is taken first (``domain.claims``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tollbooth.domain.claim_state import Claim
+from tollbooth.domain.claims import Taken, claim_entries, take_claims
 from tollbooth.domain.expiry import expire_details, expired_event
-from tollbooth.domain.ledger import Account, Draw, LedgerEntry, Lot, next_entry
+from tollbooth.domain.ledger import Account, Draw, LedgerEntry, Lot, Mutation, next_entry
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class GivenBack:
     returns: tuple[Draw, ...] = ()  # into lots still in the store
     remade: tuple[Lot, ...] = ()  # lots made again from their terms
     expired: tuple[Lot, ...] = ()  # portions of lots past their expiry: written off
+    taken: tuple[Taken, ...] = ()  # what claims took (``domain.claims``)
+    claims: tuple[Claim, ...] | None = None  # the account's claims afterwards; None: as before
 
     @property
     def returned(self) -> int:
@@ -34,15 +39,26 @@ class GivenBack:
 
 
 def give_back(
-    account: Account, portions: Iterable[Lot], now: int, *, write_off_at_most: int | None = None
+    account: Account,
+    portions: Iterable[Lot],
+    now: int,
+    *,
+    write_off_at_most: int | None = None,
+    arrears: int | None = None,
 ) -> GivenBack:
-    """Where each portion's credits go: back into its lot, into its lot made again, or
-    (its lot expired) written off, an entry each: when that would be more entries than
-    ``write_off_at_most``, expired credits go back too, and the sweep writes them off."""
+    """Where each portion's credits go: to a claim on its lot; back into its lot, into its
+    lot made again, or (its lot expired) written off, an entry each: when that would be more
+    entries than ``write_off_at_most``, expired credits go back too, and the sweep writes
+    them off. ``arrears``: what is left of them for a ``debt`` claim (the account's)."""
     portions = tuple(portions)
     live = {lot.lot_id for lot in account.lots}
     expiring = sum(1 for p in portions if p.remaining > 0 and p.expires_at is not None and now >= p.expires_at)
     write_off = write_off_at_most is None or expiring <= write_off_at_most
+    claimed = None
+    if account.clawing:
+        owed = account.arrears if arrears is None else arrears
+        claimed = take_claims(account.clawing, portions, owed, now)
+        portions = claimed.portions
     returns, remade, expired = [], [], []
     for portion in portions:
         if portion.remaining <= 0:
@@ -53,7 +69,26 @@ def give_back(
             returns.append(Draw(portion.lot_id, portion.remaining))
         else:
             remade.append(replace(portion, warned=False, frozen=portion.lot_id in account.disputed))
-    return GivenBack(tuple(returns), tuple(remade), tuple(expired))
+    if claimed is None:
+        return GivenBack(tuple(returns), tuple(remade), tuple(expired))
+    return GivenBack(tuple(returns), tuple(remade), tuple(expired), claimed.taken, claimed.claims)
+
+
+def with_taken(mutation: Mutation, back: GivenBack, now: int) -> Mutation:
+    """``mutation`` (the change that gave ``back`` credits) with the entries of what claims
+    took of them, after its own, and the claims left."""
+    if back.claims is None:
+        return mutation
+    account = mutation.account
+    entries, events, paid = claim_entries(account, mutation.entries[-1], back.taken, now)
+    pending = account.pending_events if mutation.pending_events is None else mutation.pending_events
+    return replace(
+        mutation,
+        entries=(*mutation.entries, *entries),
+        arrears_change=mutation.arrears_change - paid,
+        pending_events=(*pending, *events),
+        clawing=back.claims,
+    )
 
 
 def write_offs(

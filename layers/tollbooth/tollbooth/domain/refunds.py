@@ -8,10 +8,12 @@ one full refund, and a full refund claws back exactly what was granted. Rounding
 favours the customer by under a millicredit per lot, until the last refund.
 
 What a lot still holds is taken at once (expired or not: it would only be written off).
-What it no longer holds was spent: that is ``unrecovered``, and the package's
-``refund_policy`` says what becomes of it: ``debt`` puts it into arrears (the next credits
-pay it off, and nothing is spent meanwhile), ``absorb`` writes it off as the seller's
-loss and reports it. Either way the refund entry says which.
+What it no longer holds was spent, or sits in an open hold: that is ``unrecovered``, and
+the package's ``refund_policy`` says what becomes of it: ``debt`` puts it into arrears (the
+next credits pay it off, and nothing is spent meanwhile), ``absorb`` writes it off as the
+seller's loss and reports it. Either way the refund entry says which, and the account
+keeps a claim on each lot for it: what comes back into the lot later (a hold released, a
+charge reversed) goes to the claim first (``domain.claims``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tollbooth.domain.claims import claiming, current, with_claims
 from tollbooth.domain.errors import RefundTooLarge
 from tollbooth.domain.events import refund_events
 from tollbooth.domain.ledger import Account, Draw, Lot, Mutation, PaymentRefund, next_entry
@@ -122,7 +125,10 @@ def refund_mutation(
         "caller": dict(caller),
     }
     entry = next_entry(account, "refund", -(clawed + debt), now, key, details)
-    return Mutation(
+    claims = current(account.clawing, now)
+    for lot, claw in zip(payment.lots, owed, strict=True):
+        claims = claiming(claims, lot, claw.owed - claw.taken, policy)
+    refunded = Mutation(
         account,
         (entry,),
         transfers=tuple(Draw(c.lot_id, c.taken) for c in owed if c.taken),
@@ -130,3 +136,4 @@ def refund_mutation(
         refund=PaymentRefund(payment.reference, payment.refunded_minor, after),
         pending_events=(*account.pending_events, *refund_events(account.account_id, entry, now)),
     )
+    return with_claims(refunded, claims)

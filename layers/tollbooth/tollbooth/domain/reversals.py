@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tollbooth.domain import ids
+from tollbooth.domain.claim_state import claim_entries_at_most
 from tollbooth.domain.errors import NotReversible, ReversalTooLarge
 from tollbooth.domain.events import reversed_event
 from tollbooth.domain.grants import lot_terms
@@ -40,7 +41,7 @@ from tollbooth.domain.ledger import (
     Mutation,
     next_entry,
 )
-from tollbooth.domain.portions import give_back, write_offs
+from tollbooth.domain.portions import give_back, with_taken, write_offs
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def _portions(account: Account, draws: list[tuple[ChargedDraw, int]], terms: Map
 
 # What a reversal writes besides its lot changes (which an intent may carry) and its
 # write-off entries: the account, its entry, its idempotency record, the charge's record
-# (what it has had reversed), a lot for arrears already paid, and an intent item.
+# (what it has had reversed), a lot for arrears already paid, and an intent item (and an
+# entry per kind of claim, ``domain.claims``).
 REVERSAL_OVERHEAD = 6
 
 
@@ -168,8 +170,9 @@ def reversal_mutation(
         )
     unpaid, draws = undone(charged, before, amount)
     reduced = min(unpaid, account.arrears)
-    room = None if max_items is None else max_items - REVERSAL_OVERHEAD
-    back = give_back(account, _portions(account, draws, terms), now, write_off_at_most=room)
+    room = None if max_items is None else max_items - REVERSAL_OVERHEAD - claim_entries_at_most(account.clawing)
+    portions = _portions(account, draws, terms)
+    back = give_back(account, portions, now, write_off_at_most=room, arrears=account.arrears - reduced)
     settled = _settled_lot(unpaid - reduced, account.seq + 1, asked.reason, now)
     details = {
         "charge_entry_id": charged.entry_id,
@@ -190,7 +193,7 @@ def reversal_mutation(
     written_off, expired_events = write_offs(account, entry, back.expired, now, "reversal")
     entries = (entry, *written_off)
     events = (reversed_event(account.account_id, entry, now), *expired_events)
-    return Mutation(
+    reversal = Mutation(
         account,
         entries,
         returns=back.returns,
@@ -199,6 +202,7 @@ def reversal_mutation(
         reversal=ChargeReversal(charged.key, before, before + amount),
         pending_events=(*account.pending_events, *events),
     )
+    return with_taken(reversal, back, now)
 
 
 def _settled_lot(credits: int, seq: int, reason: str, now: int) -> tuple[Lot, ...]:

@@ -161,10 +161,10 @@ def _moments(portion: Lot, window: int) -> tuple[int, ...]:
 def _must_stay(held: Slice, portions: tuple[Lot, ...], now: int, window: int) -> None:
     """Credits going back to a slice must not be due to the sweep yet (the account item says
     when the slice is next due, and only a write of the account can move that sooner), nor
-    belong to a payment under dispute (they go back into their lots, frozen)."""
+    belong to a lot under dispute or claimed (they go back into their lots, frozen, or to the claim)."""
     if any((at := lot_due_at(p, window)) is not None and at <= now for p in portions):
         raise OnAccount
-    if any(p.lot_id in held.disputed for p in portions if p.remaining):
+    if any(p.lot_id in held.through_account for p in portions if p.remaining):
         raise OnAccount
 
 

@@ -27,9 +27,10 @@ class Slice:
     seq: int = 0  # entries this slice has written, ever
     last_at: int = 0  # the instant of its last entry: a slice's entries never go back in time
     holds: tuple[HoldRef, ...] = ()  # open holds placed on it (``domain.slice_holds``)
-    # The account's lots under an open dispute, as of its last write with the account: what
-    # its holds give back of them goes back through the account, frozen.
-    disputed: tuple[str, ...] = ()
+    # The account's lots under an open dispute or claimed (``domain.claim_state``), as of its
+    # last write with the account: what its holds give back of them goes back through the
+    # account (frozen, or to the claim).
+    through_account: tuple[str, ...] = ()
 
     @property
     def held(self) -> int:

@@ -34,6 +34,7 @@ from dataclasses import replace
 
 from tollbooth.domain import ids
 from tollbooth.domain.allocation import allocate, take_in_order
+from tollbooth.domain.claim_state import through_account
 from tollbooth.domain.debits import consume_details, consume_mutation
 from tollbooth.domain.expiry import lot_due_at
 from tollbooth.domain.ledger import Account, Draw, Escrow, LedgerEntry, Lot, Mutation, Slice, SliceMove, Use
@@ -298,7 +299,8 @@ def recall(account: Account, index: int, now: int) -> Mutation:
         for p in held.portions
         if p.lot_id not in present and p.remaining
     )
-    after = replace(held, version=held.version + 1, portions=(), consumed=0, disputed=account.disputed)
+    lots = through_account(account.disputed, account.clawing)
+    after = replace(held, version=held.version + 1, portions=(), consumed=0, through_account=lots)
     move = SliceMove(held, after, holding(after, now))
     return Mutation(account, returns=returns, new_lots=recreated, slice_moves=(move,))
 

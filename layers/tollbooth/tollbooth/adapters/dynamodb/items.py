@@ -20,6 +20,8 @@ from pynamodb.models import Model
 from tollbooth.adapters.entry_details import compressed, expanded
 from tollbooth.adapters.keys import Keys
 from tollbooth.adapters.lot_attributes import (
+    claims_from_stored,
+    claims_stored,
     escrow_from_stored,
     escrow_stored,
     hold_refs_from_stored,
@@ -106,6 +108,7 @@ class AccountItem(TableItem, discriminator="account"):
     streams = JSONAttribute(null=True)  # the slices that have written entries: [slice]
     holds = JSONAttribute(null=True)  # its open holds: [[hold_id, credits, expires_at]]
     disputed = JSONAttribute(null=True)  # lots of payments under an open dispute: [lot_id]
+    clawing = JSONAttribute(null=True)  # what refunds and voids still claim: [[lot_id, owed, kind, expires_at]]
 
 
 class LotItem(TableItem, discriminator="lot"):
@@ -143,7 +146,8 @@ class SliceItem(TableItem, discriminator="slice"):
     seq = NumberAttribute()
     last_at = NumberAttribute()
     holds = JSONAttribute(null=True)  # open holds placed on it: [[hold_id, credits, expires_at, [dues]]]
-    disputed = JSONAttribute(null=True)  # the account's lots under dispute, as of its last write with it
+    # The account's lots under dispute or claimed, as of its last write with it.
+    through_account = JSONAttribute(null=True)
 
 
 class LedgerItem(TableItem, discriminator="entry"):
@@ -311,6 +315,7 @@ def account_from_item(
         slices=slices,
         holds=hold_refs_from_stored(item.holds),
         disputed=tuple(item.disputed or ()),
+        clawing=claims_from_stored(item.clawing),
     )
 
 
@@ -344,6 +349,7 @@ def account_item(expiry: ExpiryIndexing, account: Account, now: int) -> AccountI
         streams=list(account.streams) or None,
         holds=hold_refs_stored(account.holds),
         disputed=list(account.disputed) or None,
+        clawing=claims_stored(account.clawing),
         expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, expiry.shards),
         next_due_at=due,
     )
