@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,15 @@ class Discard:
 
     def __init__(self) -> None:
         self.count = 0
+        self._lock = threading.Lock()  # the sweep publishes from a thread per shard
 
     def publish(self, events: Any) -> None:
-        self.count += len(events)
+        with self._lock:
+            self.count += len(events)
 
     def send(self, body: str, reasons: list[str], source_message_id: str) -> None:
-        self.count += 1
+        with self._lock:
+            self.count += 1
 
 
 class DynamoDBCounter:
@@ -36,6 +40,7 @@ class DynamoDBCounter:
         self.write_units = 0.0
         self.items_read = 0
         self.enabled = False  # off while timing: asking for capacity has a cost of its own
+        self._lock = threading.Lock()  # calls come from several threads (the sweep's shards)
 
     def attach(self, events: Any) -> None:
         events.register("provide-client-params.dynamodb.*", self._ask_for_capacity)
@@ -48,6 +53,10 @@ class DynamoDBCounter:
     def _count(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
         if not self.enabled:
             return
+        with self._lock:
+            self._add(model, parsed)
+
+    def _add(self, model: Any, parsed: dict[str, Any]) -> None:
         self.operations[model.name] += 1
         # Items a read returned: Query and Scan say how many; a GetItem returns one or none.
         if "Count" in parsed:

@@ -322,3 +322,50 @@ def test_a_failed_index_query_is_logged_counted_and_left_for_the_next_run(
     again = sweeper(store, recorder, clock).sweep()
     assert again.complete and again.expired_lots == len(left)
     assert all(len(expire_entries(store, a)) == 1 for a in accounts)
+
+
+class SlowShard(Repository):
+    """The real repository, whose expiry index answers for shard 0 only once the other
+    shards have been read through (or after 10 s), as a hot partition might."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.others_read = threading.Event()
+        self.read = 0
+        self.waited_for_the_others = False
+        self._lock = threading.Lock()
+
+    def accounts_due(self, shard: int, now: int, page_size: int = 100) -> Iterator[Account]:
+        if shard == 0:
+            self.waited_for_the_others = self.others_read.wait(timeout=10)
+        yield from super().accounts_due(shard, now, page_size)
+        with self._lock:
+            self.read += shard != 0
+            if self.read == INDEXING.shards - 1:
+                self.others_read.set()
+
+
+def test_the_shards_are_swept_side_by_side_so_a_slow_one_holds_up_no_other(
+    ledger: LedgerService, recorder: Recorder, clock: Clock, engine, table_name: str
+) -> None:
+    # Given due lots on accounts in every shard
+    instant = START + 50 * DAY
+    accounts = [f"side-{i}" for i in range(16)]
+    for account in accounts:
+        grant(ledger, account, 1, instant, "lot")
+    shards = {Keys.expiry_shard(account, INDEXING.shards) for account in accounts}
+    assert len(shards) == INDEXING.shards
+    clock.pinned = instant
+    slow = SlowShard(
+        table_name,
+        "us-east-1",
+        endpoint_url=engine.dynamodb_url,
+        expiry=INDEXING,
+        max_transaction_items=engine.max_transaction_items,
+    )
+    # When the sweep runs and shard 0's index query answers only after the others'
+    report = ExpirySweeper(slow, recorder, INDEXING, now=clock).sweep()
+    # Then the other shards were swept meanwhile, and the run expired every due lot
+    assert slow.waited_for_the_others
+    assert report.complete and report.expired_lots == len(accounts) == report.accounts
+    assert all(len(expire_entries(slow, account)) == 1 for account in accounts)

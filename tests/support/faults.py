@@ -1,5 +1,6 @@
 """Faults injected where Tollbooth meets AWS: botocore's ``before-send`` event, on the
-session every client of the process comes from (``tollbooth.bootstrap.botocore_session``).
+sessions every client of the process comes from (``tollbooth.bootstrap.botocore_session``,
+one per thread).
 
 Kinds, as a caller sees them:
 - ``throttle``: DynamoDB's ThrottlingException (HTTP 400), or EventBridge's;
@@ -73,12 +74,29 @@ class Injector:
 
 @contextmanager
 def injected(kind: str, *operations: str, times: int = 1_000) -> Iterator[Injector]:
-    """Inject ``kind`` into this thread's AWS calls of ``operations`` while the block runs.
-    Build the clients inside the block (bootstrap.reset() first): they copy the session's events."""
+    """Inject ``kind`` into the AWS calls of ``operations`` while the block runs, from any
+    thread (the sweep works a thread per shard): each thread's session, this one's and those
+    made meanwhile, sends them to the injector. Build the clients inside the block
+    (bootstrap.reset() first): they copy their session's events."""
+    import pynamodb.connection.base as pynamodb_connection
+
     injector = Injector(kind, operations, times)
-    session = bootstrap.botocore_session()
-    session.register("before-send", injector)
+    sessions = [bootstrap.botocore_session()]  # this thread's (and the shared sessions put in place)
+    sessions[0].register("before-send", injector)
+    per_thread = pynamodb_connection.get_session
+
+    def with_faults() -> Any:
+        session = per_thread()
+        if all(session is not known for known in sessions):
+            session.register("before-send", injector)
+            sessions.append(session)
+        return session
+
+    with_faults.tollbooth_shared = True  # type: ignore[attr-defined]  # bootstrap: already shared
+    pynamodb_connection.get_session = with_faults  # type: ignore[assignment]
     try:
         yield injector
     finally:
-        session.unregister("before-send", injector)
+        pynamodb_connection.get_session = per_thread  # type: ignore[assignment]
+        for session in sessions:
+            session.unregister("before-send", injector)
