@@ -104,6 +104,9 @@ class MemoryStore:
 
     # -- reads ---------------------------------------------------------------------
 
+    def connect(self) -> None:
+        """Nothing to make: the twin has no clients."""
+
     def load_account(self, account_id: str) -> Account:
         """As the Repository reads it: the account, its lots, intent and slices, then its
         version again, until the account stood still (a new account reads as empty)."""

@@ -62,6 +62,9 @@ class LedgerStore(Protocol):
     expiry: ExpiryIndexing
     max_transaction_items: int  # the most items one ``apply`` may write
 
+    def connect(self) -> None:
+        """Make the store's clients now, on this thread: threads started after share them."""
+
     def load_account(self, account_id: str) -> Account:
         """The account with its live lots; a new account reads as empty."""
 

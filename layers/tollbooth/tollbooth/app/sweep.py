@@ -114,6 +114,7 @@ class ExpirySweeper:
 
         if self.workers <= 1 or len(shards) <= 1:
             return merged([run(shard) for shard in shards])
+        self.repository.connect()  # else each thread would make a client (and a session) of its own
         with ThreadPoolExecutor(min(self.workers, len(shards)), thread_name_prefix="sweep") as pool:
             return merged(list(pool.map(run, shards)))
 

@@ -76,6 +76,14 @@ class TableItem(Model):
     next_due_at = NumberAttribute(null=True)
     expiry_index = ExpiryIndex()
 
+    @classmethod
+    def _get_connection(cls) -> Any:
+        # Every kind of item lives in this one table: one connection, so one botocore client
+        # (a client costs a cold start its creation, and, made on a thread, that thread's session).
+        if cls is not TableItem:
+            return TableItem._get_connection()
+        return super()._get_connection()
+
 
 class SummariesAttribute(JSONAttribute):
     """The account item's lot summaries, as compact as ``summaries_json`` writes them."""

@@ -83,15 +83,16 @@ class Repository:
         self.expiry = expiry or ExpiryIndexing()
         # DynamoDB takes 100 items per transaction; older DynamoDB Local builds take 10.
         self.max_transaction_items = max_transaction_items
-        for model in (TableItem, AccountItem, LotItem, LedgerItem, IdempotencyItem, PaymentItem, SliceItem):
-            model._connection = None
-        self._connection = Connection(
-            region=region,
-            host=endpoint_url,
-            connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
-            read_timeout_seconds=READ_TIMEOUT_SECONDS,
-            max_retry_attempts=MAX_RETRY_ATTEMPTS,
-        )
+        TableItem._connection = None  # every item's, and the transactions' (``TableItem._get_connection``)
+
+    @property
+    def _connection(self) -> Connection:
+        return TableItem._get_connection().connection
+
+    def connect(self) -> None:
+        """Make the client every call goes through, now and on this thread: threads started
+        after share it, and the service model it parsed."""
+        self._connection.client  # noqa: B018 (made on first use)
 
     # -- reads ---------------------------------------------------------------
 
