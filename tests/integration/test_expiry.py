@@ -25,15 +25,20 @@ START = clocks.from_datetime(datetime(2027, 3, 1, tzinfo=UTC))
 INDEXING = ExpiryIndexing(warning_window=7 * DAY, shards=4)
 
 
-@pytest.fixture
-def store(engine, table_name: str) -> Repository:  # type: ignore[no-untyped-def]
-    return Repository(
+def on_engine(engine, table_name: str, kind: type[Repository] = Repository) -> Repository:  # type: ignore[no-untyped-def]
+    """The repository (or a faulty ``kind`` of it) over the engine's table."""
+    return kind(
         table_name,
         "us-east-1",
         endpoint_url=engine.dynamodb_url,
         max_transaction_items=engine.max_transaction_items,
         expiry=INDEXING,
     )
+
+
+@pytest.fixture
+def store(engine, table_name: str) -> Repository:  # type: ignore[no-untyped-def]
+    return on_engine(engine, table_name)
 
 
 @pytest.fixture
@@ -304,13 +309,8 @@ def test_a_failed_index_query_is_logged_counted_and_left_for_the_next_run(
     for account in accounts:
         grant(ledger, account, 1, instant, "lot")
     clock.pinned = instant
-    broken = IndexDown(
-        table_name,
-        "us-east-1",
-        endpoint_url=engine.dynamodb_url,
-        expiry=INDEXING,
-        max_transaction_items=engine.max_transaction_items,
-    )
+    broken = on_engine(engine, table_name, IndexDown)
+    assert isinstance(broken, IndexDown)
     broken.broken_shard = int(Keys.expiry_shard(accounts[0], INDEXING.shards).removeprefix("EXPIRY#"))
     # When the sweep runs and one shard's index query fails
     report = ExpirySweeper(broken, recorder, INDEXING, now=clock).sweep()
@@ -356,13 +356,8 @@ def test_the_shards_are_swept_side_by_side_so_a_slow_one_holds_up_no_other(
     shards = {Keys.expiry_shard(account, INDEXING.shards) for account in accounts}
     assert len(shards) == INDEXING.shards
     clock.pinned = instant
-    slow = SlowShard(
-        table_name,
-        "us-east-1",
-        endpoint_url=engine.dynamodb_url,
-        expiry=INDEXING,
-        max_transaction_items=engine.max_transaction_items,
-    )
+    slow = on_engine(engine, table_name, SlowShard)
+    assert isinstance(slow, SlowShard)
     # When the sweep runs and shard 0's index query answers only after the others'
     report = ExpirySweeper(slow, recorder, INDEXING, now=clock).sweep()
     # Then the other shards were swept meanwhile, and the run expired every due lot
