@@ -15,6 +15,7 @@ import pytest
 
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.adapters.memory import MemoryStore
+from tollbooth.app.ports import WriteConflict
 from tollbooth.domain.ledger import Account, Draw, IdempotencyRecord, LedgerEntry, Lot, Mutation
 from tollbooth_local.aws import create_table
 from tollbooth_local.template import Template
@@ -142,3 +143,23 @@ def applied(store: Store, mutation: Mutation, now: int = NOW) -> Account:
 def sorted_lots(account: Account) -> Account:
     """The account with its lots in key order, as a store reads them back."""
     return replace(account, lots=tuple(sorted(account.lots, key=lambda x: x.lot_id)))
+
+
+def all_entries(store: Store, account_id: str) -> list[int]:
+    return [e.seq for e in store.list_entries(account_id, 1000).entries]
+
+
+def refused(store: Store, mutation: Mutation, reason: str, now: int = NOW) -> WriteConflict:
+    """Apply a mutation that must be cancelled; nothing of it may be written."""
+    account_id = mutation.account.account_id
+
+    def state() -> tuple[Any, ...]:
+        records = [store.find_idempotency_record(account_id, r.key) for r in mutation.records]
+        return store.load_account(account_id), all_entries(store, account_id), records
+
+    before = state()
+    with pytest.raises(WriteConflict) as caught:
+        store.apply(mutation, now)
+    assert caught.value.reason == reason
+    assert state() == before
+    return caught.value

@@ -1,7 +1,8 @@
 """A property: whatever mix of grants, purchases, API consumes, worker usage, refunds,
 disputes, corrections, reversals, holds, time passing, expiry sweeps and EventBridge
-outages an account goes through, its lots and its ledger agree, no event is lost, and a
-voided lot never holds credits again."""
+outages an account goes through, its lots and its ledger agree, no event is lost, a
+voided lot never holds credits again, and each lot's item holds what was spent from it
+but not yet written on it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tests.support.ledger import Clock, DeadLetterBox, Recorder, assert_conserved
+from tests.support.stored import stored
 from tollbooth.adapters.dynamodb import Repository
 from tollbooth.adapters.memory import MemoryStore
 from tollbooth.app.idempotency import Idempotency
@@ -27,7 +29,7 @@ from tollbooth.app.service import LedgerService
 from tollbooth.app.sweep import ExpirySweeper
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
-from tollbooth.domain import ids, outbox
+from tollbooth.domain import ids, outbox, unsettled
 from tollbooth.domain.adjustments import Correction
 from tollbooth.domain.catalog import load_history
 from tollbooth.domain.disputes import DisputeRequest
@@ -344,6 +346,14 @@ class AccountMachine(RuleBasedStateMachine):
         account = self.repository.load_account(self.account)
         portions = [p for held in account.slices for p in held.portions]
         assert not [x.lot_id for x in (*account.lots, *portions) if x.lot_id in self.voided and x.remaining > 0]
+
+    @invariant()
+    def every_lots_item_holds_the_credits_spent_from_it_unwritten(self) -> None:
+        """Beneath the reads (``domain.unsettled``): each lot's item still holds the credits the
+        account item lists as spent from it, and at most ``LIMIT`` lots are listed."""
+        held = stored(self.repository, self.account)  # type: ignore[arg-type]
+        assert all(held.lots.get(lot_id, 0) >= credits for lot_id, credits in held.unsettled.items())
+        assert len(held.unsettled) <= unsettled.LIMIT
 
     @invariant()
     def lots_and_ledger_agree(self) -> None:

@@ -84,12 +84,12 @@ def test_the_breakdown_by_item_sums_to_the_bill_and_prices_it() -> None:
 def test_a_measured_consume_bills_each_item_it_writes_and_nothing_else() -> None:
     # Given an account holding one lot with no expiry and 4 live expiring lots
     result = consume_costs(4)
-    # Then a warm consume is one transaction: the account item (with its index entry), the
-    # entry, the idempotency record, and the lot it draws from
+    # Then a warm consume is one transaction: the account item (with its index entry, and
+    # the draw kept on it), the entry and the idempotency record; the lot's item is not written
     one: Metered = result["one"]
     assert one.requests() == {"TransactWriteItems": 1}
     kinds = sorted(write.kind for write in one.transactions[0].writes)
-    assert kinds == ["account item", "idempotency record", "ledger entry", "lot"]
+    assert kinds == ["account item", "idempotency record", "ledger entry"]
     assert one.breakdown()[INDEX] > 0
     for metered in (one, result["two"], result["replay"]):
         assert sum(metered.breakdown().values()) == metered.write_units
@@ -102,8 +102,9 @@ def test_a_usage_record_on_a_hot_account_and_a_consume_on_a_slice_are_billed_as_
 
     # A batch of 10 records of one account: each its idempotency record, and a tenth of the
     # rest: the account item with 4 lots summarised (under 1 KB: 2 WRU, and 1 for its index
-    # entry), the entry listing the 10 (compressed below 1 KB: 2) and the lot drawn (2)
-    assert usage_cost(10, spread=False).wru == 2.7
+    # entry) and the entry listing the 10 (compressed below 1 KB: 2); the lot drawn is kept
+    # on the account item
+    assert usage_cost(10, spread=False).wru == 2.5
     # 95, the most one transaction takes: the idempotency record and a little more
     largest = usage_cost(95, spread=False)
     assert largest.metered.requests() == {"TransactWriteItems": 1}
@@ -116,9 +117,22 @@ def test_a_usage_record_on_a_hot_account_and_a_consume_on_a_slice_are_billed_as_
 def test_a_consumes_bill_stops_growing_with_the_live_expiring_lots_past_the_summary() -> None:
     # Given accounts holding 6 live expiring lots (the summary's size) and 64
     summarised, many = consume_costs(6), consume_costs(64)
-    # Then the account item stays under 1 KB, so a consume drawing one lot costs its four
-    # items at 2 WRU each and 1 for the account's index entry, and one drawing two lots 2 more
+    # Then the account item stays under 1 KB, so a consume drawing one lot costs its three
+    # items at 2 WRU each and 1 for the account's index entry, and one drawing two lots, the
+    # first of which runs out (the index key moves), 1 more
     for result in (summarised, many):
         assert result["account_bytes"] < 1024
-        assert result["one"].write_units == 9
-        assert result["two"].write_units == 12
+        assert result["one"].write_units == 7
+        assert result["two"].write_units == 8
+
+
+def test_a_drain_through_small_lots_settles_the_oldest_and_costs_less_than_writing_every_draw() -> None:
+    from bench.cost_drain import drain_costs
+
+    # Consumes of 2 credits through lots of 5: a new lot every 2.5 consumes
+    kept, written = drain_costs(2), drain_costs(0)
+    # Then a consume that settles an older lot's credits pays that lot's item (2 WRU) on top
+    # of its own 8; writing every draw on its lot costs up to 12
+    assert max(kept["units"]) == 10 and max(written["units"]) == 12
+    assert sum(kept["units"]) < sum(written["units"])
+    assert kept["bytes"] < 1024

@@ -252,3 +252,12 @@ def hold_refs_from_stored(stored: list[list[Any]] | None) -> tuple[HoldRef, ...]
         HoldRef(str(ref[0]), int(ref[1]), int(ref[2]), tuple(int(at) for at in (ref[3] if len(ref) > 3 else ())))
         for ref in stored or []
     )
+
+
+def unsettled_stored(unsettled: tuple[tuple[str, int], ...]) -> list[list[Any]] | None:
+    """The account item's ``unsettled`` (``domain.unsettled``): [[lot_id, credits]], or no attribute."""
+    return [[lot_id, credits] for lot_id, credits in unsettled] or None
+
+
+def unsettled_from_stored(stored: list[list[Any]] | None) -> tuple[tuple[str, int], ...]:
+    return tuple((str(lot_id), int(credits)) for lot_id, credits in stored or [])

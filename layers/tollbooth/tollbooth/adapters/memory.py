@@ -46,6 +46,7 @@ from tollbooth.domain.errors import ChangeTooLarge, StorageUnavailable, StoreBus
 from tollbooth.domain.expiry import ExpiryIndexing
 from tollbooth.domain.hold_state import DueHold, Hold, newest_holds
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Mutation, Slice
+from tollbooth.domain.unsettled import draws_fit, settlement
 
 SNAPSHOT_TRIES, SNAPSHOT_BACKOFF_SECONDS = 4, 0.01  # as the Repository reads an account with slices
 MAX_ITEM_BYTES = 400 * 1024
@@ -257,6 +258,10 @@ class MemoryStore:
         with self._lock:
             self.writes += 1
         self._validate(ops)
+        if not draws_fit(mutation, now):  # as a draw's guard on its lot's item would have
+            with self._lock:
+                self.conflicts += 1
+            raise WriteConflict(VERSION)
         keys = {op.key for op in ops}
         with self._lock:
             self._meter(ops)
@@ -283,6 +288,7 @@ class MemoryStore:
         account_id = mutation.account.account_id
         pk = Keys.account(account_id)
         version = mutation.account.version
+        settled = settlement(mutation)
         account = account_item(mutation.account_after, now, self.expiry)
         slices = [(slice_item(account_id, m.after), m.before.version) for m in mutation.slice_moves]
         # A slice's consume writes its slice first, in the account's place; other slices go
@@ -292,13 +298,17 @@ class MemoryStore:
         puts = [(record_item(account_id, r, now), WriteConflict.IDEMPOTENCY_KEY) for r in mutation.records]
 
         puts += [(entry_item(account_id, entry), VERSION) for entry in mutation.entries]
-        puts += [(lot_item(pk, lot), VERSION) for lot in mutation.new_lots if lot.remaining]
         entry = mutation.entry
         if mutation.payment_reference is not None and entry is not None:
             paid = {"account_id": mutation.account.account_id, "entry_id": entry.entry_id, "seq": entry.seq}
             payment = stored_item(Keys.payment(mutation.payment_reference), Keys.PAYMENT_SK, "payment", **paid)
             puts.append((payment, WriteConflict.PAYMENT_REFERENCE))
         ops += [Operation((item["pk"], item["sk"]), "absent", meaning, item) for item, meaning in puts]
+        lots = [lot_item(pk, lot) for lot in mutation.new_lots if lot.remaining]  # remade: over unsettled credits
+        ops += [
+            Operation((i["pk"], i["sk"]), "none" if i["lot_id"] in settled.remade else "absent", VERSION, i)
+            for i in lots
+        ]
         if mutation.hold is not None:  # guarded by the status it leaves (placed: from nothing)
             item, before = hold_item(account_id, mutation.hold.after, self.expiry.shards), mutation.hold.before
             guard = "absent" if before is None else f"status:{before.status}"
@@ -311,13 +321,8 @@ class MemoryStore:
             ops += [_put_guarded(item, was) for item, was in slices]
         if mutation.intent_after is not None:  # rewritten under the account's version guard
             ops.append(Operation((pk, Keys.INTENT_SK), "none", VERSION, intent_item(pk, mutation.intent_after)))
-        updates = [(d, "draw") for d in mutation.draws] + [(t, "transfer") for t in mutation.transfers]
-        updates += [(x, "expire") for x in mutation.expirations]
         ops += [
-            Operation(
-                (pk, Keys.lot(d.lot_id)), g, VERSION, None, d.amount, d.lot_id in mutation.emptied or g == "expire"
-            )
-            for d, g in updates
+            Operation((pk, Keys.lot(w.lot_id)), w.guard, VERSION, None, w.amount, w.deletes) for w in settled.writes
         ]
         ops += [Operation((pk, Keys.lot(lot_id)), "exists", VERSION) for lot_id in mutation.warned]
         ops += [Operation((pk, Keys.lot(r.lot_id)), "return", VERSION, None, r.amount) for r in mutation.returns]

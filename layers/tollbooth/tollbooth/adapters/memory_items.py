@@ -28,11 +28,15 @@ from tollbooth.adapters.lot_attributes import (
     slice_stored,
     spills_from_stored,
     spills_stored,
+    summaries_json,
+    unsettled_from_stored,
+    unsettled_stored,
 )
 from tollbooth.domain import ids
 from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
 from tollbooth.domain.hold_state import Hold, hold_due_at
 from tollbooth.domain.ledger import Account, IdempotencyRecord, Intent, LedgerEntry, Lot, Slice
+from tollbooth.domain.unsettled import as_read
 
 Item = dict[str, Any]
 
@@ -57,9 +61,12 @@ def account_from_item(
     """The account as its item holds it; without ``lots``, its lots are the expiring summary
     (the sweep's view, which also says when the lots beyond the summary are due)."""
     view = lots is None
+    unsettled = unsettled_from_stored(json.loads(item.get("unsettled", "null")))
     if lots is None:
         summaries = json.loads(item.get("expiring_lots", "[]"))
         lots = tuple(lot_from_summary(summary) for summary in summaries)
+    else:
+        lots = as_read(lots, unsettled)
     counts: dict[str, Any] = {name: item[name] for name in ACCOUNT_PLAIN}
     return Account(
         **counts,
@@ -77,6 +84,7 @@ def account_from_item(
         holds=hold_refs_from_stored(json.loads(item.get("holds", "null"))),
         disputed=tuple(json.loads(item.get("disputed", "[]"))),
         clawing=claims_from_stored(json.loads(item.get("clawing", "null"))),
+        unsettled=unsettled,
     )
 
 
@@ -108,6 +116,7 @@ def account_escrow(account: Account) -> dict[str, Any]:
         "holds": None if not account.holds else json.dumps(hold_refs_stored(account.holds)),
         "disputed": json.dumps(list(account.disputed)) if account.disputed else None,
         "clawing": None if (claims := claims_stored(account.clawing)) is None else json.dumps(claims),
+        "unsettled": None if (owed := unsettled_stored(account.unsettled)) is None else summaries_json(owed),
     }
 
 

@@ -6,7 +6,8 @@ DynamoDB transaction guarded by the account's version; nothing here does I/O.
 Invariants (checked by the tests):
 * every lot has 0 < remaining <= granted: a lot leaves the account with its last credit
   (its terms live on in the ledger entry that granted it), so loading an account reads
-  only what can still be spent or written off, however long its history;
+  only what can still be spent or written off (and at most 2 items of lots drawn to zero
+  whose deletion waits, ``domain.unsettled``), however long its history;
 * account.balance == sum(lot.remaining) + held - intent.owed - arrears (``held``: what
   open holds took out of the lots, ``domain.holds``)
   == granted + adjusted + reversed - consumed - expired - clawed_back - voided - escrowed:
@@ -28,7 +29,9 @@ from tollbooth.domain import ids
 from tollbooth.domain.claim_state import Claim
 from tollbooth.domain.hold_state import HoldChange, HoldRef, with_hold
 from tollbooth.domain.outbox_state import Spill, SpillRef, with_spills
+from tollbooth.domain.period_state import PlanPeriod, with_periods
 from tollbooth.domain.slice_state import Escrow, Slice, SliceMove, escrow_change, with_slices
+from tollbooth.domain.unsettled import unsettled_after
 
 LotSource = Literal["purchase", "bonus", "promotional", "adjustment", "allowance", "rollover"]
 EntryKind = Literal[
@@ -125,16 +128,6 @@ class Draw:
 
 
 @dataclass(frozen=True)
-class PlanPeriod:
-    """The latest allowance period a plan granted: kept on the account, so that a period's
-    end outlives the lot that carried it (a spent allowance still defines the period)."""
-
-    plan_id: str
-    granted_at: int
-    ends_at: int
-
-
-@dataclass(frozen=True)
 class Intent:
     """Lot changes a committed mutation still owes: the one exception to one transaction per
     mutation (``domain.intents``). The entry, the totals and the idempotency records are
@@ -193,6 +186,7 @@ class Account:
     # are: credits that come back from a hold into such a lot come back frozen.
     disputed: tuple[str, ...] = ()
     clawing: tuple[Claim, ...] = ()  # what refunds and voids still claim (``domain.claims``)
+    unsettled: tuple[tuple[str, int], ...] = ()  # the store's own: lots' credits spent, their items unwritten
 
     @property
     def held(self) -> int:
@@ -385,15 +379,5 @@ class Mutation:
             clawing=self.account.clawing if self.clawing is None else self.clawing,
             pending_events=self.account.pending_events if self.pending_events is None else self.pending_events,
             spilled=with_spills(self.account.spilled, self.spill, self.unspilled),
+            unsettled=unsettled_after(self),
         )
-
-
-def with_periods(periods: tuple[PlanPeriod, ...], new_lots: tuple[Lot, ...]) -> tuple[PlanPeriod, ...]:
-    """The latest period of each plan, once ``new_lots`` are granted."""
-    latest = {period.plan_id: period for period in periods}
-    for lot in new_lots:
-        if lot.source == "allowance" and lot.plan_id is not None and lot.expires_at is not None:
-            known = latest.get(lot.plan_id)
-            if known is None or lot.expires_at > known.ends_at:
-                latest[lot.plan_id] = PlanPeriod(lot.plan_id, lot.created_at, lot.expires_at)
-    return tuple(latest[plan_id] for plan_id in sorted(latest))

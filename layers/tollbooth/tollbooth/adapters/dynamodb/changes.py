@@ -13,32 +13,36 @@ from tollbooth.adapters.dynamodb.items import IdempotencyItem, IntentItem, LotIt
 from tollbooth.adapters.keys import Keys
 from tollbooth.app.ports import WriteConflict
 from tollbooth.domain.ledger import Mutation
+from tollbooth.domain.unsettled import Settlement
 
 Puts = list[tuple[Model, Any, str]]
 Updates = list[tuple[Model, list[Any], Any]]
 Deletes = list[tuple[Model, Any]]
 
 
-def lot_changes(mutation: Mutation, now: int) -> tuple[Updates, Deletes]:
-    """Each lot the mutation changes, with its guard: a draw only from what is left of an
-    unexpired lot; a rollover's transfer (or an intent's owed draw) from a lot that may have
-    just expired; a write-off of exactly what is left, once the lot has expired; a warning
-    flag. A change that takes a lot's last credit deletes it, guarded by exactly what is
-    left. An intent the mutation finishes is deleted."""
+def lot_changes(mutation: Mutation, settled: Settlement, now: int) -> tuple[Updates, Deletes]:
+    """Each lot item the mutation changes (``adapters.unsettled``: a draw is kept on the
+    account item until the lot's item is written anyway), with its guard: a draw only from
+    what is left of an unexpired lot; a rollover's transfer (or an intent's owed draw) from
+    a lot that may have just expired; a write-off of exactly what is left, once the lot has
+    expired; a warning flag. A change that takes a lot's last credit deletes it, guarded by
+    exactly what is left. An intent the mutation finishes is deleted."""
     pk = Keys.account(mutation.account.account_id)
-    unexpired = LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now)
-    moves = [(d, unexpired) for d in mutation.draws] + [(t, None) for t in mutation.transfers]
-    moves += [(x, LotItem.expires_at <= now) for x in mutation.expirations]
+    guards = {
+        "draw": LotItem.expires_at.does_not_exist() | (LotItem.expires_at > now),
+        "transfer": None,
+        "expire": LotItem.expires_at <= now,
+    }
     updates: list[tuple[Model, list[Any], Any]] = []
     deletes: list[tuple[Model, Any]] = []
-    for move, when in moves:
-        lot = LotItem(pk, Keys.lot(move.lot_id))
-        if move.lot_id in mutation.emptied or move in mutation.expirations:
-            exact = LotItem.remaining == move.amount
+    for write in settled.writes:
+        lot, when = LotItem(pk, Keys.lot(write.lot_id)), guards[write.guard]
+        if write.deletes:
+            exact = LotItem.remaining == write.amount
             deletes.append((lot, exact if when is None else exact & when))
         else:
-            enough = LotItem.remaining >= move.amount
-            updates.append((lot, [LotItem.remaining.add(-move.amount)], enough if when is None else enough & when))
+            enough = LotItem.remaining >= write.amount
+            updates.append((lot, [LotItem.remaining.add(-write.amount)], enough if when is None else enough & when))
     updates += [
         (LotItem(pk, Keys.lot(lot_id)), [LotItem.warned.set(True)], LotItem.pk.exists()) for lot_id in mutation.warned
     ]

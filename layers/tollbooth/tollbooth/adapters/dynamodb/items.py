@@ -40,11 +40,14 @@ from tollbooth.adapters.lot_attributes import (
     spills_from_stored,
     spills_stored,
     summaries_json,
+    unsettled_from_stored,
+    unsettled_stored,
 )
 from tollbooth.domain import ids
 from tollbooth.domain.expiry import ExpiryIndexing, expiry_summary
 from tollbooth.domain.hold_state import Hold, hold_due_at
 from tollbooth.domain.ledger import Account, Intent, LedgerEntry, Lot, Slice
+from tollbooth.domain.unsettled import as_read
 
 
 class ExpiryIndex(GlobalSecondaryIndex["TableItem"]):
@@ -85,8 +88,9 @@ class TableItem(Model):
         return super()._get_connection()
 
 
-class SummariesAttribute(JSONAttribute):
-    """The account item's lot summaries, as compact as ``summaries_json`` writes them."""
+class CompactJSONAttribute(JSONAttribute):
+    """JSON without spaces after its separators (``summaries_json``), as the twin stores it:
+    the account item's lot summaries and unsettled credits count against its 1 KB."""
 
     def serialize(self, value: Any) -> str | None:
         return None if value is None else summaries_json(value)
@@ -106,7 +110,7 @@ class AccountItem(TableItem, discriminator="account"):
     voided = NumberAttribute(null=True)  # absent until a void
     reversed = NumberAttribute(null=True)  # absent until a reversal
     updated_at = NumberAttribute()
-    expiring_lots = SummariesAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
+    expiring_lots = CompactJSONAttribute(null=True)  # the soonest-due live expiring lots, for the sweep
     unsummarized = NumberAttribute(null=True)  # when the live expiring lots beyond it are next due
     pending_events = JSONAttribute(null=True)  # the outbox
     spilled = JSONAttribute(null=True)  # older events moved to items of their own: [[key, events]]
@@ -117,6 +121,9 @@ class AccountItem(TableItem, discriminator="account"):
     holds = JSONAttribute(null=True)  # its open holds: [[hold_id, credits, expires_at]]
     disputed = JSONAttribute(null=True)  # lots of payments under an open dispute: [lot_id]
     clawing = JSONAttribute(null=True)  # what refunds and voids still claim: [[lot_id, owed, kind, expires_at]]
+    unsettled = CompactJSONAttribute(
+        null=True
+    )  # credits spent from lots whose items still hold them: [[lot_id, credits]]
 
 
 class LotItem(TableItem, discriminator="lot"):
@@ -297,8 +304,11 @@ def account_from_item(
     """The account as its item holds it; without ``lots``, its lots are the expiring summary
     (the sweep's view, which also says when the lots beyond the summary are due)."""
     view = lots is None
+    unsettled = unsettled_from_stored(item.unsettled)
     if lots is None:
         lots = tuple(lot_from_summary(summary) for summary in item.expiring_lots or [])
+    else:
+        lots = as_read(lots, unsettled)
     return Account(
         account_id=item.account_id,
         version=int(item.version),
@@ -324,6 +334,7 @@ def account_from_item(
         holds=hold_refs_from_stored(item.holds),
         disputed=tuple(item.disputed or ()),
         clawing=claims_from_stored(item.clawing),
+        unsettled=unsettled,
     )
 
 
@@ -358,6 +369,7 @@ def account_item(expiry: ExpiryIndexing, account: Account, now: int) -> AccountI
         holds=hold_refs_stored(account.holds),
         disputed=list(account.disputed) or None,
         clawing=claims_stored(account.clawing),
+        unsettled=unsettled_stored(account.unsettled),
         expiry_shard=None if due is None else Keys.expiry_shard(account.account_id, expiry.shards),
         next_due_at=due,
     )

@@ -41,14 +41,13 @@ from tollbooth.adapters.dynamodb.items import (
     slice_item,
 )
 from tollbooth.adapters.keys import Keys
-from tollbooth.adapters.lot_attributes import (
-    hold_from_stored,
-)
+from tollbooth.adapters.lot_attributes import hold_from_stored
 from tollbooth.app.ports import LedgerPage, PaymentRecord, WriteConflict
 from tollbooth.domain.errors import StorageUnavailable
 from tollbooth.domain.expiry import ExpiryIndexing
 from tollbooth.domain.hold_state import DueHold, Hold, newest_holds
 from tollbooth.domain.ledger import Account, IdempotencyRecord, LedgerEntry, Lot, Mutation, Slice
+from tollbooth.domain.unsettled import Settlement, draws_fit, settlement
 
 # Each DynamoDB call gives up within (connect + read) x attempts = 8 s, inside the
 # functions' 10 s timeout (PynamoDB's defaults, 15 s + 30 s x 4, would outlast it): a stuck
@@ -303,8 +302,11 @@ class Repository:
 
     def apply(self, mutation: Mutation, now: int) -> None:
         """Write a mutation all-or-nothing, guarded by the account version it was computed from."""
-        puts = self._puts(mutation, now)
-        updates, deletes = lot_changes(mutation, now)
+        if not draws_fit(mutation, now):  # as a draw's guard on its lot's item would have
+            raise WriteConflict(VERSION)
+        settled = settlement(mutation)
+        puts = self._puts(mutation, settled, now)
+        updates, deletes = lot_changes(mutation, settled, now)
         updates += payment_changes(mutation)
         spilled, published = spill_changes(mutation)  # after the records, whose keys a conflict names
         puts, deletes = puts + spilled, deletes + published
@@ -327,7 +329,7 @@ class Repository:
         except PynamoDBException as error:
             raise StorageUnavailable("the ledger store failed; retry the request") from error
 
-    def _puts(self, mutation: Mutation, now: int) -> list[tuple[Model, Any, str]]:
+    def _puts(self, mutation: Mutation, settled: Settlement, now: int) -> list[tuple[Model, Any, str]]:
         """Each item the mutation puts, with the guard it must pass and what a failure of that
         guard means: the account (or, for a slice's consume, the slice) first, then the
         idempotency records (so that a conflict names the keys already used), the entries,
@@ -356,8 +358,10 @@ class Repository:
             )
             puts.append((item, IdempotencyItem.pk.does_not_exist(), WriteConflict.IDEMPOTENCY_KEY))
         puts += [(ledger_item(account_id, e), LedgerItem.pk.does_not_exist(), VERSION) for e in mutation.entries]
+        remade = settled.remade  # over an item holding only unsettled credits
+        lots = [lot for lot in mutation.new_lots if lot.remaining]
         puts += [
-            (lot_item(pk, lot), LotItem.pk.does_not_exist(), VERSION) for lot in mutation.new_lots if lot.remaining
+            (lot_item(pk, lot), None if lot.lot_id in remade else LotItem.pk.does_not_exist(), VERSION) for lot in lots
         ]
         if not mutation.spend:
             puts += slices
