@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from tollbooth import bootstrap
+from tollbooth.domain import unsettled
 from tollbooth.domain.ledger import Account, Draw, Lot, Mutation
 from tollbooth.domain.unsettled import LotWrite, as_read, draws_fit, settlement
 
@@ -53,3 +57,19 @@ def test_draws_fit_what_each_lot_holds_summed_and_only_before_it_expires() -> No
     assert not draws_fit(Mutation(account, draws=(Draw("l1", 6), Draw("l1", 5))), NOW)
     assert not draws_fit(Mutation(account, draws=(Draw("l1", 1),)), NOW + 5)
     assert not draws_fit(Mutation(account, draws=(Draw("ghost", 1),)), NOW)
+
+
+def test_the_deployed_setting_sets_the_limit_for_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # UNSETTLED_LOTS=0 while a running version ignores unsettled credits (docs/operations.md)
+    monkeypatch.setenv("TABLE_NAME", "ledger")
+    monkeypatch.setenv("UNSETTLED_LOTS", "0")
+    monkeypatch.setattr(unsettled, "LIMIT", unsettled.LIMIT)  # put back afterwards
+    bootstrap.reset()
+    try:
+        bootstrap.get_service()
+    finally:
+        bootstrap.reset()
+    assert unsettled.LIMIT == 0
+    account = Account("a", lots=(lot("l1", 5),), unsettled=(("gone", 4),))
+    settled = settlement(Mutation(account, draws=(Draw("l1", 2),)))
+    assert settled.unsettled == () and len(settled.writes) == 2

@@ -21,6 +21,7 @@ from tests.support.ledger import (
 )
 from tollbooth.adapters.memory import MemoryStore
 from tollbooth.adapters.memory_items import item_size
+from tollbooth.app.idempotency import Idempotency
 from tollbooth.app.ingestion import UsageIngestor
 from tollbooth.app.ports import WriteConflict
 from tollbooth.app.service import LedgerService
@@ -29,8 +30,15 @@ from tollbooth.app.writes import Writes
 from tollbooth.contracts.usage import message_body
 from tollbooth.domain import clock as clocks
 from tollbooth.domain.catalog import load_history
-from tollbooth.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InsufficientCredits, StorageUnavailable
+from tollbooth.domain.errors import (
+    ConcurrentUpdate,
+    IdempotencyKeyReused,
+    InsufficientCredits,
+    StorageUnavailable,
+    StoreBusy,
+)
 from tollbooth.domain.expiry import ExpiryIndexing
+from tollbooth.domain.holds import HoldRequest
 from tollbooth.domain.ledger import Account, Lot, Mutation
 
 NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
@@ -275,6 +283,39 @@ def test_draws_a_crashed_writer_owes_are_applied_before_anything_else(clock: Clo
     assert words(ledger, "a", 1, "last").status_code == 200
     account = store.load_account("a")
     assert account.intent is None and account.lots == () and account.balance == 0
+    assert_conserved(store, "a")
+
+
+class RollForwardThrottled(MemoryStore):
+    """The first roll-forward of an intent is throttled: the debit is committed, its draws owed."""
+
+    throttling = True
+
+    def apply(self, mutation: Mutation, now: int) -> None:
+        if self.throttling and mutation.account.intent is not None:
+            self.throttling = False
+            raise StoreBusy("the partition is busy")
+        super().apply(mutation, now)
+
+
+def test_a_change_whose_intent_is_left_owed_is_followed_from_a_fresh_read(clock: Clock) -> None:
+    # Given a container that publishes a request's events right after it, on a store of
+    # 10-item transactions whose first roll-forward is throttled
+    store = RollForwardThrottled(expiry=INDEXING, max_transaction_items=10)
+    events = Recorder()
+    ledger = ledger_over(store, clock, publisher=events)
+    for n in range(12):
+        grant(ledger, "a", 10, f"g{n}", expires_at=NOW + (n + 1) * DAY)
+    # When a hold takes 115 credits of the 12 lots (its draws owed past the first transaction)
+    asked = HoldRequest(None, None, {}, 115_000, 3600)
+    assert ledger.holds.place("a", asked, Idempotency.of("h1", "hold", "a", {})).status_code == 201
+    # Then its event went out from the account read afresh, which rolled the intent forward
+    # first (the planned after-state describes steps not yet written, at the first one's version)
+    account = store.load_account("a")
+    assert account.intent is None and len(events.ids("hold.placed")) == 1
+    assert_conserved(store, "a")
+    # And the account takes the next change
+    assert words(ledger, "a", 5, "after").status_code == 200
     assert_conserved(store, "a")
 
 

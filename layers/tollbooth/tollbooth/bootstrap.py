@@ -90,8 +90,10 @@ def get_store() -> Repository:
 def get_service() -> LedgerService:
     from tollbooth.app.service import LedgerService
     from tollbooth.domain.catalog import load_history
+    from tollbooth.domain.unsettled import keep_at_most
 
     settings = get_settings()
+    keep_at_most(settings.unsettled_lots)
     return LedgerService(
         get_store(),
         load_history(),

@@ -37,6 +37,9 @@ class Settings(BaseModel):
     # Escrow slices a contended account's consumes spread over (0: none; see domain.slices).
     # More slices than concurrent containers keeps them apart; each costs a read of the balance.
     hot_account_slices: int = Field(default=32, ge=0, le=64)
+    # Lots whose draws the account item keeps before their items are written (domain.unsettled;
+    # 0: every draw written on its lot, the way to deploy this over a version that ignores them).
+    unsettled_lots: int = Field(default=2, ge=0, le=4)
     # Items DynamoDB accepts in one transaction (100; older DynamoDB Local builds take 10).
     max_transaction_items: int = Field(default=100, ge=10, le=100)
 
@@ -62,6 +65,7 @@ class Settings(BaseModel):
             "usage_max_receives": "USAGE_MAX_RECEIVES",
             "max_transaction_items": "MAX_TRANSACTION_ITEMS",
             "hot_account_slices": "HOT_ACCOUNT_SLICES",
+            "unsettled_lots": "UNSETTLED_LOTS",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})
         roles = env.get("CREDIT_ISSUER_ROLES", "")

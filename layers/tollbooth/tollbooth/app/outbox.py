@@ -74,7 +74,7 @@ class AfterCommit:
         after = mutation.pending_events
         if mutation.spill is None and (after is None or len(after) <= len(mutation.account.pending_events)):
             return  # the request added no event (what was left before waits for the sweep)
-        self.empty(account_id, mutation.account_after if whole else None)
+        self.empty(account_id, written.after if whole else None)
 
     def empty(self, account_id: str, account: Account | None) -> None:
         """Publish the account's outbox and empty it, from ``account`` as a commit left it

@@ -158,8 +158,9 @@ class ExpirySweeper:
             return warn(account, warnings[: max(1, self.repository.max_transaction_items - 1)], now)
         return self._flush(account, now)
 
-    def _settle(self, account: Account, report: SweepReport) -> None:
+    def _settle(self, due: Account, report: SweepReport) -> None:
         report.accounts += 1
+        account: Account | None = due  # as the last step left it (None: read it afresh)
 
         def conflicted(_: WriteConflict) -> bool:  # a debit (or another sweep) changed the account
             report.conflicts += 1
@@ -168,7 +169,7 @@ class ExpirySweeper:
         try:
             while True:
                 written = self.writes.write(
-                    account.account_id,
+                    due.account_id,
                     self._next_step,
                     on_conflict=conflicted,
                     start=account,
@@ -177,17 +178,17 @@ class ExpirySweeper:
                 if written is None:
                     return
                 _count(report, written.mutation)
-                account = written.mutation.account_after
+                account = written.after
         except ConcurrentUpdate:
             logger.warning(
-                "expiry left for the next run: the account stayed busy", extra={"account_id": account.account_id}
+                "expiry left for the next run: the account stayed busy", extra={"account_id": due.account_id}
             )
             report.failures += 1
-            report.outbox_backlog += unpublished(account)
+            report.outbox_backlog += unpublished(account or due)
         except Exception:  # storage, publishing, or a surprise: this account waits, the rest go on
-            logger.exception("expiry left for the next run", extra={"account_id": account.account_id})
+            logger.exception("expiry left for the next run", extra={"account_id": due.account_id})
             report.failures += 1
-            report.outbox_backlog += unpublished(account)
+            report.outbox_backlog += unpublished(account or due)
 
     def _settle_hold(self, due: DueHold, report: SweepReport) -> None:
         """A hold of a slice's: publish its events, then (once it is past its expiry and

@@ -109,7 +109,7 @@ class UsageCharges:
             return outcomes, None
         for index, record, charge in included:
             outcomes[index] = UsageOutcome(record.event_id, "charged", None, charge.amount)
-        return outcomes, written.mutation.account_after
+        return outcomes, written.after
 
     def _earlier(self, account_id: str, record: UsageRecord) -> UsageOutcome | None:
         first = self.store.find_idempotency_record(account_id, usage_key(record.event_id))

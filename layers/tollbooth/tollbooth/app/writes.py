@@ -78,8 +78,12 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Written:
-    mutation: Mutation
+    mutation: Mutation  # as planned (a debit too wide for one transaction commits in steps)
     now: int  # the instant the plan computed it for
+    # The account as committed, which a next write may start from; None when an intent's
+    # roll-forward is left unfinished (the account must be read afresh: ``mutation``'s own
+    # after-state describes steps not yet written, at the version of the first one).
+    after: Account | None
 
 
 @dataclass(frozen=True)
@@ -189,8 +193,8 @@ class Writes:
                 if isinstance(failed, StoreBusy):
                     raise
                 break
-            self._committed(first, mutation, known_as if remember else None)
-            return Written(mutation, now)
+            after = self._committed(first, mutation, known_as if remember else None)
+            return Written(mutation, now, after)
         raise ConcurrentUpdate(busy)
 
     def _to_recall(self, account: Account, pool: bool, wanted: frozenset[int]) -> list[int]:
@@ -199,13 +203,15 @@ class Writes:
         now = self._now()
         return [e.index for e in account.escrow if (pool or e.index in wanted) and not _idle(account, e, now)]
 
-    def _committed(self, first: Mutation, mutation: Mutation, known_as: str | None) -> None:
+    def _committed(self, first: Mutation, mutation: Mutation, known_as: str | None) -> Account | None:
+        """The account as committed (None: an intent left unfinished), remembered as ``known_as``."""
         audit.committed(mutation)
         # Committed. The draws an intent still owes are applied now; should that fail, the
         # next writer or the sweep finishes them.
-        finished = first.intent_after is None or self._finish_committed(first.account_after)
-        if known_as is not None and finished:
-            self._known.put(known_as, mutation.account_after)
+        after = first.account_after if first.intent_after is None else self._finish_committed(first.account_after)
+        if known_as is not None and after is not None:
+            self._known.put(known_as, after)
+        return after
 
     def _retry(
         self,
@@ -265,13 +271,14 @@ class Writes:
         audit.committed(step)
         return step.account_after
 
-    def _finish_committed(self, account: Account) -> bool:
-        """Roll forward the intent of a mutation just committed: whether it is finished. A
-        failure here is not the caller's: the next writer or the sweep finishes it."""
+    def _finish_committed(self, account: Account) -> Account | None:
+        """Roll forward the intent of a mutation just committed: the account once it is
+        finished, or None. A failure here is not the caller's: the next writer or the sweep
+        finishes it."""
         try:
-            return self._finish(account) is not None
+            return self._finish(account)
         except StorageUnavailable:
-            return False
+            return None
 
     def _finish(self, account: Account) -> Account | None:
         """Roll the account's intent forward to the end: the account after it, or None when

@@ -61,6 +61,13 @@ class Settlement:
     unsettled: Unsettled  # the account item's, afterwards
 
 
+def keep_at_most(lots: int) -> None:
+    """Set ``LIMIT`` for this process (the composition root's, from ``Settings.unsettled_lots``).
+    0 while any running version ignores unsettled credits: see docs/operations.md."""
+    global LIMIT
+    LIMIT = lots
+
+
 def settlement(mutation: Mutation, limit: int | None = None) -> Settlement:
     """How ``mutation``'s draws, transfers and write-offs reach the lots' items."""
     limit = LIMIT if limit is None else limit
