@@ -31,21 +31,6 @@ NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
 DAY = 86_400_000
 
 
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock.at(NOW)
-
-
-@pytest.fixture
-def ledger(store: MemoryStore, clock: Clock) -> LedgerService:
-    return ledger_over(store, clock)
-
-
 def place(
     ledger: LedgerService, key: str, credits: int | None = None, words: int | None = None, ttl: int = 900
 ) -> Outcome:

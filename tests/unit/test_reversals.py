@@ -44,21 +44,6 @@ NOW = clocks.from_datetime(datetime(2027, 2, 1, tzinfo=UTC))
 DAY = 86_400_000
 
 
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock.at(NOW)
-
-
-@pytest.fixture
-def ledger(store: MemoryStore, clock: Clock) -> LedgerService:
-    return ledger_over(store, clock)
-
-
 def reverse(
     ledger: LedgerService, entry_id: str, key: str, credits: int | None = None, event_id: str | None = None
 ) -> Outcome:

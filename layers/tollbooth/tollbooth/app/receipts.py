@@ -143,6 +143,7 @@ def with_reversal_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
         reversed_total=format_credits(details["reversed_total"]),
         charged=format_credits(details["charged"]),
         arrears_reduced=format_credits(details["arrears_reduced"]),
+        arrears_paid=format_credits(details.get("arrears_paid", 0)),
         written_off=format_credits(details["written_off"]),
         returned=[DrawView(lot_id=d["lot_id"], amount=format_credits(d["amount"])) for d in details["draws"]],
         balance=format_credits(mutation.account_after.balance),
@@ -183,6 +184,7 @@ def with_capture_receipt(mutation: Mutation, idem: Idempotency) -> Mutation:
         hold_id=details["hold_id"],
         entry_id=entry.entry_id,
         **{name: format_credits(details[name]) for name in ("captured", "from_hold", "unpaid", "released")},
+        arrears_paid=format_credits(details.get("arrears_paid", 0)),
         written_off=format_credits(details["written_off"]),
         balance=None if mutation.spend or after.escrow else format_credits(after.balance),
     ).model_dump(mode="json")
@@ -205,6 +207,7 @@ def with_release_receipt(
         changed=entry is not None,
         entry_id=None if entry is None else entry.entry_id,
         released=format_credits(details.get("released", 0)),
+        arrears_paid=format_credits(details.get("arrears_paid", 0)),
         written_off=format_credits(details.get("written_off", 0)),
         available=_available(after, now, on_slice),
     ).model_dump(mode="json")

@@ -84,6 +84,7 @@ class CaptureResponse(Contract):
     from_hold: CreditsOut = Field(description="Of them, what the hold paid")
     unpaid: CreditsOut = Field(description="Of them, what no credits could pay: now arrears (the work was done)")
     released: CreditsOut = Field(description="What the hold held beyond the charge, back in its lots")
+    arrears_paid: CreditsOut = Field(description="What it held beyond the charge that paid the arrears first")
     written_off: CreditsOut = Field(description="What it held of lots expired meanwhile: written off")
     balance: CreditsOut | None = Field(description=WHOLE_ONLY)
 
@@ -94,6 +95,7 @@ class ReleaseResponse(Contract):
     changed: bool = Field(description="Whether this request released it (false: it was released or expired)")
     entry_id: str | None
     released: CreditsOut = Field(description="Credits back in their lots")
+    arrears_paid: CreditsOut = Field(description="Credits it held that paid the arrears first")
     written_off: CreditsOut = Field(description="What it held of lots expired meanwhile: written off")
     available: CreditsOut | None = Field(description=WHOLE_ONLY)
 

@@ -189,6 +189,7 @@ class ReversalResponse(Contract):
     reversed_total: CreditsOut = Field(description="Credits given back of the charge so far, this reversal included")
     charged: CreditsOut = Field(description="Credits the charge took")
     arrears_reduced: CreditsOut = Field(description="Of them, what reduced the arrears the charge had added")
+    arrears_paid: CreditsOut = Field(description="Of them, what paid arrears the account owed otherwise")
     written_off: CreditsOut = Field(description="Of them, what went back to lots expired since: written off at once")
     returned: list[DrawView] = Field(description="The lots the credits went back into (expired ones aside)")
     balance: CreditsOut

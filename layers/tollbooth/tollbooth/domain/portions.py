@@ -5,7 +5,9 @@ A portion goes back into its lot while the lot still holds credits, or into the 
 again from its terms once it has left the store; a portion of a lot whose expiry has
 passed is written off at once instead, by an ``expire`` entry of its own (with its
 breakage, as the sweep would have), after the entry of the change that freed it. What a
-refund or a void still claims of its lot is taken first (``domain.claims``).
+refund or a void still claims of its lot is taken first (``domain.claims``); then, as new
+credits do (``allocation.pay_off_arrears``), what comes back pays the account's arrears,
+soonest-expiring first (never out of a disputed lot, whose credits are frozen).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tollbooth.domain.allocation import take_in_order
 from tollbooth.domain.claim_state import Claim
 from tollbooth.domain.claims import Taken, claim_entries, take_claims
 from tollbooth.domain.expiry import expire_details, expired_event
@@ -27,6 +30,7 @@ class GivenBack:
     expired: tuple[Lot, ...] = ()  # portions of lots past their expiry: written off
     taken: tuple[Taken, ...] = ()  # what claims took (``domain.claims``)
     claims: tuple[Claim, ...] | None = None  # the account's claims afterwards; None: as before
+    arrears_paid: int = 0  # what the credits coming back paid of the arrears left after claims
 
     @property
     def returned(self) -> int:
@@ -55,10 +59,14 @@ def give_back(
     expiring = sum(1 for p in portions if p.remaining > 0 and p.expires_at is not None and now >= p.expires_at)
     write_off = write_off_at_most is None or expiring <= write_off_at_most
     claimed = None
+    owed = account.arrears if arrears is None else arrears
     if account.clawing:
-        owed = account.arrears if arrears is None else arrears
         claimed = take_claims(account.clawing, portions, owed, now)
         portions = claimed.portions
+        owed -= sum(taken.amount for taken in claimed.taken if taken.kind == "debt")
+    # Only what may still be spent pays: not an expired portion, nor a disputed lot's.
+    payers = [p for p in portions if p.spendable_at(now) and p.lot_id not in account.disputed]
+    portions, paid = _paying(portions, payers, owed)
     returns, remade, expired = [], [], []
     for portion in portions:
         if portion.remaining <= 0:
@@ -70,13 +78,29 @@ def give_back(
         else:
             remade.append(replace(portion, warned=False, frozen=portion.lot_id in account.disputed))
     if claimed is None:
-        return GivenBack(tuple(returns), tuple(remade), tuple(expired))
-    return GivenBack(tuple(returns), tuple(remade), tuple(expired), claimed.taken, claimed.claims)
+        return GivenBack(tuple(returns), tuple(remade), tuple(expired), arrears_paid=paid)
+    return GivenBack(tuple(returns), tuple(remade), tuple(expired), claimed.taken, claimed.claims, paid)
+
+
+def _paying(portions: tuple[Lot, ...], payers: list[Lot], arrears: int) -> tuple[tuple[Lot, ...], int]:
+    """``portions`` less what ``payers`` (some of them) pay of ``arrears``, soonest-expiring
+    first; and what they paid."""
+    if arrears <= 0 or not payers:
+        return portions, 0
+    draws, left = take_in_order(payers, arrears)
+    paid = {draw.lot_id: draw.amount for draw in draws}
+    return tuple(replace(p, remaining=p.remaining - paid.pop(p.lot_id, 0)) for p in portions), arrears - left
 
 
 def with_taken(mutation: Mutation, back: GivenBack, now: int) -> Mutation:
-    """``mutation`` (the change that gave ``back`` credits) with the entries of what claims
-    took of them, after its own, and the claims left."""
+    """``mutation`` (the change that gave ``back`` credits) with the arrears they paid (in its
+    entry's ``arrears_paid``), the entries of what claims took of them, after its own, and
+    the claims left."""
+    if back.arrears_paid:
+        first, *rest = mutation.entries
+        noted = replace(first, details={**first.details, "arrears_paid": back.arrears_paid})
+        arrears = mutation.arrears_change - back.arrears_paid
+        mutation = replace(mutation, entries=(noted, *rest), arrears_change=arrears)
     if back.claims is None:
         return mutation
     account = mutation.account
