@@ -27,6 +27,9 @@ def _run(args: argparse.Namespace) -> int:
     from tollbooth_local.stack import LocalStack
 
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C too, even when started with SIGINT ignored (as a non-interactive shell starts a
+    # background job, and its children inherit): Python only handles SIGINT it finds unset.
+    signal.signal(signal.SIGINT, _interrupt)
     dynamodb = stack = None
     try:
         dynamodb_url = os.environ.get("DYNAMODB_ENDPOINT") or None

@@ -24,11 +24,12 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def local_stack(state_dir: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], Api]]:
-    """`python -m tollbooth_local run` in its own process group, as a terminal would start it."""
+    """`python -m tollbooth_local run` in its own process group, started with SIGINT ignored
+    as a background job is: Ctrl-C reaching its group must stop it all the same."""
     port = free_port()
     environment = {**os.environ, "PORT": str(port), **env}
     environment.pop("DYNAMODB_ENDPOINT", None)
-    process, api = start_local_stack(state_dir, environment, timeout=90)
+    process, api = start_local_stack(state_dir, environment, timeout=90, background=True)
     try:
         yield process, api
     finally:

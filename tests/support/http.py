@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -87,9 +88,13 @@ def wait_for_ready(process: subprocess.Popen[str], timeout: float) -> str:
     return next(line for line in lines if "ready at" in line)
 
 
-def start_local_stack(state_dir: Path, env: dict[str, str], timeout: float) -> tuple[subprocess.Popen[str], Api]:
+def start_local_stack(
+    state_dir: Path, env: dict[str, str], timeout: float, *, background: bool = False
+) -> tuple[subprocess.Popen[str], Api]:
     """`python -m tollbooth_local run` in a process group of its own, as a terminal starts it,
-    once it says it is ready; the caller stops it."""
+    once it says it is ready; the caller stops it. ``background``: with SIGINT ignored, as a
+    non-interactive shell starts a background job (CI's, say)."""
+    ignored = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
     process = subprocess.Popen(
         [sys.executable, "-m", "tollbooth_local", "--state-dir", str(state_dir), "run"],
         cwd=REPO_ROOT,
@@ -98,6 +103,7 @@ def start_local_stack(state_dir: Path, env: dict[str, str], timeout: float) -> t
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=ignored,
     )
     wait_for_ready(process, timeout=timeout)
     endpoints = json.loads((state_dir / "endpoints.json").read_text())
